@@ -1,0 +1,214 @@
+//! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6, OIDC Core §3.1.3).
+
+use super::{GrantContext, TokenResponse, new_access_token, store_failed};
+use crate::clock::rfc3339;
+use crate::id_token::{self, IdTokenInput};
+use crate::model::{Client, CodeRecord, GrantType, IssuedTokens, RefreshTokenRecord};
+use crate::pkce::{CodeVerifier, s256};
+use crate::redirect_uri;
+use crate::rejection::{Reason, Rejection};
+use crate::scope::{self, Scope};
+use crate::store::Redemption;
+use crate::tokens::{self, Defect, Secret, SecretKind, fingerprint, hash_secret};
+
+/// Exchanges a code for tokens. Every rule is checked before the atomic redemption, and the
+/// tokens are stored in the same transaction that marks the code redeemed.
+pub async fn exchange(
+    ctx: &GrantContext<'_>,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<TokenResponse, Rejection> {
+    let record = find_code(ctx, code).await?;
+
+    // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
+    // confidential client, or if the client is public, ensure that the code was issued to
+    // "client_id" in the request". Checked first: nothing about another client's code is told.
+    if record.client_id != client.id {
+        return Err(Rejection::new(Reason::CodeIssuedToOtherClient)
+            .with("client_id", client.id.clone())
+            .with_detail("issued_to", record.client_id.clone()));
+    }
+
+    // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
+    // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
+    // issued based on that authorization code."
+    if let Some(redeemed_at) = record.redeemed_at {
+        return Err(already_redeemed(ctx, &record, redeemed_at, record.redeemed_trace.clone()).await);
+    }
+
+    if ctx.now >= record.expires_at {
+        return Err(Rejection::new(Reason::CodeExpired)
+            .with("issued_at", rfc3339(record.issued_at))
+            .with("expired_at", rfc3339(record.expires_at))
+            .with("server_time", rfc3339(ctx.now))
+            .with("lifetime_seconds", record.expires_at - record.issued_at)
+            .with("late_by_seconds", ctx.now - record.expires_at));
+    }
+
+    check_redirect_uri(&record, redirect_uri)?;
+    check_pkce(ctx, &record, code_verifier).await?;
+
+    let user = ctx.store.user(&record.user_id).await.map_err(store_failed)?;
+    match user {
+        None => return Err(Rejection::new(Reason::UserUnknown)),
+        Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_detail("username", u.username)),
+        Some(_) => {}
+    }
+
+    let granted = Scope::from_stored(&record.scope);
+    let (access, access_record) = new_access_token(ctx, &record.grant_id, &client.id, Some(&record.user_id), &record.scope)?;
+    let wants_refresh = client.may_use(GrantType::RefreshToken)
+        && (granted.contains(scope::OFFLINE_ACCESS) || client.always_issue_refresh_token);
+    let refresh = if wants_refresh {
+        let secret = Secret::generate(SecretKind::RefreshToken).map_err(|_| Rejection::internal())?;
+        let rec = RefreshTokenRecord {
+            hash: secret.hash.clone(),
+            grant_id: record.grant_id.clone(),
+            client_id: client.id.clone(),
+            user_id: record.user_id.clone(),
+            scope: record.scope.clone(),
+            auth_time: record.auth_time,
+            issued_at: ctx.now,
+            expires_at: ctx.now + ctx.settings.refresh_token_lifetime,
+            rotated_at: None,
+            rotated_trace: None,
+            revoked_at: None,
+            issued_trace: ctx.trace.to_string(),
+        };
+        Some((secret, rec))
+    } else {
+        None
+    };
+    let id_token = if granted.contains(scope::OPENID) {
+        Some(id_token::sign(
+            ctx.keys,
+            ctx.settings,
+            &IdTokenInput {
+                client,
+                user_id: &record.user_id,
+                auth_time: record.auth_time,
+                nonce: record.nonce.as_deref(),
+                access_token: &access.value,
+            },
+            ctx.now,
+        )?)
+    } else {
+        None
+    };
+
+    let issued = IssuedTokens { access: access_record, refresh: refresh.as_ref().map(|(_, r)| r.clone()) };
+    match ctx.store.redeem_code(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)? {
+        Redemption::Redeemed => {}
+        Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace } => {
+            // Lost a concurrent race: the winner's tokens are stored; revoke them as for any replay.
+            return Err(already_redeemed(ctx, &record, redeemed_at, redeemed_trace).await);
+        }
+        Redemption::Missing => return Err(Rejection::new(Reason::CodeUnknown)),
+    }
+    Ok(TokenResponse {
+        access_token: access.value,
+        token_type: "Bearer",
+        expires_in: ctx.settings.access_token_lifetime,
+        refresh_token: refresh.map(|(s, _)| s.value),
+        id_token,
+        scope: record.scope,
+    })
+}
+
+async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rejection> {
+    if let Err(defect) = tokens::inspect(code, SecretKind::AuthorizationCode) {
+        // The value as issued may still be recoverable (fragment, whitespace...): if so, say
+        // which issued code it was, so the developer knows the code itself was fine.
+        let recovered = recover(code, &defect);
+        let mut r = Rejection::new(Reason::CodeMalformed)
+            .with("defect", defect.code())
+            .with("explanation", defect.explain(SecretKind::AuthorizationCode));
+        if let Defect::UrlFragment { suffix } | Defect::ParameterGluedOn { suffix } = &defect {
+            r = r.with("suffix", suffix.clone());
+        }
+        if let Some(original) = recovered {
+            if let Ok(Some(rec)) = ctx.store.code(&hash_secret(&original)).await {
+                r = r.with("issued_code_found", true).with("issued_at", rfc3339(rec.issued_at));
+            }
+        }
+        return Err(r);
+    }
+    ctx.store
+        .code(&hash_secret(code))
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| Rejection::new(Reason::CodeUnknown).with("code_fingerprint", fingerprint(code)))
+}
+
+/// The value as issued, when the defect is one that only added characters.
+fn recover(code: &str, defect: &Defect) -> Option<String> {
+    match defect {
+        Defect::UrlFragment { suffix } | Defect::ParameterGluedOn { suffix } if !suffix.ends_with("...") => {
+            code.strip_suffix(suffix.as_str()).map(str::to_string)
+        }
+        Defect::Whitespace => Some(code.trim().to_string()),
+        _ => None,
+    }
+}
+
+async fn already_redeemed(
+    ctx: &GrantContext<'_>,
+    record: &CodeRecord,
+    redeemed_at: i64,
+    redeemed_trace: Option<String>,
+) -> Rejection {
+    let revoked = ctx.store.revoke_grant(&record.grant_id, ctx.now).await;
+    let mut r = Rejection::new(Reason::CodeAlreadyRedeemed)
+        .with("redeemed_at", rfc3339(redeemed_at))
+        .with("seconds_since_redemption", ctx.now - redeemed_at)
+        .with("redeemed_by_trace", redeemed_trace.unwrap_or_default());
+    r = match revoked {
+        Ok(n) => r.with("tokens_revoked_now", n).with("grant_revoked", true),
+        Err(e) => r.with("grant_revoked", false).with_internal("revoke_error", e.to_string()),
+    };
+    r
+}
+
+fn check_redirect_uri(record: &CodeRecord, received: Option<&str>) -> Result<(), Rejection> {
+    match received {
+        None if record.redirect_uri_sent => Err(Rejection::new(Reason::RedirectUriMissingAtToken)
+            .with_detail("sent_to_authorize", record.redirect_uri.clone())),
+        None => Ok(()),
+        // "their values MUST be identical" (RFC 6749 §4.1.3): a string comparison.
+        Some(uri) if uri == record.redirect_uri => Ok(()),
+        Some(uri) => Err(Rejection::new(Reason::RedirectUriMismatch)
+            .with("difference", redirect_uri::difference(&record.redirect_uri, uri).as_str())
+            .with_detail("expected", record.redirect_uri.clone())
+            .with_detail("received", uri.to_string())),
+    }
+}
+
+async fn check_pkce(ctx: &GrantContext<'_>, record: &CodeRecord, verifier: Option<&str>) -> Result<(), Rejection> {
+    match (&record.code_challenge, verifier) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(Rejection::new(Reason::PkceVerifierUnexpected)),
+        (Some(ch), None) => Err(Rejection::new(Reason::PkceVerifierMissing).with("code_challenge_method", ch.method.as_str())),
+        (Some(ch), Some(v)) => {
+            let verifier = CodeVerifier::parse(v)?;
+            if ch.is_satisfied_by(&verifier) {
+                return Ok(());
+            }
+            let mut r = Rejection::new(Reason::PkceVerifierMismatch)
+                .with("code_challenge_method", ch.method.as_str())
+                .with_detail("expected_challenge", ch.value.clone())
+                .with_detail("challenge_of_received_verifier", s256(verifier.as_str()));
+            // Was this verifier made for another pending request of the same client? Then the app
+            // mixed up (or regenerated) verifiers between two authorization requests.
+            if let Ok(pending) = ctx.store.pending_codes(&record.client_id, ctx.now, 50).await {
+                if let Some(other) = pending.iter().find(|p| {
+                    p.hash != record.hash && p.code_challenge.as_ref().is_some_and(|c| c.is_satisfied_by(&verifier))
+                }) {
+                    r = r.with("verifier_matches_other_request", true).with("other_request_issued_at", rfc3339(other.issued_at));
+                }
+            }
+            Err(r)
+        }
+    }
+}

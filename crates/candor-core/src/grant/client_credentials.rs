@@ -1,0 +1,50 @@
+//! The client credentials grant (RFC 6749 §4.4): an access token for the client itself.
+
+use super::{GrantContext, TokenResponse, new_access_token, store_failed};
+use crate::model::{Client, IssuedTokens};
+use crate::rejection::{Reason, Rejection};
+use crate::scope::{self, Scope};
+use crate::tokens::random_id;
+
+pub async fn issue(ctx: &GrantContext<'_>, client: &Client, requested: Option<&str>) -> Result<TokenResponse, Rejection> {
+    // RFC 6749 §4.4: only confidential clients; a public client cannot keep a credential.
+    if client.is_public() {
+        return Err(Rejection::new(Reason::GrantTypeNotAllowedForClient)
+            .with("grant_type", "client_credentials")
+            .with("problem", "public clients cannot use client_credentials"));
+    }
+    // User scopes make no sense without a user: no ID token, no refresh token (RFC 6749 §4.4.3).
+    let allowed = Scope::from_stored(&client.scopes.join(" "))
+        .without(scope::OPENID)
+        .without(scope::OFFLINE_ACCESS)
+        .without(scope::PROFILE)
+        .without(scope::EMAIL);
+    let scope = match requested {
+        Some(s) => {
+            let requested = Scope::parse(s)?;
+            requested.require_allowed(&allowed).map_err(|r| {
+                if requested.contains(scope::OPENID) || requested.contains(scope::OFFLINE_ACCESS) {
+                    r.with("problem", "user scopes (openid, offline_access, profile, email) are not available without a user")
+                } else {
+                    r
+                }
+            })?;
+            requested
+        }
+        None => allowed,
+    };
+    let grant_id = random_id().map_err(|_| Rejection::internal())?;
+    let (access, record) = new_access_token(ctx, &grant_id, &client.id, None, &scope.to_string())?;
+    ctx.store
+        .insert_tokens(&IssuedTokens { access: record, refresh: None })
+        .await
+        .map_err(store_failed)?;
+    Ok(TokenResponse {
+        access_token: access.value,
+        token_type: "Bearer",
+        expires_in: ctx.settings.access_token_lifetime,
+        refresh_token: None,
+        id_token: None,
+        scope: scope.to_string(),
+    })
+}

@@ -1,0 +1,126 @@
+//! The token endpoint's grants, one module each, chosen by matching `GrantRequest`.
+
+pub mod authorization_code;
+pub mod client_credentials;
+pub mod refresh_token;
+
+use crate::clock::UnixTime;
+use crate::keys::KeyRing;
+use crate::model::{AccessTokenRecord, Client, GrantType};
+use crate::params::Params;
+use crate::rejection::{Reason, Rejection};
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::tokens::{Secret, SecretKind};
+use serde::Serialize;
+
+/// A parsed token request, one variant per grant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GrantRequest {
+    AuthorizationCode { code: String, redirect_uri: Option<String>, code_verifier: Option<String> },
+    RefreshToken { refresh_token: String, scope: Option<String> },
+    ClientCredentials { scope: Option<String> },
+}
+
+impl GrantRequest {
+    pub fn parse(params: &Params) -> Result<GrantRequest, Rejection> {
+        let grant_type = params.require("grant_type")?;
+        let owned = |v: Option<&str>| v.map(str::to_string);
+        match GrantType::parse(grant_type) {
+            Some(GrantType::AuthorizationCode) => Ok(GrantRequest::AuthorizationCode {
+                code: params.require("code")?.to_string(),
+                redirect_uri: owned(params.get("redirect_uri")?),
+                code_verifier: owned(params.get("code_verifier")?),
+            }),
+            Some(GrantType::RefreshToken) => Ok(GrantRequest::RefreshToken {
+                refresh_token: params.require("refresh_token")?.to_string(),
+                scope: owned(params.get("scope")?),
+            }),
+            Some(GrantType::ClientCredentials) => Ok(GrantRequest::ClientCredentials { scope: owned(params.get("scope")?) }),
+            None => {
+                let mut r = Rejection::new(Reason::GrantTypeUnsupported).with("grant_type", grant_type.to_string());
+                if let Some(close) = GrantType::ALL.iter().find(|g| g.as_str().eq_ignore_ascii_case(grant_type.trim()) || g.as_str().replace('_', "-") == grant_type) {
+                    r = r.with("did_you_mean", close.as_str());
+                }
+                Err(r.with("supported", "authorization_code refresh_token client_credentials"))
+            }
+        }
+    }
+
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            GrantRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            GrantRequest::RefreshToken { .. } => GrantType::RefreshToken,
+            GrantRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+        }
+    }
+}
+
+/// What every grant needs: the store, the keys, the settings, the time and the trace id.
+pub struct GrantContext<'a> {
+    pub store: &'a dyn Store,
+    pub keys: &'a KeyRing,
+    pub settings: &'a Settings,
+    pub now: UnixTime,
+    pub trace: &'a str,
+}
+
+/// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub scope: String,
+}
+
+/// Runs the grant for an authenticated client.
+pub async fn handle(ctx: &GrantContext<'_>, client: &Client, request: GrantRequest) -> Result<TokenResponse, Rejection> {
+    let grant = request.grant_type();
+    if !client.may_use(grant) {
+        return Err(Rejection::new(Reason::GrantTypeNotAllowedForClient)
+            .with("client_id", client.id.clone())
+            .with("grant_type", grant.as_str())
+            .with("allowed", client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")));
+    }
+    match request {
+        GrantRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
+            authorization_code::exchange(ctx, client, &code, redirect_uri.as_deref(), code_verifier.as_deref()).await
+        }
+        GrantRequest::RefreshToken { refresh_token, scope } => {
+            refresh_token::rotate(ctx, client, &refresh_token, scope.as_deref()).await
+        }
+        GrantRequest::ClientCredentials { scope } => client_credentials::issue(ctx, client, scope.as_deref()).await,
+    }
+}
+
+/// A new access token for a grant.
+pub(crate) fn new_access_token(
+    ctx: &GrantContext<'_>,
+    grant_id: &str,
+    client_id: &str,
+    user_id: Option<&str>,
+    scope: &str,
+) -> Result<(Secret, AccessTokenRecord), Rejection> {
+    let secret = Secret::generate(SecretKind::AccessToken).map_err(|_| Rejection::internal())?;
+    let record = AccessTokenRecord {
+        hash: secret.hash.clone(),
+        grant_id: grant_id.to_string(),
+        client_id: client_id.to_string(),
+        user_id: user_id.map(str::to_string),
+        scope: scope.to_string(),
+        issued_at: ctx.now,
+        expires_at: ctx.now + ctx.settings.access_token_lifetime,
+        revoked_at: None,
+    };
+    Ok((secret, record))
+}
+
+/// Turns a store failure into an internal rejection, logging nothing secret.
+pub(crate) fn store_failed(e: crate::store::StoreError) -> Rejection {
+    Rejection::internal().with_internal("store", e.to_string())
+}

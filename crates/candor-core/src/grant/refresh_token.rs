@@ -1,0 +1,118 @@
+//! The refresh token grant with rotation and reuse detection (RFC 6749 §6, RFC 9700 §4.14).
+
+use super::{GrantContext, TokenResponse, new_access_token, store_failed};
+use crate::clock::rfc3339;
+use crate::id_token::{self, IdTokenInput};
+use crate::model::{Client, IssuedTokens, RefreshTokenRecord};
+use crate::rejection::{Reason, Rejection};
+use crate::scope::{self, Scope};
+use crate::store::Rotation;
+use crate::tokens::{self, Secret, SecretKind, fingerprint, hash_secret};
+
+pub async fn rotate(
+    ctx: &GrantContext<'_>,
+    client: &Client,
+    presented: &str,
+    requested_scope: Option<&str>,
+) -> Result<TokenResponse, Rejection> {
+    if let Err(defect) = tokens::inspect(presented, SecretKind::RefreshToken) {
+        return Err(Rejection::new(Reason::RefreshTokenMalformed)
+            .with("defect", defect.code())
+            .with("explanation", defect.explain(SecretKind::RefreshToken)));
+    }
+    let record = ctx
+        .store
+        .refresh_token(&hash_secret(presented))
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(presented)))?;
+    if record.client_id != client.id {
+        return Err(Rejection::new(Reason::RefreshTokenIssuedToOtherClient)
+            .with("client_id", client.id.clone())
+            .with_detail("issued_to", record.client_id.clone()));
+    }
+    if let Some(revoked_at) = record.revoked_at {
+        return Err(Rejection::new(Reason::RefreshTokenRevoked).with("revoked_at", rfc3339(revoked_at)));
+    }
+    if let Some(rotated_at) = record.rotated_at {
+        return Err(reused(ctx, &record, rotated_at, record.rotated_trace.clone()).await);
+    }
+    if ctx.now >= record.expires_at {
+        return Err(Rejection::new(Reason::RefreshTokenExpired)
+            .with("issued_at", rfc3339(record.issued_at))
+            .with("expired_at", rfc3339(record.expires_at))
+            .with("server_time", rfc3339(ctx.now)));
+    }
+    let granted = Scope::from_stored(&record.scope);
+    let scope = match requested_scope {
+        None => granted.clone(),
+        Some(s) => {
+            let requested = Scope::parse(s)?;
+            if !requested.is_subset_of(&granted) {
+                return Err(Rejection::new(Reason::ScopeBroadened)
+                    .with("added", requested.minus(&granted).join(" "))
+                    .with("granted", granted.to_string()));
+            }
+            requested
+        }
+    };
+    match ctx.store.user(&record.user_id).await.map_err(store_failed)? {
+        None => return Err(Rejection::new(Reason::UserUnknown)),
+        Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_detail("username", u.username)),
+        Some(_) => {}
+    }
+
+    let (access, access_record) =
+        new_access_token(ctx, &record.grant_id, &client.id, Some(&record.user_id), &scope.to_string())?;
+    let secret = Secret::generate(SecretKind::RefreshToken).map_err(|_| Rejection::internal())?;
+    // RFC 6749 §6: the new refresh token's scope is identical to the old one's; the family's
+    // absolute expiry is kept, so rotation never extends a grant.
+    let next = RefreshTokenRecord {
+        hash: secret.hash.clone(),
+        issued_at: ctx.now,
+        rotated_at: None,
+        rotated_trace: None,
+        revoked_at: None,
+        issued_trace: ctx.trace.to_string(),
+        ..record.clone()
+    };
+    let id_token = if scope.contains(scope::OPENID) {
+        Some(id_token::sign(
+            ctx.keys,
+            ctx.settings,
+            &IdTokenInput { client, user_id: &record.user_id, auth_time: record.auth_time, nonce: None, access_token: &access.value },
+            ctx.now,
+        )?)
+    } else {
+        None
+    };
+    let issued = IssuedTokens { access: access_record, refresh: Some(next) };
+    match ctx.store.rotate_refresh_token(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)? {
+        Rotation::Rotated => {}
+        Rotation::AlreadyRotated { rotated_at, rotated_trace } => return Err(reused(ctx, &record, rotated_at, rotated_trace).await),
+        Rotation::Revoked => return Err(Rejection::new(Reason::RefreshTokenRevoked)),
+        Rotation::Missing => return Err(Rejection::new(Reason::RefreshTokenUnknown)),
+    }
+    Ok(TokenResponse {
+        access_token: access.value,
+        token_type: "Bearer",
+        expires_in: ctx.settings.access_token_lifetime,
+        refresh_token: Some(secret.value),
+        id_token,
+        scope: scope.to_string(),
+    })
+}
+
+/// RFC 9700 §4.14.2: a rotated token presented again means it leaked or the client lost track:
+/// revoke the whole family, the legitimate client's current token included.
+async fn reused(ctx: &GrantContext<'_>, record: &RefreshTokenRecord, rotated_at: i64, rotated_trace: Option<String>) -> Rejection {
+    let revoked = ctx.store.revoke_grant(&record.grant_id, ctx.now).await;
+    let r = Rejection::new(Reason::RefreshTokenReused)
+        .with("rotated_at", rfc3339(rotated_at))
+        .with("seconds_since_rotation", ctx.now - rotated_at)
+        .with("rotated_by_trace", rotated_trace.unwrap_or_default());
+    match revoked {
+        Ok(n) => r.with("family_revoked", true).with("tokens_revoked_now", n),
+        Err(e) => r.with("family_revoked", false).with_internal("revoke_error", e.to_string()),
+    }
+}

@@ -1,0 +1,244 @@
+//! The records Candor keeps: clients, users, codes, tokens, sessions, interactions, keys.
+
+use crate::clock::UnixTime;
+use crate::pkce::CodeChallenge;
+use serde::{Deserialize, Serialize};
+
+/// The grants a client may be registered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] =
+        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GrantType> {
+        GrantType::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// How a client authenticates at the token endpoint (OIDC Registration `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 3] =
+        [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        AuthMethod::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// The JWS algorithms Candor signs ID tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SigningAlg> {
+        SigningAlg::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    /// Hash of the client secret (see `tokens::hash_secret`); `None` for public clients.
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub auth_method: AuthMethod,
+    /// Scopes the client may request.
+    pub scopes: Vec<String>,
+    /// PKCE required for this client (always true for public clients).
+    pub require_pkce: bool,
+    /// Accept `code_challenge_method=plain` (off by default; RFC 9700 §2.1.1 recommends S256).
+    pub allow_plain_pkce: bool,
+    pub id_token_alg: SigningAlg,
+    /// Issue a refresh token with every code exchange even without `offline_access`.
+    pub always_issue_refresh_token: bool,
+    pub created_at: UnixTime,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+
+    pub fn may_use(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    pub fn pkce_required(&self) -> bool {
+        self.require_pkce || self.is_public()
+    }
+}
+
+/// A person who logs in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// The stable subject identifier (`sub`).
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub disabled: bool,
+    pub created_at: UnixTime,
+}
+
+/// An issued authorization code. After redemption or expiry it stays as a tombstone so a later
+/// presentation can be diagnosed precisely.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    pub hash: String,
+    /// Every token issued from this code carries this grant id, so they can be revoked together.
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// The redirect URI the code was delivered to.
+    pub redirect_uri: String,
+    /// Whether `/authorize` received `redirect_uri` explicitly (then /token must repeat it).
+    pub redirect_uri_sent: bool,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<CodeChallenge>,
+    pub auth_time: UnixTime,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub redeemed_at: Option<UnixTime>,
+    pub redeemed_trace: Option<String>,
+    /// Trace id of the /authorize request that issued the code.
+    pub issued_trace: String,
+}
+
+/// An issued access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessTokenRecord {
+    pub hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub scope: String,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// An issued refresh token. All refresh tokens of one grant form a family (`grant_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshTokenRecord {
+    pub hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// RFC 6749 §6: the scope of the grant; a rotated token keeps it.
+    pub scope: String,
+    pub auth_time: UnixTime,
+    pub issued_at: UnixTime,
+    /// Absolute end of the family: rotation does not extend it.
+    pub expires_at: UnixTime,
+    pub rotated_at: Option<UnixTime>,
+    pub rotated_trace: Option<String>,
+    pub revoked_at: Option<UnixTime>,
+    pub issued_trace: String,
+}
+
+/// What one successful token request stores: everything its response will carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuedTokens {
+    pub access: AccessTokenRecord,
+    pub refresh: Option<RefreshTokenRecord>,
+}
+
+/// A logged-in browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub hash: String,
+    pub user_id: String,
+    pub auth_time: UnixTime,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// An authorization request waiting for the user to log in or consent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InteractionRecord {
+    pub hash: String,
+    /// The validated authorization request, serialised.
+    pub request: serde_json::Value,
+    /// Hash of the cookie that binds the interaction to the browser that started it.
+    pub browser_hash: String,
+    /// Hash of the CSRF token its forms carry.
+    pub csrf_hash: String,
+    /// Set once the user logged in during this interaction.
+    pub login_user_id: Option<String>,
+    pub login_time: Option<UnixTime>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// A signing key, with its private part (PKCS#8 DER).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub private_der: Vec<u8>,
+    pub created_at: UnixTime,
+    /// When a newer key replaced this one; it stays published until its tokens expire.
+    pub retired_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}

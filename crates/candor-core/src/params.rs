@@ -1,0 +1,130 @@
+//! Request parameters as they arrived: form-urlencoded or JSON, with duplicates remembered
+//! so that RFC 6749 §3.1 ("MUST NOT be included more than once") can be enforced per parameter.
+
+use crate::rejection::{Reason, Rejection};
+use serde::Serialize;
+
+/// How the parameters were sent; recorded because a JSON token request is a common client mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    Query,
+    Form,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    pub encoding: Encoding,
+}
+
+/// The longest value Candor accepts for any single parameter.
+pub const MAX_VALUE_LEN: usize = 4096;
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` bytes (a query string or a form body).
+    /// Non-UTF-8 input is refused rather than replaced.
+    pub fn from_urlencoded(bytes: &[u8], encoding: Encoding) -> Result<Params, Rejection> {
+        let mut pairs = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(bytes) {
+            // form_urlencoded replaces invalid UTF-8 with U+FFFD; refuse it instead.
+            if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
+                return Err(Rejection::new(Reason::BodyMalformed)
+                    .with("problem", format!("parameter {:?} is not valid UTF-8 after percent-decoding", k.replace('\u{FFFD}', "?"))));
+            }
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Params { pairs, encoding })
+    }
+
+    /// Parses a JSON object whose values are strings (numbers and booleans are taken as text).
+    pub fn from_json(bytes: &[u8]) -> Result<Params, Rejection> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| Rejection::new(Reason::BodyMalformed).with("problem", format!("invalid JSON: {e}")))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(Rejection::new(Reason::BodyMalformed).with("problem", "the JSON body must be an object"));
+        };
+        let mut pairs = Vec::new();
+        for (k, v) in map {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Null => continue,
+                _ => {
+                    return Err(Rejection::new(Reason::BodyMalformed)
+                        .with("problem", format!("JSON member {k:?} must be a string")));
+                }
+            };
+            pairs.push((k, text));
+        }
+        Ok(Params { pairs, encoding: Encoding::Json })
+    }
+
+    /// The single value of `name`: `Ok(None)` if absent, an error if sent twice.
+    /// RFC 6749 §3.1: "Parameters sent without a value MUST be treated as if they were omitted".
+    pub fn get(&self, name: &str) -> Result<Option<&str>, Rejection> {
+        let mut found = None;
+        for (k, v) in &self.pairs {
+            if k == name && !v.is_empty() {
+                if found.is_some() {
+                    return Err(Rejection::duplicated(name));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        if let Some(v) = found {
+            if v.len() > MAX_VALUE_LEN {
+                return Err(Rejection::new(Reason::ParameterInvalid)
+                    .with("parameter", name.to_string())
+                    .with("problem", format!("{} bytes, at most {MAX_VALUE_LEN} are accepted", v.len())));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The value of a required parameter.
+    pub fn require(&self, name: &'static str) -> Result<&str, Rejection> {
+        self.get(name)?.ok_or_else(|| Rejection::missing(name))
+    }
+
+    /// The first parameter sent more than once, if any.
+    pub fn first_duplicate(&self) -> Option<&str> {
+        self.pairs.iter().enumerate().find_map(|(i, (k, v))| {
+            (!v.is_empty() && self.pairs[..i].iter().any(|(k2, v2)| k2 == k && !v2.is_empty())).then_some(k.as_str())
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_refused_by_name_and_empty_means_absent() {
+        let p = Params::from_urlencoded(b"a=1&a=2&b=&c=3", Encoding::Form).unwrap();
+        assert_eq!(p.get("a").unwrap_err().reason, Reason::ParameterDuplicated);
+        assert_eq!(p.get("b").unwrap(), None);
+        assert_eq!(p.get("c").unwrap(), Some("3"));
+        assert_eq!(p.first_duplicate(), Some("a"));
+    }
+
+    #[test]
+    fn non_utf8_is_refused() {
+        assert_eq!(Params::from_urlencoded(b"a=%FF", Encoding::Form).unwrap_err().reason, Reason::BodyMalformed);
+    }
+
+    #[test]
+    fn json_objects_of_strings_are_accepted() {
+        let p = Params::from_json(br#"{"grant_type":"authorization_code","n":5}"#).unwrap();
+        assert_eq!(p.get("grant_type").unwrap(), Some("authorization_code"));
+        assert_eq!(p.encoding, Encoding::Json);
+        assert!(Params::from_json(b"[1]").is_err());
+        assert!(Params::from_json(br#"{"a":{"b":1}}"#).is_err());
+    }
+}

@@ -1,0 +1,526 @@
+//! The `Rejection` type and the closed catalogue of reasons every refusal in Candor carries.
+//!
+//! One type crosses every boundary unchanged: the server derives status, `error`,
+//! `error_description` and the trace record from it, and tests assert on the `Reason`.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+
+/// Why a request was refused. Each variant knows its stable code, its RFC error and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    // --- request shape (RFC 6749 §3.1, §3.2, §4.1.3, §5.2) ---
+    /// A required parameter is absent.
+    ParameterMissing,
+    /// RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than once."
+    ParameterDuplicated,
+    /// A parameter is present but its value cannot be used (bad encoding, out of range, empty).
+    ParameterInvalid,
+    /// RFC 6749 §4.1.3: the token request body is `application/x-www-form-urlencoded` (JSON is
+    /// also accepted by Candor); anything else is refused.
+    ContentTypeUnsupported,
+    /// The body could not be decoded (not UTF-8, broken JSON, JSON that is not an object of strings).
+    BodyMalformed,
+
+    // --- authorization request (RFC 6749 §4.1.1, §4.1.2.1; OIDC Core §3.1.2) ---
+    /// The `client_id` names no registered client; answered with a page, never a redirect.
+    ClientUnknown,
+    /// The `redirect_uri` is not one of the client's registered URIs; answered with a page.
+    RedirectUriNotRegistered,
+    /// The client registered several redirect URIs, so the request must say which one.
+    RedirectUriRequired,
+    /// Only `response_type=code` is supported.
+    ResponseTypeUnsupported,
+    /// A requested scope is unknown or not allowed for this client.
+    ScopeNotAllowed,
+    /// RFC 7636 §4.4.1 / RFC 9700 §2.1.1: this client must send a `code_challenge`.
+    PkceChallengeRequired,
+    /// RFC 7636 §4.3: the `code_challenge_method` is unknown, or `plain` is not enabled for the client.
+    PkceMethodNotAllowed,
+    /// RFC 7636 §4.2: a challenge is 43-128 characters of `[A-Za-z0-9-._~]`.
+    PkceChallengeMalformed,
+    /// OIDC Core §3.1.2.6: `prompt=none` but the user is not logged in (or `max_age` has passed).
+    LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` but the user has not consented to these scopes.
+    ConsentRequired,
+    /// The user refused consent.
+    ConsentDenied,
+    /// The authorization interaction expired or was already completed.
+    InteractionExpired,
+
+    // --- token endpoint: grant and client (RFC 6749 §5.2) ---
+    /// The `grant_type` is not one Candor implements.
+    GrantTypeUnsupported,
+    /// The client is not registered for this grant type (`unauthorized_client`).
+    GrantTypeNotAllowedForClient,
+    /// No client authentication and no `client_id` were sent.
+    ClientAuthenticationMissing,
+    /// The authenticated `client_id` is not registered.
+    ClientAuthenticationFailedUnknownClient,
+    /// The client secret does not match.
+    ClientSecretWrong,
+    /// The client used an authentication method it is not registered for.
+    AuthMethodNotAllowed,
+    /// RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each request."
+    MultipleAuthMethods,
+    /// The `Authorization: Basic` header cannot be decoded.
+    BasicAuthMalformed,
+    /// The `client_id` in the body differs from the one in the `Authorization` header.
+    ClientIdConflict,
+
+    // --- authorization code (RFC 6749 §4.1.2, §4.1.3; RFC 7636 §4.6) ---
+    /// The code has the shape of a Candor code but its checksum fails, or it carries extra characters.
+    CodeMalformed,
+    /// The code was never issued here (or its tombstone has been swept).
+    CodeUnknown,
+    /// RFC 6749 §4.1.2: the code lived past its lifetime.
+    CodeExpired,
+    /// RFC 6749 §4.1.2: "The client MUST NOT use the authorization code more than once."
+    CodeAlreadyRedeemed,
+    /// RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated confidential client".
+    CodeIssuedToOtherClient,
+    /// RFC 6749 §4.1.3: `redirect_uri` is "REQUIRED, if the redirect_uri parameter was included in the authorization request".
+    RedirectUriMissingAtToken,
+    /// RFC 6749 §4.1.3: "their values MUST be identical".
+    RedirectUriMismatch,
+    /// RFC 7636 §4.5: the code was requested with a challenge; the verifier is required.
+    PkceVerifierMissing,
+    /// RFC 7636 §4.1: a verifier is 43-128 characters of `[A-Za-z0-9-._~]`.
+    PkceVerifierMalformed,
+    /// RFC 7636 §4.6: the verifier does not transform into the challenge.
+    PkceVerifierMismatch,
+    /// RFC 9700 §2.1.1: a verifier sent for a code that was requested without a challenge.
+    PkceVerifierUnexpected,
+
+    // --- refresh tokens (RFC 6749 §6, RFC 9700 §4.14) ---
+    RefreshTokenMalformed,
+    RefreshTokenUnknown,
+    RefreshTokenExpired,
+    RefreshTokenRevoked,
+    /// RFC 9700 §4.14.2: a rotated refresh token was presented again; the family is revoked.
+    RefreshTokenReused,
+    RefreshTokenIssuedToOtherClient,
+    /// RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted".
+    ScopeBroadened,
+
+    // --- the user behind a grant ---
+    UserDisabled,
+    UserUnknown,
+
+    // --- bearer tokens at resource endpoints (RFC 6750 §3.1) ---
+    AccessTokenMissing,
+    AccessTokenMalformed,
+    AccessTokenUnknown,
+    AccessTokenExpired,
+    AccessTokenRevoked,
+    /// The token was not granted the `openid` scope that userinfo needs.
+    InsufficientScope,
+
+    // --- Candor itself ---
+    /// Something failed inside Candor; the detail is logged under the trace id, never sent.
+    InternalError,
+}
+
+/// The HTTP status and RFC error code a reason maps to, and where the response goes.
+impl Reason {
+    /// Every reason, for documentation and exhaustive tests.
+    pub const ALL: &'static [Reason] = &[
+        Reason::ParameterMissing,
+        Reason::ParameterDuplicated,
+        Reason::ParameterInvalid,
+        Reason::ContentTypeUnsupported,
+        Reason::BodyMalformed,
+        Reason::ClientUnknown,
+        Reason::RedirectUriNotRegistered,
+        Reason::RedirectUriRequired,
+        Reason::ResponseTypeUnsupported,
+        Reason::ScopeNotAllowed,
+        Reason::PkceChallengeRequired,
+        Reason::PkceMethodNotAllowed,
+        Reason::PkceChallengeMalformed,
+        Reason::LoginRequired,
+        Reason::ConsentRequired,
+        Reason::ConsentDenied,
+        Reason::InteractionExpired,
+        Reason::GrantTypeUnsupported,
+        Reason::GrantTypeNotAllowedForClient,
+        Reason::ClientAuthenticationMissing,
+        Reason::ClientAuthenticationFailedUnknownClient,
+        Reason::ClientSecretWrong,
+        Reason::AuthMethodNotAllowed,
+        Reason::MultipleAuthMethods,
+        Reason::BasicAuthMalformed,
+        Reason::ClientIdConflict,
+        Reason::CodeMalformed,
+        Reason::CodeUnknown,
+        Reason::CodeExpired,
+        Reason::CodeAlreadyRedeemed,
+        Reason::CodeIssuedToOtherClient,
+        Reason::RedirectUriMissingAtToken,
+        Reason::RedirectUriMismatch,
+        Reason::PkceVerifierMissing,
+        Reason::PkceVerifierMalformed,
+        Reason::PkceVerifierMismatch,
+        Reason::PkceVerifierUnexpected,
+        Reason::RefreshTokenMalformed,
+        Reason::RefreshTokenUnknown,
+        Reason::RefreshTokenExpired,
+        Reason::RefreshTokenRevoked,
+        Reason::RefreshTokenReused,
+        Reason::RefreshTokenIssuedToOtherClient,
+        Reason::ScopeBroadened,
+        Reason::UserDisabled,
+        Reason::UserUnknown,
+        Reason::AccessTokenMissing,
+        Reason::AccessTokenMalformed,
+        Reason::AccessTokenUnknown,
+        Reason::AccessTokenExpired,
+        Reason::AccessTokenRevoked,
+        Reason::InsufficientScope,
+        Reason::InternalError,
+    ];
+
+    /// The stable machine-readable code, e.g. `code_expired`.
+    pub fn code(self) -> &'static str {
+        use Reason::*;
+        match self {
+            ParameterMissing => "parameter_missing",
+            ParameterDuplicated => "parameter_duplicated",
+            ParameterInvalid => "parameter_invalid",
+            ContentTypeUnsupported => "content_type_unsupported",
+            BodyMalformed => "body_malformed",
+            ClientUnknown => "client_unknown",
+            RedirectUriNotRegistered => "redirect_uri_not_registered",
+            RedirectUriRequired => "redirect_uri_required",
+            ResponseTypeUnsupported => "response_type_unsupported",
+            ScopeNotAllowed => "scope_not_allowed",
+            PkceChallengeRequired => "pkce_challenge_required",
+            PkceMethodNotAllowed => "pkce_method_not_allowed",
+            PkceChallengeMalformed => "pkce_challenge_malformed",
+            LoginRequired => "login_required",
+            ConsentRequired => "consent_required",
+            ConsentDenied => "consent_denied",
+            InteractionExpired => "interaction_expired",
+            GrantTypeUnsupported => "grant_type_unsupported",
+            GrantTypeNotAllowedForClient => "grant_type_not_allowed_for_client",
+            ClientAuthenticationMissing => "client_authentication_missing",
+            ClientAuthenticationFailedUnknownClient => "client_unknown_at_token",
+            ClientSecretWrong => "client_secret_wrong",
+            AuthMethodNotAllowed => "auth_method_not_allowed",
+            MultipleAuthMethods => "multiple_auth_methods",
+            BasicAuthMalformed => "basic_auth_malformed",
+            ClientIdConflict => "client_id_conflict",
+            CodeMalformed => "code_malformed",
+            CodeUnknown => "code_unknown",
+            CodeExpired => "code_expired",
+            CodeAlreadyRedeemed => "code_already_redeemed",
+            CodeIssuedToOtherClient => "code_issued_to_other_client",
+            RedirectUriMissingAtToken => "redirect_uri_missing_at_token",
+            RedirectUriMismatch => "redirect_uri_mismatch",
+            PkceVerifierMissing => "pkce_verifier_missing",
+            PkceVerifierMalformed => "pkce_verifier_malformed",
+            PkceVerifierMismatch => "pkce_verifier_mismatch",
+            PkceVerifierUnexpected => "pkce_verifier_unexpected",
+            RefreshTokenMalformed => "refresh_token_malformed",
+            RefreshTokenUnknown => "refresh_token_unknown",
+            RefreshTokenExpired => "refresh_token_expired",
+            RefreshTokenRevoked => "refresh_token_revoked",
+            RefreshTokenReused => "refresh_token_reused",
+            RefreshTokenIssuedToOtherClient => "refresh_token_issued_to_other_client",
+            ScopeBroadened => "scope_broadened",
+            UserDisabled => "user_disabled",
+            UserUnknown => "user_unknown",
+            AccessTokenMissing => "access_token_missing",
+            AccessTokenMalformed => "access_token_malformed",
+            AccessTokenUnknown => "access_token_unknown",
+            AccessTokenExpired => "access_token_expired",
+            AccessTokenRevoked => "access_token_revoked",
+            InsufficientScope => "insufficient_scope",
+            InternalError => "internal_error",
+        }
+    }
+
+    /// The error code the RFCs define for this situation (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1; OIDC Core §3.1.2.6).
+    pub fn error(self) -> &'static str {
+        use Reason::*;
+        match self {
+            ParameterMissing | ParameterDuplicated | ParameterInvalid | ContentTypeUnsupported
+            | BodyMalformed | RedirectUriRequired | MultipleAuthMethods | ClientIdConflict
+            | PkceChallengeRequired | PkceMethodNotAllowed | PkceChallengeMalformed
+            | PkceVerifierMissing | PkceVerifierMalformed | InteractionExpired => "invalid_request",
+            ClientUnknown | RedirectUriNotRegistered => "invalid_request",
+            ResponseTypeUnsupported => "unsupported_response_type",
+            ScopeNotAllowed | ScopeBroadened => "invalid_scope",
+            LoginRequired => "login_required",
+            ConsentRequired => "consent_required",
+            ConsentDenied => "access_denied",
+            GrantTypeUnsupported => "unsupported_grant_type",
+            GrantTypeNotAllowedForClient => "unauthorized_client",
+            ClientAuthenticationMissing
+            | ClientAuthenticationFailedUnknownClient
+            | ClientSecretWrong
+            | AuthMethodNotAllowed
+            | BasicAuthMalformed => "invalid_client",
+            CodeMalformed | CodeUnknown | CodeExpired | CodeAlreadyRedeemed
+            | CodeIssuedToOtherClient | RedirectUriMissingAtToken | RedirectUriMismatch
+            | PkceVerifierMismatch | PkceVerifierUnexpected | RefreshTokenMalformed
+            | RefreshTokenUnknown | RefreshTokenExpired | RefreshTokenRevoked
+            | RefreshTokenReused | RefreshTokenIssuedToOtherClient | UserDisabled | UserUnknown => {
+                "invalid_grant"
+            }
+            AccessTokenMissing => "invalid_request",
+            AccessTokenMalformed | AccessTokenUnknown | AccessTokenExpired | AccessTokenRevoked => {
+                "invalid_token"
+            }
+            InsufficientScope => "insufficient_scope",
+            InternalError => "server_error",
+        }
+    }
+
+    /// The HTTP status of a direct (non-redirect) error response.
+    pub fn status(self) -> u16 {
+        use Reason::*;
+        match self.error() {
+            "invalid_client" => 401,
+            "invalid_token" => 401,
+            "insufficient_scope" => 403,
+            "server_error" => 500,
+            _ => match self {
+                AccessTokenMissing => 401,
+                _ => 400,
+            },
+        }
+    }
+
+    /// One plain sentence saying what went wrong; safe to show to anyone.
+    pub fn description(self) -> &'static str {
+        use Reason::*;
+        match self {
+            ParameterMissing => "A required parameter is missing.",
+            ParameterDuplicated => "A parameter was sent more than once; each may appear only once.",
+            ParameterInvalid => "A parameter has a value that cannot be used.",
+            ContentTypeUnsupported => "The request body must be application/x-www-form-urlencoded (or JSON).",
+            BodyMalformed => "The request body could not be decoded.",
+            ClientUnknown => "The client_id is not registered with this provider.",
+            RedirectUriNotRegistered => "The redirect_uri is not registered for this client.",
+            RedirectUriRequired => "The client has several registered redirect URIs, so redirect_uri is required.",
+            ResponseTypeUnsupported => "Only response_type=code is supported.",
+            ScopeNotAllowed => "A requested scope is unknown or not allowed for this client.",
+            PkceChallengeRequired => "This client must send a PKCE code_challenge (S256).",
+            PkceMethodNotAllowed => "The code_challenge_method is not allowed for this client; use S256.",
+            PkceChallengeMalformed => "The code_challenge must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~.",
+            LoginRequired => "prompt=none was requested but the user is not logged in.",
+            ConsentRequired => "prompt=none was requested but the user has not consented to these scopes.",
+            ConsentDenied => "The user denied the authorization request.",
+            InteractionExpired => "The login or consent step expired or was already completed; start again at /authorize.",
+            GrantTypeUnsupported => "This grant_type is not supported.",
+            GrantTypeNotAllowedForClient => "This client is not allowed to use this grant_type.",
+            ClientAuthenticationMissing => "The client did not authenticate and sent no client_id.",
+            ClientAuthenticationFailedUnknownClient => "Client authentication failed: the client_id is not registered.",
+            ClientSecretWrong => "Client authentication failed: the client secret is wrong.",
+            AuthMethodNotAllowed => "The client authenticated with a method it is not registered for.",
+            MultipleAuthMethods => "The client used more than one authentication method in one request.",
+            BasicAuthMalformed => "The Authorization: Basic header could not be decoded.",
+            ClientIdConflict => "The client_id in the body differs from the one in the Authorization header.",
+            CodeMalformed => "The authorization code was altered on its way back: it is not the value that was issued.",
+            CodeUnknown => "The authorization code was not issued by this provider.",
+            CodeExpired => "The authorization code has expired.",
+            CodeAlreadyRedeemed => "The authorization code was already used; tokens issued from it have been revoked.",
+            CodeIssuedToOtherClient => "The authorization code was issued to a different client.",
+            RedirectUriMissingAtToken => "redirect_uri was sent to /authorize, so the token request must send the same value.",
+            RedirectUriMismatch => "redirect_uri differs from the one sent to /authorize.",
+            PkceVerifierMissing => "The code was requested with a code_challenge, so code_verifier is required.",
+            PkceVerifierMalformed => "The code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~.",
+            PkceVerifierMismatch => "The code_verifier does not match the code_challenge sent to /authorize.",
+            PkceVerifierUnexpected => "A code_verifier was sent but /authorize received no code_challenge for this code.",
+            RefreshTokenMalformed => "The refresh token was altered: it is not the value that was issued.",
+            RefreshTokenUnknown => "The refresh token was not issued by this provider.",
+            RefreshTokenExpired => "The refresh token has expired.",
+            RefreshTokenRevoked => "The refresh token has been revoked.",
+            RefreshTokenReused => "The refresh token was already rotated; its whole family has been revoked.",
+            RefreshTokenIssuedToOtherClient => "The refresh token was issued to a different client.",
+            ScopeBroadened => "A refresh may narrow the scope but never add to it.",
+            UserDisabled => "The user behind this grant is disabled.",
+            UserUnknown => "The user behind this grant no longer exists.",
+            AccessTokenMissing => "No bearer access token was sent.",
+            AccessTokenMalformed => "The access token was altered: it is not the value that was issued.",
+            AccessTokenUnknown => "The access token was not issued by this provider.",
+            AccessTokenExpired => "The access token has expired.",
+            AccessTokenRevoked => "The access token has been revoked.",
+            InsufficientScope => "The access token lacks the scope this endpoint needs.",
+            InternalError => "Candor failed internally; the trace id identifies the failure in its logs.",
+        }
+    }
+
+    /// Whether the reason is a failed client authentication (RFC 6749 §5.2: 401 + WWW-Authenticate when Basic was used).
+    pub fn is_client_authentication(self) -> bool {
+        self.error() == "invalid_client"
+    }
+
+    /// Parses a reason from its stable code.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.code() == code)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Whether a fact may be shown to the party that sent the request under the `standard` disclosure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disclosure {
+    /// Safe to show always: timestamps, kinds of difference, parameter names.
+    Public,
+    /// Values Candor stored (the expected redirect_uri...): shown under `detailed` disclosure only.
+    Detailed,
+    /// Internal detail (a store error's text): logged and kept for `explain`, never sent on the wire.
+    Internal,
+}
+
+/// One piece of evidence behind a rejection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fact {
+    pub name: &'static str,
+    pub value: Value,
+    pub disclosure: Disclosure,
+}
+
+/// Structured evidence: expected vs received, timestamps, related trace ids. Never a secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Facts(pub Vec<Fact>);
+
+impl Facts {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|f| f.name == name).map(|f| &f.value)
+    }
+
+    /// The facts as a JSON object, keeping only those allowed under `detailed` (all) or `standard`.
+    pub fn to_json(&self, detailed: bool) -> serde_json::Map<String, Value> {
+        self.0
+            .iter()
+            .filter(|f| match f.disclosure {
+                Disclosure::Public => true,
+                Disclosure::Detailed => detailed,
+                Disclosure::Internal => false,
+            })
+            .map(|f| (f.name.to_string(), f.value.clone()))
+            .collect()
+    }
+}
+
+/// A refusal: why, and the evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub facts: Facts,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason) -> Self {
+        Rejection { reason, facts: Facts::default() }
+    }
+
+    /// Adds a fact that is always safe to show.
+    pub fn with(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.facts.0.push(Fact { name, value: value.into(), disclosure: Disclosure::Public });
+        self
+    }
+
+    /// Adds a fact showing a value Candor stored; shown under `detailed` disclosure only.
+    pub fn with_detail(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.facts.0.push(Fact { name, value: value.into(), disclosure: Disclosure::Detailed });
+        self
+    }
+
+    /// Adds internal detail: logged under the trace id, never sent to the client.
+    pub fn with_internal(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.facts.0.push(Fact { name, value: value.into(), disclosure: Disclosure::Internal });
+        self
+    }
+
+    pub fn missing(parameter: &'static str) -> Self {
+        Rejection::new(Reason::ParameterMissing).with("parameter", parameter)
+    }
+
+    pub fn duplicated(parameter: &str) -> Self {
+        Rejection::new(Reason::ParameterDuplicated).with("parameter", parameter)
+    }
+
+    pub fn invalid(parameter: &'static str, problem: impl Into<String>) -> Self {
+        Rejection::new(Reason::ParameterInvalid)
+            .with("parameter", parameter)
+            .with("problem", problem.into())
+    }
+
+    /// An internal failure: the detail goes to the log under the trace id, not to the client.
+    pub fn internal() -> Self {
+        Rejection::new(Reason::InternalError)
+    }
+
+    /// The one-line `error_description`: the reason's sentence, then the facts that explain this case.
+    pub fn describe(&self, detailed: bool) -> String {
+        let mut out = self.reason.description().to_string();
+        let facts = self.facts.to_json(detailed);
+        if !facts.is_empty() {
+            let parts: Vec<String> = facts
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect();
+            out.push_str(" (");
+            out.push_str(&parts.join("; "));
+            out.push(')');
+        }
+        out
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.code(), self.describe(true))
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_a_unique_code_that_parses_back() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.code()), "duplicate code {}", r.code());
+            assert_eq!(Reason::from_code(r.code()), Some(*r));
+            assert!(r.description().ends_with('.'));
+        }
+    }
+
+    #[test]
+    fn client_authentication_failures_are_401_invalid_client() {
+        assert_eq!(Reason::ClientSecretWrong.status(), 401);
+        assert_eq!(Reason::ClientSecretWrong.error(), "invalid_client");
+        assert_eq!(Reason::CodeExpired.status(), 400);
+        assert_eq!(Reason::GrantTypeNotAllowedForClient.error(), "unauthorized_client");
+    }
+
+    #[test]
+    fn standard_disclosure_hides_stored_values() {
+        let r = Rejection::new(Reason::RedirectUriMismatch)
+            .with("difference", "trailing_slash")
+            .with_detail("expected", "https://a/cb/");
+        assert!(r.describe(true).contains("https://a/cb/"));
+        assert!(!r.describe(false).contains("https://a/cb/"));
+        assert!(r.describe(false).contains("trailing_slash"));
+    }
+}

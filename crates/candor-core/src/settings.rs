@@ -1,0 +1,66 @@
+//! The protocol settings every rule reads: issuer and lifetimes.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The issuer identifier (OIDC Discovery §3): an https URL (http only for loopback in dev).
+    pub issuer: String,
+    /// Authorization code lifetime in seconds (RFC 6749 §4.1.2: at most 10 minutes).
+    pub code_lifetime: i64,
+    pub access_token_lifetime: i64,
+    /// Absolute lifetime of a refresh token family; rotation does not extend it.
+    pub refresh_token_lifetime: i64,
+    pub id_token_lifetime: i64,
+    /// How long the login/consent step may take.
+    pub interaction_lifetime: i64,
+    pub session_lifetime: i64,
+}
+
+/// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
+pub const MAX_CODE_LIFETIME: i64 = 600;
+
+impl Settings {
+    pub fn new(issuer: impl Into<String>) -> Settings {
+        Settings {
+            issuer: issuer.into(),
+            code_lifetime: 60,
+            access_token_lifetime: 3600,
+            refresh_token_lifetime: 30 * 24 * 3600,
+            id_token_lifetime: 3600,
+            interaction_lifetime: 600,
+            session_lifetime: 8 * 3600,
+        }
+    }
+
+    /// Checks the settings; each error names the setting and the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_CODE_LIFETIME).contains(&self.code_lifetime) {
+            return Err(format!("code_lifetime: {} is outside 1..={MAX_CODE_LIFETIME} seconds", self.code_lifetime));
+        }
+        for (name, v) in [
+            ("access_token_lifetime", self.access_token_lifetime),
+            ("refresh_token_lifetime", self.refresh_token_lifetime),
+            ("id_token_lifetime", self.id_token_lifetime),
+            ("interaction_lifetime", self.interaction_lifetime),
+            ("session_lifetime", self.session_lifetime),
+        ] {
+            if v < 1 {
+                return Err(format!("{name}: must be at least 1 second, got {v}"));
+            }
+        }
+        let url = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("issuer: must not have a query or fragment (OIDC Discovery §3)".into());
+        }
+        if url.scheme() != "https" && url.scheme() != "http" {
+            return Err(format!("issuer: scheme {:?} is not http(s)", url.scheme()));
+        }
+        Ok(())
+    }
+
+    /// The issuer without a trailing slash, for building endpoint URLs.
+    pub fn base(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+}

@@ -1,0 +1,153 @@
+//! What the core needs from storage: one trait per aggregate, with its contract on each method.
+//!
+//! Implementations live in `candor-store` (SQLite; PostgreSQL later). Every method that changes
+//! more than one row does so in one transaction; every write is durable when the call returns.
+
+use crate::clock::UnixTime;
+use crate::model::*;
+use async_trait::async_trait;
+
+/// A storage failure. Its text goes to the log under the trace id, never to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("a record with this key already exists: {0}")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn client(&self, id: &str) -> StoreResult<Option<Client>>;
+    /// Inserts a new client; `Conflict` if the id is taken.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Removes the client and revokes everything issued to it. Returns false if it did not exist.
+    async fn remove_client(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Replaces the stored secret hash. Returns false if the client does not exist.
+    async fn set_client_secret(&self, id: &str, secret_hash: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Inserts a new user; `Conflict` if the username is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn set_password(&self, id: &str, password_hash: &str) -> StoreResult<bool>;
+    /// Disabling also ends the user's sessions.
+    async fn set_disabled(&self, id: &str, disabled: bool) -> StoreResult<bool>;
+    /// Removes the user, their sessions and consents, and revokes their tokens.
+    async fn remove_user(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+}
+
+/// The outcome of an attempt to redeem a code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redemption {
+    /// This call redeemed the code, and the tokens were stored in the same transaction.
+    Redeemed,
+    /// Another redemption won (before or concurrently); nothing was stored by this call.
+    AlreadyRedeemed { redeemed_at: UnixTime, redeemed_trace: Option<String> },
+    /// No such code.
+    Missing,
+}
+
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    async fn insert_code(&self, code: &CodeRecord) -> StoreResult<()>;
+    /// The code with this hash, redeemed or not (tombstones included).
+    async fn code(&self, hash: &str) -> StoreResult<Option<CodeRecord>>;
+    /// Atomically: marks the code redeemed if (and only if) it is not yet, and stores `issued`.
+    /// Of any number of concurrent calls for one code, exactly one returns `Redeemed`.
+    async fn redeem_code(
+        &self,
+        hash: &str,
+        now: UnixTime,
+        trace: &str,
+        issued: &IssuedTokens,
+    ) -> StoreResult<Redemption>;
+    /// Pending (unredeemed, unexpired) codes of a client, newest first, at most `limit`.
+    async fn pending_codes(&self, client_id: &str, now: UnixTime, limit: u32) -> StoreResult<Vec<CodeRecord>>;
+}
+
+/// The outcome of an attempt to rotate a refresh token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rotation {
+    /// This call rotated the token; the new tokens are stored.
+    Rotated,
+    /// The token was already rotated (by `rotated_trace` at `rotated_at`); nothing was stored.
+    AlreadyRotated { rotated_at: UnixTime, rotated_trace: Option<String> },
+    /// The token or its family was revoked.
+    Revoked,
+    Missing,
+}
+
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn access_token(&self, hash: &str) -> StoreResult<Option<AccessTokenRecord>>;
+    async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Stores tokens issued without a code (client credentials).
+    async fn insert_tokens(&self, issued: &IssuedTokens) -> StoreResult<()>;
+    /// Atomically: marks the refresh token rotated if it is neither rotated nor revoked, and
+    /// stores `issued`. Of concurrent calls for one token, exactly one returns `Rotated`.
+    async fn rotate_refresh_token(
+        &self,
+        hash: &str,
+        now: UnixTime,
+        trace: &str,
+        issued: &IssuedTokens,
+    ) -> StoreResult<Rotation>;
+    /// Revokes every access and refresh token of a grant (a code's tokens, a refresh family).
+    /// Returns how many tokens were newly revoked.
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>>;
+    async fn delete_session(&self, hash: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait InteractionStore: Send + Sync {
+    async fn insert_interaction(&self, interaction: &InteractionRecord) -> StoreResult<()>;
+    async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>>;
+    async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()>;
+    /// Deletes the interaction; returns false if it was already gone (completed elsewhere).
+    async fn take_interaction(&self, hash: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes the user has granted the client (empty if none).
+    async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>>;
+    /// Adds scopes to the user's consent for the client.
+    async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// All keys, newest first.
+    async fn keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Inserts a new key and retires the previous active key of the same algorithm, atomically.
+    async fn add_key(&self, key: &SigningKeyRecord, now: UnixTime) -> StoreResult<()>;
+    /// Deletes retired keys retired before `before`.
+    async fn remove_retired_keys(&self, before: UnixTime) -> StoreResult<u64>;
+}
+
+/// Everything Candor stores.
+pub trait Store:
+    ClientStore + UserStore + CodeStore + TokenStore + SessionStore + InteractionStore + ConsentStore + KeyStore
+{
+}
+
+impl<T> Store for T where
+    T: ClientStore + UserStore + CodeStore + TokenStore + SessionStore + InteractionStore + ConsentStore + KeyStore
+{
+}

@@ -1,0 +1,380 @@
+//! Formats of the secrets Candor issues (codes, tokens, client secrets), their hashes, and
+//! recognising what a client did to a value on its way back.
+//!
+//! A value is `<prefix><43 base64url chars = 256 random bits><6 char checksum>`. The checksum
+//! lets Candor tell a value that was altered (truncated, a `#fragment` glued on, `+` for a space)
+//! from one that was never issued.
+
+use aws_lc_rs::{digest, rand};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// `n` bytes from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomUnavailable> {
+    let mut buf = [0u8; N];
+    rand::fill(&mut buf).map_err(|_| RandomUnavailable)?;
+    Ok(buf)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the system random number generator failed")]
+pub struct RandomUnavailable;
+
+/// A random identifier for traces, sessions and interactions: 128 bits, hex.
+pub fn random_id() -> Result<String, RandomUnavailable> {
+    let bytes = random_bytes::<16>()?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The kinds of secret value Candor issues, each with its own prefix so a value sent to the
+/// wrong parameter is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    AuthorizationCode,
+    AccessToken,
+    RefreshToken,
+    ClientSecret,
+    Session,
+    Interaction,
+}
+
+impl SecretKind {
+    pub const ALL: [SecretKind; 6] = [
+        SecretKind::AuthorizationCode,
+        SecretKind::AccessToken,
+        SecretKind::RefreshToken,
+        SecretKind::ClientSecret,
+        SecretKind::Session,
+        SecretKind::Interaction,
+    ];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SecretKind::AuthorizationCode => "cdc_",
+            SecretKind::AccessToken => "cda_",
+            SecretKind::RefreshToken => "cdr_",
+            SecretKind::ClientSecret => "cds_",
+            SecretKind::Session => "cdx_",
+            SecretKind::Interaction => "cdi_",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecretKind::AuthorizationCode => "authorization code",
+            SecretKind::AccessToken => "access token",
+            SecretKind::RefreshToken => "refresh token",
+            SecretKind::ClientSecret => "client secret",
+            SecretKind::Session => "session id",
+            SecretKind::Interaction => "interaction id",
+        }
+    }
+}
+
+const BODY_LEN: usize = 43; // 32 bytes, base64url without padding
+const CHECK_LEN: usize = 6;
+
+fn checksum(prefix_and_body: &str) -> String {
+    let d = digest::digest(&digest::SHA256, prefix_and_body.as_bytes());
+    let enc = b64url(&d.as_ref()[..6]);
+    enc[..CHECK_LEN].to_string()
+}
+
+/// A freshly generated secret value and its hash. The value leaves Candor once; the hash stays.
+#[derive(Clone)]
+pub struct Secret {
+    pub value: String,
+    pub hash: String,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret {{ hash: {} }}", self.hash)
+    }
+}
+
+impl Secret {
+    pub fn generate(kind: SecretKind) -> Result<Secret, RandomUnavailable> {
+        let body = b64url(&random_bytes::<32>()?);
+        let head = format!("{}{}", kind.prefix(), body);
+        let value = format!("{head}{}", checksum(&head));
+        let hash = hash_secret(&value);
+        Ok(Secret { value, hash })
+    }
+}
+
+/// The stored form of a high-entropy secret: SHA-256 under a domain-separation label, hex.
+///
+/// A 256-bit random value cannot be guessed, so a fast hash is enough (argon2 is for human
+/// passwords); storing only this means a leaked store hands out no usable token.
+pub fn hash_secret(value: &str) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"candor-secret-v1\0");
+    ctx.update(value.as_bytes());
+    ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short, non-reversible identifier of a value for logs and explanations: the first 12 hex
+/// characters of its stored hash.
+pub fn fingerprint(value: &str) -> String {
+    hash_secret(value)[..12].to_string()
+}
+
+/// Constant-time comparison of two stored hashes.
+pub fn hashes_equal(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// What is wrong with a presented value that does not have the exact issued shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "defect", rename_all = "snake_case")]
+pub enum Defect {
+    /// A URL fragment (`#`, `#_=_`) was kept: the callback parser did not stop at `#`.
+    UrlFragment { suffix: String },
+    /// Another query parameter was glued on (`&state=...`): the parser did not stop at `&`.
+    ParameterGluedOn { suffix: String },
+    /// Leading or trailing whitespace or a line break.
+    Whitespace,
+    /// The value is still percent-encoded (`%23`, `%2B`...), or encoded twice.
+    PercentEncoded { decoded_defect: Option<Box<Defect>> },
+    /// A `+` or space replaced a character: form-decoding applied to a value that was not encoded.
+    PlusOrSpace,
+    /// Shorter than issued: cut off.
+    Truncated { missing_chars: usize },
+    /// The value of another kind: a refresh token sent as a code, say.
+    WrongKind { sent: SecretKind },
+    /// The shape is right but the checksum fails: some characters were changed.
+    ChecksumMismatch,
+    /// Nothing like a Candor value.
+    NotACandorValue,
+}
+
+impl Defect {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Defect::UrlFragment { .. } => "url_fragment",
+            Defect::ParameterGluedOn { .. } => "parameter_glued_on",
+            Defect::Whitespace => "whitespace",
+            Defect::PercentEncoded { .. } => "percent_encoded",
+            Defect::PlusOrSpace => "plus_or_space",
+            Defect::Truncated { .. } => "truncated",
+            Defect::WrongKind { .. } => "wrong_kind",
+            Defect::ChecksumMismatch => "checksum_mismatch",
+            Defect::NotACandorValue => "not_a_candor_value",
+        }
+    }
+
+    /// One sentence for the developer.
+    pub fn explain(&self, kind: SecretKind) -> String {
+        let what = kind.name();
+        match self {
+            Defect::UrlFragment { suffix } => format!(
+                "the {what} carries the URL fragment {suffix:?}: the callback parser must stop at '#', which is not part of any query parameter"
+            ),
+            Defect::ParameterGluedOn { suffix } => format!(
+                "the {what} has {suffix:?} glued on: the callback parser must split query parameters at '&'"
+            ),
+            Defect::Whitespace => format!("the {what} has leading or trailing whitespace"),
+            Defect::PercentEncoded { .. } => format!(
+                "the {what} is still percent-encoded (or encoded twice): decode query parameters exactly once"
+            ),
+            Defect::PlusOrSpace => format!(
+                "a character of the {what} was turned into '+' or a space: encode it when building the request body"
+            ),
+            Defect::Truncated { missing_chars } => {
+                format!("the {what} is {missing_chars} characters shorter than issued: it was cut off")
+            }
+            Defect::WrongKind { sent } => {
+                format!("a {} was sent where a {what} belongs", sent.name())
+            }
+            Defect::ChecksumMismatch => format!(
+                "the {what} has the right shape but some characters were changed on the way"
+            ),
+            Defect::NotACandorValue => format!(
+                "the value is not a {what} issued by Candor (wrong provider, or a placeholder)"
+            ),
+        }
+    }
+}
+
+fn has_valid_checksum(value: &str, kind: SecretKind) -> bool {
+    let expected_len = kind.prefix().len() + BODY_LEN + CHECK_LEN;
+    if value.len() != expected_len || !value.starts_with(kind.prefix()) || !value.is_ascii() {
+        return false;
+    }
+    let (head, check) = value.split_at(expected_len - CHECK_LEN);
+    head[kind.prefix().len()..]
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && checksum(head).as_bytes().ct_eq(check.as_bytes()).into()
+}
+
+/// Checks a presented value's shape; `Ok(())` means it is exactly as Candor would have issued
+/// it (so a failed lookup means "never issued here"), `Err` names what the client did to it.
+pub fn inspect(value: &str, kind: SecretKind) -> Result<(), Defect> {
+    if has_valid_checksum(value, kind) {
+        return Ok(());
+    }
+    Err(diagnose(value, kind))
+}
+
+fn diagnose(value: &str, kind: SecretKind) -> Defect {
+    let full_len = kind.prefix().len() + BODY_LEN + CHECK_LEN;
+    if value.trim() != value && has_valid_checksum(value.trim(), kind) {
+        return Defect::Whitespace;
+    }
+    if let Some(other) = SecretKind::ALL
+        .iter()
+        .copied()
+        .find(|k| *k != kind && has_valid_checksum(value, *k))
+    {
+        return Defect::WrongKind { sent: other };
+    }
+    if value.len() > full_len && value.is_char_boundary(full_len) {
+        let (head, suffix) = value.split_at(full_len);
+        if has_valid_checksum(head, kind) {
+            if suffix.starts_with('#') || suffix.starts_with("%23") {
+                return Defect::UrlFragment { suffix: suffix.to_string() };
+            }
+            if suffix.starts_with('&') || suffix.starts_with("%26") {
+                return Defect::ParameterGluedOn { suffix: short(suffix) };
+            }
+            if suffix.trim().is_empty() {
+                return Defect::Whitespace;
+            }
+        }
+    }
+    if value.contains('%') {
+        let once = percent_decode(value);
+        if has_valid_checksum(&once, kind) {
+            return Defect::PercentEncoded { decoded_defect: None };
+        }
+        if once != value {
+            if let Err(inner) = inspect(&once, kind) {
+                if !matches!(inner, Defect::ChecksumMismatch | Defect::NotACandorValue) {
+                    return Defect::PercentEncoded { decoded_defect: Some(Box::new(inner)) };
+                }
+            }
+        }
+    }
+    if value.contains(' ') || value.contains('+') {
+        // Base64url never contains '+' or ' ': one was introduced on the way. Try both readings.
+        for candidate in [value.replace(' ', "+"), value.replace('+', "-"), value.replace(' ', "-")] {
+            if has_valid_checksum(&candidate, kind) {
+                return Defect::PlusOrSpace;
+            }
+        }
+        if value.trim() != value {
+            return Defect::Whitespace;
+        }
+        return Defect::PlusOrSpace;
+    }
+    if value.starts_with(kind.prefix()) {
+        if value.len() < full_len && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Defect::Truncated { missing_chars: full_len - value.len() };
+        }
+        return Defect::ChecksumMismatch;
+    }
+    Defect::NotACandorValue
+}
+
+fn short(s: &str) -> String {
+    let cut: String = s.chars().take(24).collect();
+    if cut.len() < s.len() { format!("{cut}...") } else { cut }
+}
+
+/// Percent-decodes once; malformed escapes are kept as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            if let Some(v) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code() -> String {
+        Secret::generate(SecretKind::AuthorizationCode).unwrap().value
+    }
+
+    #[test]
+    fn generated_values_carry_256_bits_and_pass_inspection() {
+        let s = Secret::generate(SecretKind::AuthorizationCode).unwrap();
+        assert_eq!(s.value.len(), 4 + 43 + 6);
+        assert_eq!(inspect(&s.value, SecretKind::AuthorizationCode), Ok(()));
+        assert_eq!(s.hash, hash_secret(&s.value));
+        assert_ne!(s.value, code());
+    }
+
+    #[test]
+    fn a_kept_fragment_is_named_with_its_suffix() {
+        let c = code();
+        assert_eq!(
+            inspect(&format!("{c}#_=_"), SecretKind::AuthorizationCode),
+            Err(Defect::UrlFragment { suffix: "#_=_".into() })
+        );
+        assert_eq!(
+            inspect(&format!("{c}#"), SecretKind::AuthorizationCode),
+            Err(Defect::UrlFragment { suffix: "#".into() })
+        );
+        assert!(matches!(
+            inspect(&format!("{c}%23_%3D_"), SecretKind::AuthorizationCode),
+            Err(Defect::UrlFragment { .. })
+        ));
+    }
+
+    #[test]
+    fn glued_parameters_whitespace_truncation_and_kind_are_told_apart() {
+        let c = code();
+        let k = SecretKind::AuthorizationCode;
+        assert!(matches!(inspect(&format!("{c}&state=abc"), k), Err(Defect::ParameterGluedOn { .. })));
+        assert_eq!(inspect(&format!(" {c}\n"), k), Err(Defect::Whitespace));
+        assert_eq!(inspect(&c[..30], k), Err(Defect::Truncated { missing_chars: c.len() - 30 }));
+        let r = Secret::generate(SecretKind::RefreshToken).unwrap().value;
+        assert_eq!(inspect(&r, k), Err(Defect::WrongKind { sent: SecretKind::RefreshToken }));
+        assert_eq!(inspect("SplxlOBeZQQYbYS6WxSbIA", k), Err(Defect::NotACandorValue));
+        let mut altered = c.clone().into_bytes();
+        altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
+        assert_eq!(inspect(&String::from_utf8(altered).unwrap(), k), Err(Defect::ChecksumMismatch));
+    }
+
+    #[test]
+    fn plus_for_dash_is_recognised() {
+        let k = SecretKind::AuthorizationCode;
+        let c = loop {
+            let c = code();
+            if c[4..].contains('-') {
+                break c;
+            }
+        };
+        assert_eq!(inspect(&c.replace('-', "+"), k), Err(Defect::PlusOrSpace));
+    }
+}

@@ -1,0 +1,65 @@
+//! The UserInfo endpoint's rules (OIDC Core §5.3) and bearer token validation (RFC 6750).
+
+use crate::clock::{UnixTime, rfc3339};
+use crate::model::AccessTokenRecord;
+use crate::rejection::{Reason, Rejection};
+use crate::scope::{self, Scope};
+use crate::store::Store;
+use crate::tokens::{self, SecretKind, hash_secret};
+use serde_json::{Map, Value, json};
+
+/// Validates a bearer access token: shape, existence, expiry, revocation.
+pub async fn validate_access_token(store: &dyn Store, token: &str, now: UnixTime) -> Result<AccessTokenRecord, Rejection> {
+    if let Err(defect) = tokens::inspect(token, SecretKind::AccessToken) {
+        return Err(Rejection::new(Reason::AccessTokenMalformed)
+            .with("defect", defect.code())
+            .with("explanation", defect.explain(SecretKind::AccessToken)));
+    }
+    let record = store
+        .access_token(&hash_secret(token))
+        .await
+        .map_err(super::grant::store_failed)?
+        .ok_or_else(|| Rejection::new(Reason::AccessTokenUnknown))?;
+    if let Some(at) = record.revoked_at {
+        return Err(Rejection::new(Reason::AccessTokenRevoked).with("revoked_at", rfc3339(at)));
+    }
+    if now >= record.expires_at {
+        return Err(Rejection::new(Reason::AccessTokenExpired)
+            .with("expired_at", rfc3339(record.expires_at))
+            .with("server_time", rfc3339(now)));
+    }
+    Ok(record)
+}
+
+/// The claims userinfo returns for a valid token carrying `openid`.
+pub async fn claims(store: &dyn Store, token: &str, now: UnixTime) -> Result<Value, Rejection> {
+    let record = validate_access_token(store, token, now).await?;
+    let granted = Scope::from_stored(&record.scope);
+    if !granted.contains(scope::OPENID) {
+        return Err(Rejection::new(Reason::InsufficientScope).with("required", "openid").with("granted", record.scope));
+    }
+    let user_id = record.user_id.ok_or_else(|| Rejection::new(Reason::InsufficientScope).with("problem", "a client_credentials token has no user"))?;
+    let user = store
+        .user(&user_id)
+        .await
+        .map_err(super::grant::store_failed)?
+        .ok_or_else(|| Rejection::new(Reason::UserUnknown))?;
+    if user.disabled {
+        return Err(Rejection::new(Reason::UserDisabled));
+    }
+    let mut out = Map::new();
+    out.insert("sub".into(), json!(user.id));
+    if granted.contains(scope::PROFILE) {
+        out.insert("preferred_username".into(), json!(user.username));
+        if let Some(name) = &user.name {
+            out.insert("name".into(), json!(name));
+        }
+    }
+    if granted.contains(scope::EMAIL) {
+        if let Some(email) = &user.email {
+            out.insert("email".into(), json!(email));
+            out.insert("email_verified".into(), json!(user.email_verified));
+        }
+    }
+    Ok(Value::Object(out))
+}
