@@ -1,1 +1,81 @@
+//! Candor's HTTP server: routes, the trace id on every response, and serving.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
+pub mod authorize;
+pub mod cookies;
+pub mod discovery;
+pub mod html;
+pub mod respond;
+pub mod state;
+pub mod token;
+pub mod userinfo;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use respond::{TRACE_HEADER, Trace};
+use state::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use state::{Disclosure, ensure_keys, rotate_keys};
+
+/// The largest request body accepted (token requests are a few hundred bytes).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+async fn trace_layer(mut req: Request, next: Next) -> Response {
+    let id = candor_core::tokens::random_id().map(|s| s[..20].to_string()).unwrap_or_else(|_| "no-trace".into());
+    req.extensions_mut().insert(Trace(id.clone()));
+    let mut response = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(TRACE_HEADER, v);
+    }
+    response
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/jwks.json", get(discovery::jwks))
+        .route("/authorize", get(authorize::get).post(authorize::post))
+        .route("/interaction/{id}", get(authorize::show))
+        .route("/interaction/{id}/login", post(authorize::login))
+        .route("/interaction/{id}/consent", post(authorize::consent))
+        .route("/token", post(token::token))
+        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/errors/", get(discovery::reason_index))
+        .route("/errors/{reason}", get(discovery::reason_page))
+        .route("/assets/candor.css", get(authorize::stylesheet))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(trace_layer))
+        .with_state(state)
+}
+
+/// Reloads signing keys every `every`, so a rotation made elsewhere is picked up.
+pub fn spawn_key_reloader(state: Arc<AppState>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.reload_keys().await {
+                tracing::error!(error = %e, "reloading signing keys failed; keeping the current ones");
+            }
+        }
+    })
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let reloader = spawn_key_reloader(state.clone(), Duration::from_secs(10));
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    reloader.abort();
+    result
+}

@@ -1,1 +1,24 @@
+//! Durable stores implementing `candor_core::store`. SQLite is the embedded default.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use candor_core::store::StoreError;
+
+/// Opens the store named by a URL: `sqlite://path`, `sqlite::memory:`.
+pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        SqliteStore::open(url).await
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(StoreError::Unavailable(
+            "PostgreSQL is not supported yet by this build; use a sqlite:// store URL".into(),
+        ))
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "store URL must start with sqlite:// (got {:?})",
+            url.split(':').next().unwrap_or("")
+        )))
+    }
+}

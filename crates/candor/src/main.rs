@@ -1,1 +1,253 @@
-fn main() {}
+//! `candor`: the OpenID Connect provider that tells you why.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
+
+mod admin;
+mod config;
+mod dev;
+
+use admin::ClientSpec;
+use candor_core::model::{AuthMethod, GrantType, SigningAlg};
+use candor_core::store::Store;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "candor", version, about = "An OpenID Connect provider that tells you why a request failed.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a development provider: SQLite in ./.candor/dev.db, demo user and clients, no config.
+    Dev(dev::DevArgs),
+    /// Run in production mode from a config file.
+    Serve {
+        #[arg(long, short, default_value = "candor.toml")]
+        config: PathBuf,
+    },
+    /// Manage clients.
+    Client {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage signing keys.
+    Key {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Store URL (default: the store of --config, else the dev store ./.candor/dev.db).
+    #[arg(long, global = true, env = "CANDOR_STORE")]
+    store: Option<String>,
+    /// Read the store URL from this config file.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn url(&self) -> Result<String, String> {
+        if let Some(s) = &self.store {
+            return Ok(s.clone());
+        }
+        if let Some(path) = &self.config {
+            return Ok(config::Config::load(path, &|k| std::env::var(k).ok())?.store);
+        }
+        Ok(dev::default_store_url())
+    }
+
+    async fn open(&self) -> Result<Arc<dyn Store>, String> {
+        let url = self.url()?;
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent() {
+                if !dir.as_os_str().is_empty() && !dir.exists() {
+                    return Err(format!("store {url}: directory {} does not exist (start `candor dev` or `candor serve` first)", dir.display()));
+                }
+            }
+        }
+        Ok(Arc::new(candor_store::open(&url).await.map_err(|e| format!("store {url}: {e}"))?))
+    }
+}
+
+fn parse_grant(s: &str) -> Result<GrantType, String> {
+    GrantType::parse(s).ok_or_else(|| format!("unknown grant {s:?}: authorization_code, refresh_token or client_credentials"))
+}
+fn parse_method(s: &str) -> Result<AuthMethod, String> {
+    AuthMethod::parse(s).ok_or_else(|| format!("unknown method {s:?}: client_secret_basic, client_secret_post or none"))
+}
+fn parse_alg(s: &str) -> Result<SigningAlg, String> {
+    SigningAlg::parse(s).ok_or_else(|| format!("unknown algorithm {s:?}: RS256, ES256 or EdDSA"))
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client. A confidential client's secret is generated and shown once.
+    Add {
+        /// Display name shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// Client id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        /// Registered redirect URI (repeatable). Exact match; http loopback IPs accept any port.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Allowed grant (repeatable; default authorization_code and refresh_token).
+        #[arg(long = "grant", value_parser = parse_grant)]
+        grants: Vec<GrantType>,
+        /// Token endpoint auth method (default client_secret_basic; none for public clients).
+        #[arg(long = "auth-method", value_parser = parse_method)]
+        auth_method: Option<AuthMethod>,
+        /// Allowed scope (repeatable; default openid profile email offline_access).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Do not require PKCE (confidential clients only).
+        #[arg(long)]
+        no_pkce: bool,
+        /// Accept code_challenge_method=plain.
+        #[arg(long)]
+        allow_plain_pkce: bool,
+        /// ID token signing algorithm.
+        #[arg(long = "id-token-alg", value_parser = parse_alg, default_value = "RS256")]
+        id_token_alg: SigningAlg,
+        /// Issue refresh tokens even without offline_access.
+        #[arg(long)]
+        always_refresh: bool,
+    },
+    /// List clients.
+    List,
+    /// Show one client.
+    Show { id: String },
+    /// Remove a client and revoke its tokens.
+    Remove { id: String },
+    /// Generate a new secret; the old one stops working.
+    RotateSecret { id: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (password generated and shown once unless given).
+    Add {
+        username: String,
+        #[arg(long, env = "CANDOR_NEW_PASSWORD")]
+        password: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    List,
+    /// Set a new password (generated unless given).
+    SetPassword {
+        username: String,
+        #[arg(long, env = "CANDOR_NEW_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Disable a user: sessions end, grants stop working.
+    Disable { username: String },
+    Enable { username: String },
+    /// Remove a user and revoke their tokens.
+    Remove { username: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    List,
+    /// Add new signing keys (all algorithms, or one); old keys stay published until their tokens expire.
+    Rotate {
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<SigningAlg>,
+    },
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Serve { config } => dev::serve(&config).await,
+        Command::Client { store, command } => {
+            let store = store.open().await?;
+            let store = store.as_ref();
+            match command {
+                ClientCommand::Add {
+                    name, id, public, redirect_uris, grants, auth_method, scopes, no_pkce, allow_plain_pkce, id_token_alg, always_refresh,
+                } => {
+                    let spec = ClientSpec {
+                        id,
+                        name,
+                        public,
+                        redirect_uris,
+                        grant_types: if grants.is_empty() { vec![GrantType::AuthorizationCode, GrantType::RefreshToken] } else { grants },
+                        auth_method,
+                        scopes: if scopes.is_empty() { admin::default_scopes() } else { scopes },
+                        require_pkce: !no_pkce,
+                        allow_plain_pkce,
+                        id_token_alg,
+                        always_issue_refresh_token: always_refresh,
+                    };
+                    admin::client_add(store, spec).await
+                }
+                ClientCommand::List => admin::client_list(store).await,
+                ClientCommand::Show { id } => admin::client_show(store, &id).await,
+                ClientCommand::Remove { id } => admin::client_remove(store, &id).await,
+                ClientCommand::RotateSecret { id } => admin::client_rotate_secret(store, &id).await,
+            }
+        }
+        Command::User { store, command } => {
+            let store = store.open().await?;
+            let store = store.as_ref();
+            match command {
+                UserCommand::Add { username, password, name, email } => admin::user_add(store, &username, password, name, email, false).await.map(|_| ()),
+                UserCommand::List => admin::user_list(store).await,
+                UserCommand::SetPassword { username, password } => admin::user_set_password(store, &username, password).await,
+                UserCommand::Disable { username } => admin::user_set_disabled(store, &username, true).await,
+                UserCommand::Enable { username } => admin::user_set_disabled(store, &username, false).await,
+                UserCommand::Remove { username } => admin::user_remove(store, &username).await,
+            }
+        }
+        Command::Key { store, command } => {
+            let store = store.open().await?;
+            match command {
+                KeyCommand::List => admin::key_list(store.as_ref()).await,
+                KeyCommand::Rotate { alg } => admin::key_rotate(store.as_ref(), alg).await,
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("candor: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("candor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

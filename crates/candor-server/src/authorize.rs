@@ -1,0 +1,418 @@
+//! GET|POST /authorize and the interaction that follows it: login, consent, code.
+
+use crate::cookies;
+use crate::html::{esc, page};
+use crate::respond::{Trace, error_page, html, redirect, redirect_error, see_other};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use candor_core::authorize::{self, AuthorizationRequest, AuthorizeFailure, LoggedIn, Next};
+use candor_core::model::{InteractionRecord, SessionRecord};
+use candor_core::params::{Encoding, Params};
+use candor_core::password::{dummy_hash, verify_password};
+use candor_core::rejection::{Reason, Rejection};
+use candor_core::scope;
+use candor_core::tokens::{Secret, SecretKind, b64url, hash_secret, hashes_equal};
+use std::sync::Arc;
+
+type AppStateRef = State<Arc<AppState>>;
+
+pub async fn get(State(state): AppStateRef, Extension(trace): Extension<Trace>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    match Params::from_urlencoded(q.unwrap_or_default().as_bytes(), Encoding::Query) {
+        Ok(p) => start(&state, &trace, &headers, p).await,
+        Err(r) => error_page(&state, &r, &trace),
+    }
+}
+
+/// OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST methods".
+pub async fn post(State(state): AppStateRef, Extension(trace): Extension<Trace>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_form(&headers) {
+        let r = Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(&headers));
+        return error_page(&state, &r, &trace);
+    }
+    match Params::from_urlencoded(&body, Encoding::Form) {
+        Ok(p) => start(&state, &trace, &headers, p).await,
+        Err(r) => error_page(&state, &r, &trace),
+    }
+}
+
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none").to_string()
+}
+
+pub fn is_form(headers: &HeaderMap) -> bool {
+    content_type(headers).split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// The logged-in user of this browser, if its session is valid and the user enabled.
+async fn current_login(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, i64)>, Rejection> {
+    let Some(sid) = cookies::get(headers, cookies::SESSION) else { return Ok(None) };
+    let Some(session) = state.store.session(&hash_secret(&sid)).await.map_err(internal)? else { return Ok(None) };
+    if session.expires_at <= state.now() {
+        return Ok(None);
+    }
+    match state.store.user(&session.user_id).await.map_err(internal)? {
+        Some(u) if !u.disabled => Ok(Some((u.id, session.auth_time))),
+        _ => Ok(None),
+    }
+}
+
+fn internal(e: candor_core::store::StoreError) -> Rejection {
+    Rejection::internal().with_internal("store", e.to_string())
+}
+
+async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Params) -> Response {
+    let now = state.now();
+    let client = match params.get("client_id") {
+        Ok(Some(id)) => match state.store.client(id).await {
+            Ok(c) => c,
+            Err(e) => return error_page(state, &internal(e), trace),
+        },
+        _ => None,
+    };
+    let req = match authorize::validate(&params, client.as_ref(), now) {
+        Ok(req) => req,
+        Err(AuthorizeFailure::Page(r)) => return error_page(state, &r, trace),
+        Err(AuthorizeFailure::Redirect { rejection, redirect_uri, state: s }) => {
+            return redirect_error(state, &rejection, trace, &redirect_uri, s.as_deref());
+        }
+    };
+    let login = match current_login(state, headers).await {
+        Ok(l) => l,
+        Err(r) => return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
+    };
+    let consented = match &login {
+        Some((user_id, _)) => match state.store.consent(user_id, &req.client_id).await {
+            Ok(c) => c,
+            Err(e) => return redirect_error(state, &internal(e), trace, &req.redirect_uri, req.state.as_deref()),
+        },
+        None => Vec::new(),
+    };
+    let logged_in = login.as_ref().map(|(u, t)| LoggedIn { user_id: u, auth_time: *t });
+    match authorize::decide(&req, logged_in, &consented, false, now) {
+        Next::Issue { user_id, auth_time } => issue(state, trace, &req, &user_id, auth_time, false).await,
+        Next::Fail(r) => redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
+        Next::Login => begin_interaction(state, trace, headers, &req, None).await,
+        Next::Consent { .. } => begin_interaction(state, trace, headers, &req, login).await,
+    }
+}
+
+/// Issues a code, stores it (durably) and sends the browser to the client with `code`, `state`, `iss`.
+async fn issue(state: &AppState, trace: &Trace, req: &AuthorizationRequest, user_id: &str, auth_time: i64, after_post: bool) -> Response {
+    let now = state.now();
+    let (code, record) = match authorize::issue_code(req, user_id, auth_time, &state.settings, now, &trace.0) {
+        Ok(v) => v,
+        Err(r) => return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
+    };
+    if let Err(e) = state.store.insert_code(&record).await {
+        return redirect_error(state, &internal(e), trace, &req.redirect_uri, req.state.as_deref());
+    }
+    tracing::info!(trace = %trace.0, client = %req.client_id, "authorization code issued");
+    let mut params: Vec<(&str, &str)> = vec![("code", &code.value)];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &state.settings.issuer));
+    let location = authorize::redirect_to(&req.redirect_uri, &params);
+    // RFC 9700 §4.11: after a form POST that carried credentials, 303 makes the browser drop the body.
+    if after_post { see_other(&location) } else { redirect(&location) }
+}
+
+/// The CSRF token of an interaction's forms: derived from the HttpOnly browser cookie and the
+/// interaction id, so another site can neither read nor forge it.
+fn csrf_token(browser: &str, interaction: &str) -> String {
+    b64url(hash_secret(&format!("csrf\0{browser}\0{interaction}")).as_bytes().get(..32).unwrap_or_default())
+}
+
+async fn begin_interaction(
+    state: &AppState,
+    trace: &Trace,
+    headers: &HeaderMap,
+    req: &AuthorizationRequest,
+    login: Option<(String, i64)>,
+) -> Response {
+    let fail = |r: Rejection| redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref());
+    let now = state.now();
+    let (browser, new_browser) = match cookies::get(headers, cookies::BROWSER).filter(|b| b.len() >= 32 && b.len() <= 128) {
+        Some(b) => (b, false),
+        None => match Secret::generate(SecretKind::Session) {
+            Ok(s) => (s.value, true),
+            Err(_) => return fail(Rejection::internal()),
+        },
+    };
+    let Ok(id) = Secret::generate(SecretKind::Interaction) else { return fail(Rejection::internal()) };
+    let request = match serde_json::to_value(req) {
+        Ok(v) => v,
+        Err(e) => return fail(Rejection::internal().with_internal("encode", e.to_string())),
+    };
+    let record = InteractionRecord {
+        hash: id.hash.clone(),
+        request,
+        browser_hash: hash_secret(&browser),
+        csrf_hash: hash_secret(&csrf_token(&browser, &id.value)),
+        login_user_id: login.as_ref().map(|(u, _)| u.clone()),
+        login_time: login.as_ref().map(|(_, t)| *t),
+        created_at: now,
+        expires_at: now + state.settings.interaction_lifetime,
+    };
+    if let Err(e) = state.store.insert_interaction(&record).await {
+        return fail(internal(e));
+    }
+    let mut response = see_other(&format!("/interaction/{}", id.value));
+    if new_browser {
+        cookies::set(response.headers_mut(), cookies::BROWSER, &browser, 24 * 3600, state.secure_cookies);
+    }
+    response
+}
+
+/// A loaded interaction, checked against the browser and (for forms) the CSRF token.
+struct Loaded {
+    id: String,
+    record: InteractionRecord,
+    request: AuthorizationRequest,
+    csrf: String,
+}
+
+async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Loaded, Rejection> {
+    let expired = || Rejection::new(Reason::InteractionExpired);
+    let record = state.store.interaction(&hash_secret(id)).await.map_err(internal)?.ok_or_else(expired)?;
+    if record.expires_at <= state.now() {
+        return Err(expired().with("expired_at", candor_core::clock::rfc3339(record.expires_at)));
+    }
+    let browser = cookies::get(headers, cookies::BROWSER).unwrap_or_default();
+    if !hashes_equal(&hash_secret(&browser), &record.browser_hash) {
+        return Err(expired().with("problem", "this sign-in was started in another browser (or cookies are blocked)"));
+    }
+    let request: AuthorizationRequest =
+        serde_json::from_value(record.request.clone()).map_err(|e| Rejection::internal().with_internal("decode", e.to_string()))?;
+    let csrf = csrf_token(&browser, id);
+    Ok(Loaded { id: id.to_string(), record, request, csrf })
+}
+
+fn check_csrf(loaded: &Loaded, form: &Params) -> Result<(), Rejection> {
+    let sent = form.get("csrf")?.unwrap_or_default();
+    if hashes_equal(&hash_secret(sent), &loaded.record.csrf_hash) {
+        Ok(())
+    } else {
+        Err(Rejection::invalid("csrf", "the form's CSRF token is missing or wrong; reload the page"))
+    }
+}
+
+pub async fn show(State(state): AppStateRef, Extension(trace): Extension<Trace>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let loaded = match load(&state, &headers, &id).await {
+        Ok(l) => l,
+        Err(r) => return error_page(&state, &r, &trace),
+    };
+    match &loaded.record.login_user_id {
+        None => login_page(&state, &loaded, None, "", StatusCode::OK).await,
+        Some(user_id) => consent_page(&state, &loaded, user_id).await,
+    }
+}
+
+async fn client_name(state: &AppState, client_id: &str) -> String {
+    match state.store.client(client_id).await {
+        Ok(Some(c)) => c.name,
+        _ => client_id.to_string(),
+    }
+}
+
+async fn login_page(state: &AppState, l: &Loaded, error: Option<&str>, username: &str, status: StatusCode) -> Response {
+    let name = client_name(state, &l.request.client_id).await;
+    let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, esc(e))).unwrap_or_default();
+    let body = format!(
+        r#"<h1>Sign in</h1>
+<p class="muted">to continue to <strong>{name}</strong></p>
+{error}
+<form method="post" action="/interaction/{id}/login">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="username">Username</label>
+<input type="text" id="username" name="username" value="{username}" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus>
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<div class="actions"><button type="submit">Sign in</button></div>
+</form>"#,
+        name = esc(&name),
+        id = esc(&l.id),
+        csrf = esc(&l.csrf),
+        username = esc(username),
+    );
+    html(status, page("Sign in", &body))
+}
+
+fn describe_scope(s: &str) -> &str {
+    match s {
+        scope::OPENID => "Confirm your identity",
+        scope::PROFILE => "See your name and username",
+        scope::EMAIL => "See your email address",
+        scope::OFFLINE_ACCESS => "Keep access while you are away (refresh tokens)",
+        other => other,
+    }
+}
+
+async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
+    let name = client_name(state, &l.request.client_id).await;
+    let username = match state.store.user(user_id).await {
+        Ok(Some(u)) => u.username,
+        _ => String::new(),
+    };
+    let items: String = candor_core::scope::Scope::from_stored(&l.request.scope)
+        .iter()
+        .map(|s| format!("<li>{}</li>", esc(describe_scope(s))))
+        .collect();
+    let body = format!(
+        r#"<h1>Allow access?</h1>
+<p><strong>{name}</strong> asks to:</p>
+<ul class="scopes">{items}</ul>
+<p class="muted">Signed in as <strong>{username}</strong>. You will return to <code>{redirect}</code>.</p>
+<form method="post" action="/interaction/{id}/consent">
+<input type="hidden" name="csrf" value="{csrf}">
+<div class="actions">
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
+</div>
+</form>"#,
+        name = esc(&name),
+        items = items,
+        username = esc(&username),
+        redirect = esc(&l.request.redirect_uri),
+        id = esc(&l.id),
+        csrf = esc(&l.csrf),
+    );
+    html(StatusCode::OK, page("Allow access", &body))
+}
+
+fn form_params(headers: &HeaderMap, body: &Bytes) -> Result<Params, Rejection> {
+    if !is_form(headers) {
+        return Err(Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(headers)));
+    }
+    Params::from_urlencoded(body, Encoding::Form)
+}
+
+pub async fn login(
+    State(state): AppStateRef,
+    Extension(trace): Extension<Trace>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let loaded = match load(&state, &headers, &id).await {
+        Ok(l) => l,
+        Err(r) => return error_page(&state, &r, &trace),
+    };
+    let form = match form_params(&headers, &body).and_then(|f| check_csrf(&loaded, &f).map(|()| f)) {
+        Ok(f) => f,
+        Err(r) => return error_page(&state, &r, &trace),
+    };
+    let username = form.get("username").ok().flatten().unwrap_or_default().to_string();
+    let password = form.get("password").ok().flatten().unwrap_or_default().to_string();
+    let user = match state.store.user_by_username(&username).await {
+        Ok(u) => u,
+        Err(e) => return error_page(&state, &internal(e), &trace),
+    };
+    // Verify against a real hash even for unknown users, so timing does not reveal usernames.
+    let password_ok = verify_password(&password, user.as_ref().map_or(dummy_hash(), |u| u.password_hash.as_str()));
+    let user = match user {
+        Some(u) if password_ok && !u.disabled => u,
+        Some(u) if password_ok && u.disabled => {
+            tracing::info!(trace = %trace.0, "login refused: user disabled");
+            return login_page(&state, &loaded, Some("This account is disabled."), &username, StatusCode::FORBIDDEN).await;
+        }
+        _ => {
+            tracing::info!(trace = %trace.0, "login refused: wrong username or password");
+            return login_page(&state, &loaded, Some("The username or password is wrong."), &username, StatusCode::UNAUTHORIZED).await;
+        }
+    };
+    let now = state.now();
+    // A new session id at every login: a session id planted before login is worthless after it.
+    if let Some(old) = cookies::get(&headers, cookies::SESSION) {
+        let _ = state.store.delete_session(&hash_secret(&old)).await;
+    }
+    let Ok(sid) = Secret::generate(SecretKind::Session) else {
+        return error_page(&state, &Rejection::internal(), &trace);
+    };
+    let session = SessionRecord {
+        hash: sid.hash.clone(),
+        user_id: user.id.clone(),
+        auth_time: now,
+        created_at: now,
+        expires_at: now + state.settings.session_lifetime,
+    };
+    if let Err(e) = state.store.insert_session(&session).await {
+        return error_page(&state, &internal(e), &trace);
+    }
+    if let Err(e) = state.store.record_login(&loaded.record.hash, &user.id, now).await {
+        return error_page(&state, &internal(e), &trace);
+    }
+    tracing::info!(trace = %trace.0, user = %user.id, "user logged in");
+    let mut response = continue_after_login(&state, &trace, &loaded, &user.id, now).await;
+    cookies::set(response.headers_mut(), cookies::SESSION, &sid.value, state.settings.session_lifetime, state.secure_cookies);
+    response
+}
+
+async fn continue_after_login(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth_time: i64) -> Response {
+    let consented = match state.store.consent(user_id, &l.request.client_id).await {
+        Ok(c) => c,
+        Err(e) => return error_page(state, &internal(e), trace),
+    };
+    let login = LoggedIn { user_id, auth_time };
+    match authorize::decide(&l.request, Some(login), &consented, false, state.now()) {
+        Next::Consent { .. } => see_other(&format!("/interaction/{}", l.id)),
+        Next::Issue { user_id, auth_time } => finish(state, trace, l, &user_id, auth_time).await,
+        Next::Fail(r) => redirect_error(state, &r, trace, &l.request.redirect_uri, l.request.state.as_deref()),
+        Next::Login => see_other(&format!("/interaction/{}", l.id)),
+    }
+}
+
+/// Completes the interaction exactly once, then issues the code.
+async fn finish(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth_time: i64) -> Response {
+    match state.store.take_interaction(&l.record.hash).await {
+        Ok(true) => issue(state, trace, &l.request, user_id, auth_time, true).await,
+        Ok(false) => error_page(state, &Rejection::new(Reason::InteractionExpired).with("problem", "already completed"), trace),
+        Err(e) => error_page(state, &internal(e), trace),
+    }
+}
+
+pub async fn consent(
+    State(state): AppStateRef,
+    Extension(trace): Extension<Trace>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let loaded = match load(&state, &headers, &id).await {
+        Ok(l) => l,
+        Err(r) => return error_page(&state, &r, &trace),
+    };
+    let form = match form_params(&headers, &body).and_then(|f| check_csrf(&loaded, &f).map(|()| f)) {
+        Ok(f) => f,
+        Err(r) => return error_page(&state, &r, &trace),
+    };
+    let (Some(user_id), Some(auth_time)) = (loaded.record.login_user_id.clone(), loaded.record.login_time) else {
+        return see_other(&format!("/interaction/{}", loaded.id));
+    };
+    let req = &loaded.request;
+    match form.get("decision").ok().flatten() {
+        Some("allow") => {
+            let scopes: Vec<String> = candor_core::scope::Scope::from_stored(&req.scope).iter().map(str::to_string).collect();
+            if let Err(e) = state.store.grant_consent(&user_id, &req.client_id, &scopes, state.now()).await {
+                return error_page(&state, &internal(e), &trace);
+            }
+            finish(&state, &trace, &loaded, &user_id, auth_time).await
+        }
+        Some("deny") => {
+            let _ = state.store.take_interaction(&loaded.record.hash).await;
+            redirect_error(&state, &Rejection::new(Reason::ConsentDenied), &trace, &req.redirect_uri, req.state.as_deref())
+        }
+        _ => error_page(&state, &Rejection::invalid("decision", "must be allow or deny"), &trace),
+    }
+}
+
+pub async fn stylesheet() -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("public, max-age=3600"));
+    (headers, crate::html::STYLESHEET).into_response()
+}

@@ -1,0 +1,86 @@
+//! OIDC Discovery (`/.well-known/openid-configuration`), the JWK Set, and the reason pages.
+
+use crate::html::{esc, page};
+use crate::respond::html;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use candor_core::model::{AuthMethod, GrantType};
+use candor_core::rejection::Reason;
+use candor_core::scope;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub fn document(state: &AppState) -> Value {
+    let base = state.settings.base();
+    let algs: Vec<&str> = state.keys().algorithms().iter().map(|a| a.as_str()).collect();
+    json!({
+        "issuer": state.settings.issuer,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks.json"),
+        "scopes_supported": scope::STANDARD,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+                             "name", "preferred_username", "email", "email_verified"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": true,
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "frontchannel_logout_supported": false,
+        "backchannel_logout_supported": false,
+        "service_documentation": format!("{base}/errors/"),
+    })
+}
+
+fn json_cached(value: Value) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    (StatusCode::OK, h, axum::Json(value)).into_response()
+}
+
+pub async fn openid_configuration(State(state): State<Arc<AppState>>) -> Response {
+    json_cached(document(&state))
+}
+
+/// The keys that verify Candor's tokens, retired ones included while their tokens live.
+pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    json_cached(state.keys().jwks(state.now(), state.settings.id_token_lifetime))
+}
+
+/// `/errors/<reason>`: what the reason means (the full guides come with the reason catalogue docs).
+pub async fn reason_page(Path(code): Path<String>) -> Response {
+    let Some(reason) = Reason::from_code(&code) else {
+        return html(StatusCode::NOT_FOUND, page("Unknown reason", &format!("<h1>Unknown reason</h1><p><code>{}</code> is not a Candor reason code. <a href=\"/errors/\">All reasons</a>.</p>", esc(&code))));
+    };
+    let body = format!(
+        r#"<h1><code>{code}</code></h1>
+<p>{desc}</p>
+<dl class="facts"><dt>OAuth error</dt><dd>{error}</dd><dt>HTTP status</dt><dd>{status}</dd></dl>
+<p class="muted">The response's <code>error_description</code> and <code>facts</code> say what was expected and what arrived; the trace id finds the request in the provider's logs. <a href="/errors/">All reasons</a>.</p>"#,
+        code = esc(reason.code()),
+        desc = esc(reason.description()),
+        error = esc(reason.error()),
+        status = reason.status(),
+    );
+    html(StatusCode::OK, page(reason.code(), &body))
+}
+
+pub async fn reason_index() -> Response {
+    let items: String = Reason::ALL
+        .iter()
+        .map(|r| format!(r#"<li><a href="/errors/{c}"><code>{c}</code></a> — {d}</li>"#, c = esc(r.code()), d = esc(r.description())))
+        .collect();
+    html(StatusCode::OK, page("Reasons", &format!("<h1>Why a request was refused</h1><ul>{items}</ul>")))
+}

@@ -1,0 +1,166 @@
+//! Turning a `Rejection` into a response: status, `error`, `error_description`, `error_uri`, the
+//! trace id — all derived from the rejection, never re-mapped by hand.
+
+use crate::html::{esc, page};
+use crate::state::AppState;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use candor_core::authorize::redirect_to;
+use candor_core::rejection::Rejection;
+use serde_json::{Value, json};
+
+/// The header every response carries.
+pub const TRACE_HEADER: &str = "candor-trace-id";
+
+/// The trace id of the current request (set by the trace middleware).
+#[derive(Debug, Clone)]
+pub struct Trace(pub String);
+
+fn status(r: &Rejection) -> StatusCode {
+    StatusCode::from_u16(r.reason.status()).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+pub fn error_uri(state: &AppState, r: &Rejection) -> String {
+    format!("{}/errors/{}", state.settings.base(), r.reason.code())
+}
+
+fn log(r: &Rejection, trace: &Trace, endpoint: &str) {
+    // Facts never contain secrets (only fingerprints), so they may be logged in full.
+    if r.reason == candor_core::Reason::InternalError {
+        tracing::error!(trace = %trace.0, endpoint, reason = r.reason.code(), facts = %json!(r.facts.to_json(true)), internal = ?r.facts, "internal failure");
+    } else {
+        tracing::info!(trace = %trace.0, endpoint, reason = r.reason.code(), error = r.reason.error(), "request rejected");
+    }
+}
+
+/// The JSON error body of RFC 6749 §5.2, plus Candor's `reason`, `trace_id` and (when detailed) `facts`.
+pub fn error_json(state: &AppState, r: &Rejection, trace: &Trace) -> Value {
+    let detailed = state.disclosure.is_detailed();
+    let mut body = json!({
+        "error": r.reason.error(),
+        "error_description": format!("{} [trace {}]", r.describe(detailed), trace.0),
+        "error_uri": error_uri(state, r),
+        "reason": r.reason.code(),
+        "trace_id": trace.0,
+    });
+    if detailed {
+        if let Value::Object(m) = &mut body {
+            m.insert("facts".into(), Value::Object(r.facts.to_json(true)));
+        }
+    }
+    body
+}
+
+/// A token-endpoint error (RFC 6749 §5.2): JSON, `no-store`, 401 + `WWW-Authenticate` for client authentication.
+pub fn token_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: bool) -> Response {
+    log(r, trace, "token");
+    let mut headers = HeaderMap::new();
+    no_store(&mut headers);
+    if r.reason.is_client_authentication() {
+        let scheme = if used_basic { r#"Basic realm="candor", charset="UTF-8""# } else { r#"Basic realm="candor""# };
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
+    }
+    (status(r), headers, axum::Json(error_json(state, r, trace))).into_response()
+}
+
+/// RFC 6750 §3: a bearer-token error with `WWW-Authenticate`.
+pub fn bearer_error(state: &AppState, r: &Rejection, trace: &Trace) -> Response {
+    log(r, trace, "userinfo");
+    let mut headers = HeaderMap::new();
+    no_store(&mut headers);
+    // §3.1: a request without authentication information gets no error code.
+    let challenge = if r.reason == candor_core::Reason::AccessTokenMissing {
+        r#"Bearer realm="candor""#.to_string()
+    } else {
+        let desc = r.describe(false).replace(['"', '\\'], "'");
+        format!(r#"Bearer realm="candor", error="{}", error_description="{}""#, r.reason.error(), desc)
+    };
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        headers.insert(header::WWW_AUTHENTICATE, v);
+    }
+    (status(r), headers, axum::Json(error_json(state, r, trace))).into_response()
+}
+
+/// RFC 6749 §4.1.2.1: an error sent back to the client's redirect URI, with `state` and `iss` (RFC 9207).
+pub fn redirect_error(state: &AppState, r: &Rejection, trace: &Trace, redirect_uri: &str, client_state: Option<&str>) -> Response {
+    log(r, trace, "authorize");
+    let desc = format!("{} [trace {}]", r.describe(state.disclosure.is_detailed()), trace.0);
+    let uri = error_uri(state, r);
+    let mut params: Vec<(&str, &str)> =
+        vec![("error", r.reason.error()), ("error_description", &desc), ("error_uri", &uri)];
+    if let Some(s) = client_state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &state.settings.issuer));
+    redirect(&redirect_to(redirect_uri, &params))
+}
+
+/// An error shown to the person in the browser, never sent to the client's redirect URI.
+pub fn error_page(state: &AppState, r: &Rejection, trace: &Trace) -> Response {
+    log(r, trace, "authorize");
+    let facts = r.facts.to_json(state.disclosure.is_detailed());
+    let mut rows = String::new();
+    for (k, v) in &facts {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        rows.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(k), esc(&v)));
+    }
+    let body = format!(
+        r#"<h1>This sign-in request cannot continue</h1>
+<p class="error" role="alert">{desc}</p>
+<p class="muted">The application that sent you here made a request this provider refuses. Nothing was shared with it.
+If you are its developer: <a href="{uri}">what <code>{code}</code> means and how to fix it</a>.</p>
+{facts}
+<p class="muted">Trace id: <code>{trace}</code></p>"#,
+        desc = esc(r.reason.description()),
+        uri = esc(&error_uri(state, r)),
+        code = esc(r.reason.code()),
+        facts = if rows.is_empty() { String::new() } else { format!(r#"<dl class="facts">{rows}</dl>"#) },
+        trace = esc(&trace.0),
+    );
+    html(status(r), page("Request refused", &body))
+}
+
+pub fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// An HTML response with the page security headers.
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut headers = HeaderMap::new();
+    no_store(&mut headers);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    (status, headers, body).into_response()
+}
+
+/// A 303 See Other: after a form POST the browser follows with GET (RFC 9110 §15.4.4).
+pub fn see_other(location: &str) -> Response {
+    location_response(StatusCode::SEE_OTHER, location)
+}
+
+/// A 302 Found to the client's redirect URI (RFC 6749 §4.1.2 uses 302 in its examples).
+pub fn redirect(location: &str) -> Response {
+    location_response(StatusCode::FOUND, location)
+}
+
+fn location_response(status: StatusCode, location: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    no_store(&mut headers);
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            headers.insert(header::LOCATION, v);
+            (status, headers).into_response()
+        }
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, headers, "invalid redirect location").into_response(),
+    }
+}

@@ -1,0 +1,112 @@
+//! The server's shared state: store, settings, clock, signing keys.
+
+use candor_core::clock::Clock;
+use candor_core::keys::{KeyError, KeyRing, generate};
+use candor_core::model::SigningAlg;
+use candor_core::settings::Settings;
+use candor_core::store::{Store, StoreError};
+use std::sync::{Arc, RwLock};
+
+/// How much a rejection tells the party that sent the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disclosure {
+    /// Reason, sentence and every fact, stored values included (the default of `candor dev`).
+    Detailed,
+    /// Reason and sentence, public facts only; no stored values (the default of `candor serve`).
+    Standard,
+}
+
+impl Disclosure {
+    pub fn parse(s: &str) -> Option<Disclosure> {
+        match s {
+            "detailed" => Some(Disclosure::Detailed),
+            "standard" => Some(Disclosure::Standard),
+            _ => None,
+        }
+    }
+
+    pub fn is_detailed(self) -> bool {
+        self == Disclosure::Detailed
+    }
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
+    pub disclosure: Disclosure,
+    /// Cookies get `Secure` when the issuer is https.
+    pub secure_cookies: bool,
+    keys: RwLock<Arc<KeyRing>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("settings: {0}")]
+    Settings(String),
+}
+
+impl AppState {
+    /// Builds the state, generating signing keys on first start.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        disclosure: Disclosure,
+    ) -> Result<Arc<AppState>, StartError> {
+        settings.validate().map_err(StartError::Settings)?;
+        ensure_keys(store.as_ref(), clock.now()).await?;
+        let ring = KeyRing::from_records(&store.keys().await?)?;
+        let secure_cookies = settings.issuer.starts_with("https://");
+        Ok(Arc::new(AppState { store, settings, clock, disclosure, secure_cookies, keys: RwLock::new(Arc::new(ring)) }))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The keys in force (cheap: an `Arc` clone).
+    pub fn keys(&self) -> Arc<KeyRing> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads keys from the store, so a rotation made by `candor key rotate` (or another
+    /// node) is picked up. Called periodically by the server.
+    pub async fn reload_keys(&self) -> Result<(), StartError> {
+        let ring = KeyRing::from_records(&self.store.keys().await?)?;
+        match self.keys.write() {
+            Ok(mut k) => *k = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+        Ok(())
+    }
+}
+
+/// Creates a signing key for every algorithm that has no active one.
+pub async fn ensure_keys(store: &dyn Store, now: i64) -> Result<(), StartError> {
+    let existing = store.keys().await?;
+    for alg in SigningAlg::ALL {
+        if !existing.iter().any(|k| k.alg == alg && k.retired_at.is_none()) {
+            store.add_key(&generate(alg, now)?, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a new key for each algorithm (or one); the old ones stay published until their tokens expire.
+pub async fn rotate_keys(store: &dyn Store, algs: &[SigningAlg], now: i64) -> Result<Vec<String>, StartError> {
+    let mut kids = Vec::new();
+    for alg in algs {
+        let key = generate(*alg, now)?;
+        store.add_key(&key, now).await?;
+        kids.push(key.kid);
+    }
+    Ok(kids)
+}

@@ -1,0 +1,82 @@
+//! POST /token (RFC 6749 §3.2, §5).
+
+use crate::authorize::{content_type, is_form};
+use crate::respond::{Trace, no_store, token_error};
+use crate::state::AppState;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use candor_core::client_auth::{self, Presented};
+use candor_core::grant::{self, GrantContext, GrantRequest};
+use candor_core::params::{Encoding, Params};
+use candor_core::rejection::{Reason, Rejection};
+use std::sync::Arc;
+
+/// Reads the body as a form (RFC 6749 §3.2) or, as several providers accept, JSON.
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Params, Rejection> {
+    let ct = content_type(headers);
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if is_form(headers) {
+        Params::from_urlencoded(body, Encoding::Form)
+    } else if mime == "application/json" || mime.ends_with("+json") {
+        Params::from_json(body)
+    } else {
+        Err(Rejection::new(Reason::ContentTypeUnsupported)
+            .with("content_type", ct)
+            .with("expected", "application/x-www-form-urlencoded"))
+    }
+}
+
+fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, Rejection> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().map_err(|_| Rejection::new(Reason::BasicAuthMalformed).with("problem", "the header is not ASCII"))?;
+            match text.split_once(' ') {
+                Some((scheme, creds)) if scheme.eq_ignore_ascii_case("basic") => Some(creds.to_string()),
+                _ => {
+                    return Err(Rejection::new(Reason::BasicAuthMalformed)
+                        .with("problem", format!("scheme {:?} is not accepted at the token endpoint; use Basic", text.split(' ').next().unwrap_or(""))));
+                }
+            }
+        }
+    };
+    Ok(Presented {
+        basic,
+        body_client_id: params.get("client_id")?.map(str::to_string),
+        body_client_secret: params.get("client_secret")?.map(str::to_string),
+    })
+}
+
+pub async fn token(State(state): State<Arc<AppState>>, Extension(trace): Extension<Trace>, headers: HeaderMap, body: Bytes) -> Response {
+    let used_basic = headers.contains_key(header::AUTHORIZATION);
+    match exchange(&state, &trace, &headers, &body).await {
+        Ok(resp) => {
+            let mut h = HeaderMap::new();
+            no_store(&mut h);
+            (StatusCode::OK, h, axum::Json(resp)).into_response()
+        }
+        Err(r) => token_error(&state, &r, &trace, used_basic),
+    }
+}
+
+async fn exchange(state: &AppState, trace: &Trace, headers: &HeaderMap, body: &Bytes) -> Result<grant::TokenResponse, Rejection> {
+    let params = parse_body(headers, body)?;
+    if let Some(dup) = params.first_duplicate() {
+        return Err(Rejection::duplicated(dup));
+    }
+    let creds = presented(headers, &params)?;
+    let (client, method) = client_auth::authenticate(state.store.as_ref(), &creds).await?;
+    let request = GrantRequest::parse(&params).map_err(|r| r.with("client_id", client.id.clone()))?;
+    let keys = state.keys();
+    let ctx = GrantContext { store: state.store.as_ref(), keys: &keys, settings: &state.settings, now: state.now(), trace: &trace.0 };
+    let grant = request.grant_type();
+    let result = grant::handle(&ctx, &client, request).await;
+    match &result {
+        Ok(_) => tracing::info!(trace = %trace.0, client = %client.id, grant = grant.as_str(), auth = method.as_str(), encoding = ?params.encoding, "tokens issued"),
+        Err(r) => tracing::info!(trace = %trace.0, client = %client.id, grant = grant.as_str(), reason = r.reason.code(), encoding = ?params.encoding, "token request refused"),
+    }
+    result.map_err(|r| if params.encoding == Encoding::Json { r.with("body_encoding", "json") } else { r })
+}

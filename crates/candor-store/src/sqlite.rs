@@ -1,0 +1,664 @@
+//! The SQLite store: one file, WAL journal, `synchronous=FULL` so every commit is durable
+//! before the call returns (a token is on disk before the response that carries it is sent).
+
+use async_trait::async_trait;
+use candor_core::clock::UnixTime;
+use candor_core::model::*;
+use candor_core::pkce::{ChallengeMethod, CodeChallenge};
+use candor_core::store::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and applies migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(unavailable)?
+            .create_if_missing(true)
+            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let mut pool = SqlitePoolOptions::new();
+        if memory {
+            // Every connection to ":memory:" is a separate database: keep exactly one, forever.
+            pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+        } else {
+            pool = pool.max_connections(8);
+        }
+        let pool = pool.connect_with(options).await.map_err(unavailable)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn json_list<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> StoreResult<Vec<T>> {
+    let text: String = row.try_get(col).map_err(unavailable)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(col, e))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| corrupt("encoding", e))
+}
+
+fn client_from(row: &SqliteRow) -> StoreResult<Client> {
+    let method: String = row.try_get("auth_method").map_err(unavailable)?;
+    let alg: String = row.try_get("id_token_alg").map_err(unavailable)?;
+    Ok(Client {
+        id: row.try_get("id").map_err(unavailable)?,
+        name: row.try_get("name").map_err(unavailable)?,
+        secret_hash: row.try_get("secret_hash").map_err(unavailable)?,
+        redirect_uris: json_list(row, "redirect_uris")?,
+        grant_types: json_list(row, "grant_types")?,
+        auth_method: AuthMethod::parse(&method).ok_or_else(|| corrupt("auth_method", &method))?,
+        scopes: json_list(row, "scopes")?,
+        require_pkce: row.try_get("require_pkce").map_err(unavailable)?,
+        allow_plain_pkce: row.try_get("allow_plain_pkce").map_err(unavailable)?,
+        id_token_alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("id_token_alg", &alg))?,
+        always_issue_refresh_token: row.try_get("always_issue_refresh_token").map_err(unavailable)?,
+        created_at: row.try_get("created_at").map_err(unavailable)?,
+    })
+}
+
+fn user_from(row: &SqliteRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id").map_err(unavailable)?,
+        username: row.try_get("username").map_err(unavailable)?,
+        password_hash: row.try_get("password_hash").map_err(unavailable)?,
+        name: row.try_get("name").map_err(unavailable)?,
+        email: row.try_get("email").map_err(unavailable)?,
+        email_verified: row.try_get("email_verified").map_err(unavailable)?,
+        disabled: row.try_get("disabled").map_err(unavailable)?,
+        created_at: row.try_get("created_at").map_err(unavailable)?,
+    })
+}
+
+fn code_from(row: &SqliteRow) -> StoreResult<CodeRecord> {
+    let challenge: Option<String> = row.try_get("code_challenge").map_err(unavailable)?;
+    let method: Option<String> = row.try_get("code_challenge_method").map_err(unavailable)?;
+    let code_challenge = match (challenge, method.as_deref()) {
+        (Some(value), Some("S256")) => Some(CodeChallenge { value, method: ChallengeMethod::S256 }),
+        (Some(value), Some("plain")) => Some(CodeChallenge { value, method: ChallengeMethod::Plain }),
+        (None, _) => None,
+        (Some(_), other) => return Err(corrupt("code_challenge_method", format!("{other:?}"))),
+    };
+    Ok(CodeRecord {
+        hash: row.try_get("hash").map_err(unavailable)?,
+        grant_id: row.try_get("grant_id").map_err(unavailable)?,
+        client_id: row.try_get("client_id").map_err(unavailable)?,
+        user_id: row.try_get("user_id").map_err(unavailable)?,
+        redirect_uri: row.try_get("redirect_uri").map_err(unavailable)?,
+        redirect_uri_sent: row.try_get("redirect_uri_sent").map_err(unavailable)?,
+        scope: row.try_get("scope").map_err(unavailable)?,
+        nonce: row.try_get("nonce").map_err(unavailable)?,
+        code_challenge,
+        auth_time: row.try_get("auth_time").map_err(unavailable)?,
+        issued_at: row.try_get("issued_at").map_err(unavailable)?,
+        expires_at: row.try_get("expires_at").map_err(unavailable)?,
+        redeemed_at: row.try_get("redeemed_at").map_err(unavailable)?,
+        redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
+        issued_trace: row.try_get("issued_trace").map_err(unavailable)?,
+    })
+}
+
+fn access_from(row: &SqliteRow) -> StoreResult<AccessTokenRecord> {
+    Ok(AccessTokenRecord {
+        hash: row.try_get("hash").map_err(unavailable)?,
+        grant_id: row.try_get("grant_id").map_err(unavailable)?,
+        client_id: row.try_get("client_id").map_err(unavailable)?,
+        user_id: row.try_get("user_id").map_err(unavailable)?,
+        scope: row.try_get("scope").map_err(unavailable)?,
+        issued_at: row.try_get("issued_at").map_err(unavailable)?,
+        expires_at: row.try_get("expires_at").map_err(unavailable)?,
+        revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
+    })
+}
+
+fn refresh_from(row: &SqliteRow) -> StoreResult<RefreshTokenRecord> {
+    Ok(RefreshTokenRecord {
+        hash: row.try_get("hash").map_err(unavailable)?,
+        grant_id: row.try_get("grant_id").map_err(unavailable)?,
+        client_id: row.try_get("client_id").map_err(unavailable)?,
+        user_id: row.try_get("user_id").map_err(unavailable)?,
+        scope: row.try_get("scope").map_err(unavailable)?,
+        auth_time: row.try_get("auth_time").map_err(unavailable)?,
+        issued_at: row.try_get("issued_at").map_err(unavailable)?,
+        expires_at: row.try_get("expires_at").map_err(unavailable)?,
+        rotated_at: row.try_get("rotated_at").map_err(unavailable)?,
+        rotated_trace: row.try_get("rotated_trace").map_err(unavailable)?,
+        revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
+        issued_trace: row.try_get("issued_trace").map_err(unavailable)?,
+    })
+}
+
+/// Inserts the tokens of one response inside the caller's transaction.
+async fn insert_issued(tx: &mut sqlx::SqliteConnection, issued: &IssuedTokens) -> StoreResult<()> {
+    let a = &issued.access;
+    sqlx::query(
+        "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&a.hash)
+    .bind(&a.grant_id)
+    .bind(&a.client_id)
+    .bind(&a.user_id)
+    .bind(&a.scope)
+    .bind(a.issued_at)
+    .bind(a.expires_at)
+    .bind(a.revoked_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    if let Some(r) = &issued.refresh {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, grant_id, client_id, user_id, scope, auth_time, issued_at, expires_at,
+                                         rotated_at, rotated_trace, revoked_at, issued_trace)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.hash)
+        .bind(&r.grant_id)
+        .bind(&r.client_id)
+        .bind(&r.user_id)
+        .bind(&r.scope)
+        .bind(r.auth_time)
+        .bind(r.issued_at)
+        .bind(r.expires_at)
+        .bind(r.rotated_at)
+        .bind(&r.rotated_trace)
+        .bind(r.revoked_at)
+        .bind(&r.issued_trace)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
+        let row = sqlx::query("SELECT * FROM clients WHERE id = ?").bind(id).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.as_ref().map(client_from).transpose()
+    }
+
+    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
+                                  allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.secret_hash)
+        .bind(to_json(&c.redirect_uris)?)
+        .bind(to_json(&c.grant_types)?)
+        .bind(c.auth_method.as_str())
+        .bind(to_json(&c.scopes)?)
+        .bind(c.require_pkce)
+        .bind(c.allow_plain_pkce)
+        .bind(c.id_token_alg.as_str())
+        .bind(c.always_issue_refresh_token)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id").fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter().map(client_from).collect()
+    }
+
+    async fn remove_client(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let n = sqlx::query("DELETE FROM clients WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?.rows_affected();
+        for table in ["access_tokens", "refresh_tokens"] {
+            sqlx::query(&format!("UPDATE {table} SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL"))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        sqlx::query("DELETE FROM consents WHERE client_id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn set_client_secret(&self, id: &str, secret_hash: &str) -> StoreResult<bool> {
+        let r = sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
+            .bind(secret_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?").bind(id).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, name, email, email_verified, disabled, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(&u.name)
+        .bind(&u.email)
+        .bind(u.email_verified)
+        .bind(u.disabled)
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username").fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn set_password(&self, id: &str, password_hash: &str) -> StoreResult<bool> {
+        let r = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn set_disabled(&self, id: &str, disabled: bool) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let r = sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+            .bind(disabled)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        if disabled {
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn remove_user(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let n = sqlx::query("DELETE FROM users WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?.rows_affected();
+        for table in ["access_tokens", "refresh_tokens"] {
+            sqlx::query(&format!("UPDATE {table} SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"))
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        for table in ["sessions", "consents"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = ?")).bind(id).execute(&mut *tx).await.map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl CodeStore for SqliteStore {
+    async fn insert_code(&self, c: &CodeRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce,
+                                code_challenge, code_challenge_method, auth_time, issued_at, expires_at,
+                                redeemed_at, redeemed_trace, issued_trace)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.hash)
+        .bind(&c.grant_id)
+        .bind(&c.client_id)
+        .bind(&c.user_id)
+        .bind(&c.redirect_uri)
+        .bind(c.redirect_uri_sent)
+        .bind(&c.scope)
+        .bind(&c.nonce)
+        .bind(c.code_challenge.as_ref().map(|ch| ch.value.clone()))
+        .bind(c.code_challenge.as_ref().map(|ch| ch.method.as_str()))
+        .bind(c.auth_time)
+        .bind(c.issued_at)
+        .bind(c.expires_at)
+        .bind(c.redeemed_at)
+        .bind(&c.redeemed_trace)
+        .bind(&c.issued_trace)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn code(&self, hash: &str) -> StoreResult<Option<CodeRecord>> {
+        let row = sqlx::query("SELECT * FROM codes WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.as_ref().map(code_from).transpose()
+    }
+
+    async fn redeem_code(&self, hash: &str, now: UnixTime, trace: &str, issued: &IssuedTokens) -> StoreResult<Redemption> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // The conditional UPDATE is the claim: SQLite serialises writers, so exactly one
+        // transaction sees `redeemed_at IS NULL` and changes the row.
+        let claimed = sqlx::query("UPDATE codes SET redeemed_at = ?, redeemed_trace = ? WHERE hash = ? AND redeemed_at IS NULL")
+            .bind(now)
+            .bind(trace)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+        if claimed == 0 {
+            let row = sqlx::query("SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            tx.rollback().await.map_err(unavailable)?;
+            return Ok(match row {
+                None => Redemption::Missing,
+                Some(row) => Redemption::AlreadyRedeemed {
+                    redeemed_at: row.try_get::<Option<i64>, _>("redeemed_at").map_err(unavailable)?.unwrap_or(now),
+                    redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
+                },
+            });
+        }
+        insert_issued(&mut tx, issued).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Redemption::Redeemed)
+    }
+
+    async fn pending_codes(&self, client_id: &str, now: UnixTime, limit: u32) -> StoreResult<Vec<CodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM codes WHERE client_id = ? AND redeemed_at IS NULL AND expires_at > ?
+             ORDER BY issued_at DESC LIMIT ?",
+        )
+        .bind(client_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(code_from).collect()
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn access_token(&self, hash: &str) -> StoreResult<Option<AccessTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.as_ref().map(access_from).transpose()
+    }
+
+    async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn insert_tokens(&self, issued: &IssuedTokens) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        insert_issued(&mut tx, issued).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn rotate_refresh_token(&self, hash: &str, now: UnixTime, trace: &str, issued: &IssuedTokens) -> StoreResult<Rotation> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = ?, rotated_trace = ?
+             WHERE hash = ? AND rotated_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(trace)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if claimed == 0 {
+            let row = sqlx::query("SELECT rotated_at, rotated_trace, revoked_at FROM refresh_tokens WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            tx.rollback().await.map_err(unavailable)?;
+            let Some(row) = row else { return Ok(Rotation::Missing) };
+            let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(unavailable)?;
+            return Ok(match rotated_at {
+                Some(rotated_at) => Rotation::AlreadyRotated { rotated_at, rotated_trace: row.try_get("rotated_trace").map_err(unavailable)? },
+                None => Rotation::Revoked,
+            });
+        }
+        insert_issued(&mut tx, issued).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut n = 0;
+        for table in ["access_tokens", "refresh_tokens"] {
+            n += sqlx::query(&format!("UPDATE {table} SET revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL"))
+                .bind(now)
+                .bind(grant_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sessions (hash, user_id, auth_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&s.hash)
+            .bind(&s.user_id)
+            .bind(s.auth_time)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.map(|row| {
+            Ok(SessionRecord {
+                hash: row.try_get("hash").map_err(unavailable)?,
+                user_id: row.try_get("user_id").map_err(unavailable)?,
+                auth_time: row.try_get("auth_time").map_err(unavailable)?,
+                created_at: row.try_get("created_at").map_err(unavailable)?,
+                expires_at: row.try_get("expires_at").map_err(unavailable)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE hash = ?").bind(hash).execute(&self.pool).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl InteractionStore for SqliteStore {
+    async fn insert_interaction(&self, i: &InteractionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO interactions (hash, request, browser_hash, csrf_hash, login_user_id, login_time, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&i.hash)
+        .bind(i.request.to_string())
+        .bind(&i.browser_hash)
+        .bind(&i.csrf_hash)
+        .bind(&i.login_user_id)
+        .bind(i.login_time)
+        .bind(i.created_at)
+        .bind(i.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>> {
+        let row = sqlx::query("SELECT * FROM interactions WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.map(|row| {
+            let request: String = row.try_get("request").map_err(unavailable)?;
+            Ok(InteractionRecord {
+                hash: row.try_get("hash").map_err(unavailable)?,
+                request: serde_json::from_str(&request).map_err(|e| corrupt("interaction request", e))?,
+                browser_hash: row.try_get("browser_hash").map_err(unavailable)?,
+                csrf_hash: row.try_get("csrf_hash").map_err(unavailable)?,
+                login_user_id: row.try_get("login_user_id").map_err(unavailable)?,
+                login_time: row.try_get("login_time").map_err(unavailable)?,
+                created_at: row.try_get("created_at").map_err(unavailable)?,
+                expires_at: row.try_get("expires_at").map_err(unavailable)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()> {
+        sqlx::query("UPDATE interactions SET login_user_id = ?, login_time = ? WHERE hash = ?")
+            .bind(user_id)
+            .bind(at)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn take_interaction(&self, hash: &str) -> StoreResult<bool> {
+        let r = sqlx::query("DELETE FROM interactions WHERE hash = ?").bind(hash).execute(&self.pool).await.map_err(unavailable)?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl ConsentStore for SqliteStore {
+    async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT scope FROM consents WHERE user_id = ? AND client_id = ? ORDER BY scope")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|r| r.try_get("scope").map_err(unavailable)).collect()
+    }
+
+    async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for s in scopes {
+            sqlx::query("INSERT OR IGNORE INTO consents (user_id, client_id, scope, granted_at) VALUES (?, ?, ?, ?)")
+                .bind(user_id)
+                .bind(client_id)
+                .bind(s)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let alg: String = row.try_get("alg").map_err(unavailable)?;
+                Ok(SigningKeyRecord {
+                    kid: row.try_get("kid").map_err(unavailable)?,
+                    alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("alg", &alg))?,
+                    private_der: row.try_get("private_der").map_err(unavailable)?,
+                    created_at: row.try_get("created_at").map_err(unavailable)?,
+                    retired_at: row.try_get("retired_at").map_err(unavailable)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_key(&self, key: &SigningKeyRecord, now: UnixTime) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE alg = ? AND retired_at IS NULL")
+            .bind(now)
+            .bind(key.alg.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, retired_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&key.kid)
+            .bind(key.alg.as_str())
+            .bind(&key.private_der)
+            .bind(key.created_at)
+            .bind(key.retired_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn remove_retired_keys(&self, before: UnixTime) -> StoreResult<u64> {
+        let r = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.rows_affected())
+    }
+}

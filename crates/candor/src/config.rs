@@ -1,0 +1,200 @@
+//! `candor.toml`: the production configuration, with `CANDOR_*` environment overrides.
+
+use candor_core::settings::Settings;
+use candor_server::Disclosure;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The issuer URL, exactly as clients will see it (https outside loopback).
+    pub issuer: String,
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Store URL: `sqlite://path/to/candor.db`.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// `standard` (default) or `detailed`.
+    #[serde(default = "default_disclosure")]
+    pub disclosure: String,
+    #[serde(default)]
+    pub lifetimes: Lifetimes,
+    #[serde(default)]
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifetimes {
+    pub code: i64,
+    pub access_token: i64,
+    pub refresh_token: i64,
+    pub id_token: i64,
+    pub session: i64,
+    pub interaction: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        let s = Settings::new("http://x");
+        Lifetimes {
+            code: s.code_lifetime,
+            access_token: s.access_token_lifetime,
+            refresh_token: s.refresh_token_lifetime,
+            id_token: s.id_token_lifetime,
+            session: s.session_lifetime,
+            interaction: s.interaction_lifetime,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `candor=debug`.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { format: "text".into(), level: "info".into() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_store() -> String {
+    "sqlite://candor.db".into()
+}
+fn default_disclosure() -> String {
+    "standard".into()
+}
+
+/// Every key that may be overridden from the environment: `CANDOR_ISSUER`, `CANDOR_LIFETIMES_CODE`...
+const KEYS: &[(&str, &[&str], bool)] = &[
+    ("CANDOR_ISSUER", &["issuer"], false),
+    ("CANDOR_LISTEN", &["listen"], false),
+    ("CANDOR_STORE", &["store"], false),
+    ("CANDOR_DISCLOSURE", &["disclosure"], false),
+    ("CANDOR_LIFETIMES_CODE", &["lifetimes", "code"], true),
+    ("CANDOR_LIFETIMES_ACCESS_TOKEN", &["lifetimes", "access_token"], true),
+    ("CANDOR_LIFETIMES_REFRESH_TOKEN", &["lifetimes", "refresh_token"], true),
+    ("CANDOR_LIFETIMES_ID_TOKEN", &["lifetimes", "id_token"], true),
+    ("CANDOR_LIFETIMES_SESSION", &["lifetimes", "session"], true),
+    ("CANDOR_LIFETIMES_INTERACTION", &["lifetimes", "interaction"], true),
+    ("CANDOR_LOG_FORMAT", &["log", "format"], false),
+    ("CANDOR_LOG_LEVEL", &["log", "level"], false),
+];
+
+impl Config {
+    /// Reads the file, applies environment overrides, and validates. Errors name the key.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Config::parse(&text, env).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        for (var, path, numeric) in KEYS {
+            let Some(raw) = env(var) else { continue };
+            let value = if *numeric {
+                toml::Value::Integer(raw.trim().parse().map_err(|_| format!("{var}: {raw:?} is not a whole number of seconds"))?)
+            } else {
+                toml::Value::String(raw)
+            };
+            let mut t = &mut table;
+            for part in &path[..path.len() - 1] {
+                let entry = t.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                t = entry.as_table_mut().ok_or_else(|| format!("{part}: must be a table"))?;
+            }
+            t.insert(path[path.len() - 1].to_string(), value);
+        }
+        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            issuer: self.issuer.clone(),
+            code_lifetime: self.lifetimes.code,
+            access_token_lifetime: self.lifetimes.access_token,
+            refresh_token_lifetime: self.lifetimes.refresh_token,
+            id_token_lifetime: self.lifetimes.id_token,
+            interaction_lifetime: self.lifetimes.interaction,
+            session_lifetime: self.lifetimes.session,
+        }
+    }
+
+    pub fn disclosure(&self) -> Disclosure {
+        Disclosure::parse(&self.disclosure).unwrap_or(Disclosure::Standard)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.settings().validate().map_err(|e| if e.starts_with("issuer") { e } else { format!("lifetimes.{e}") })?;
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
+        let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if issuer.scheme() != "https" && !loopback {
+            return Err(format!("issuer: {:?} must use https (http is only allowed for loopback addresses)", self.issuer));
+        }
+        self.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("listen: {:?} is not an address:port ({e})", self.listen))?;
+        if Disclosure::parse(&self.disclosure).is_none() {
+            return Err(format!("disclosure: {:?} must be \"standard\" or \"detailed\"", self.disclosure));
+        }
+        if !self.store.starts_with("sqlite:") {
+            return Err(format!("store: {:?} must be a sqlite:// URL", self.store));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(format!("log.format: {:?} must be \"text\" or \"json\"", self.log.format));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn a_minimal_config_gets_defaults() {
+        let c = Config::parse("issuer = \"https://id.example.com\"", &none).unwrap();
+        assert_eq!(c.lifetimes.code, 60);
+        assert_eq!(c.disclosure(), Disclosure::Standard);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("issuer = \"https://id.example.com\"\n[lifetimes]\ncode = 900", &none).unwrap_err();
+        assert!(e.contains("code_lifetime") || e.contains("lifetimes"), "{e}");
+        let e = Config::parse("issuer = \"http://id.example.com\"", &none).unwrap_err();
+        assert!(e.starts_with("issuer"), "{e}");
+        let e = Config::parse("issuer = \"https://id.example.com\"\nlisten = \"nope\"", &none).unwrap_err();
+        assert!(e.starts_with("listen"), "{e}");
+        let e = Config::parse("issuer = \"https://id.example.com\"\nissuerr = 1", &none).unwrap_err();
+        assert!(e.contains("issuerr"), "{e}");
+        assert!(Config::parse("", &none).unwrap_err().contains("issuer"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |k: &str| match k {
+            "CANDOR_LIFETIMES_CODE" => Some("30".to_string()),
+            "CANDOR_ISSUER" => Some("https://other.example".to_string()),
+            _ => None,
+        };
+        let c = Config::parse("issuer = \"https://id.example.com\"", &env).unwrap();
+        assert_eq!(c.lifetimes.code, 30);
+        assert_eq!(c.issuer, "https://other.example");
+        let bad = |k: &str| (k == "CANDOR_LIFETIMES_CODE").then(|| "soon".to_string());
+        assert!(Config::parse("issuer = \"https://id.example.com\"", &bad).unwrap_err().starts_with("CANDOR_LIFETIMES_CODE"));
+    }
+}

@@ -1,0 +1,200 @@
+//! `candor dev` (embedded, zero-config) and `candor serve` (from a config file).
+
+use crate::admin::{ClientSpec, build_client, default_scopes, user_add};
+use crate::config::Config;
+use candor_core::clock::{Clock, SystemClock};
+use candor_core::model::{GrantType, SigningAlg};
+use candor_core::pkce::s256;
+use candor_core::settings::Settings;
+use candor_core::store::Store;
+use candor_core::tokens::{Secret, SecretKind};
+use candor_server::Disclosure;
+use candor_server::state::AppState;
+use clap::Args;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const DEV_DIR: &str = ".candor";
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_APP: &str = "demo-app";
+pub const DEMO_APP_REDIRECT: &str = "http://localhost:3000/callback";
+pub const DEMO_CLI: &str = "demo-cli";
+pub const DEMO_CLI_REDIRECT: &str = "http://127.0.0.1/callback";
+
+pub fn default_store_url() -> String {
+    format!("sqlite://{DEV_DIR}/dev.db")
+}
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Port on 127.0.0.1 (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Keep everything in memory; nothing is written to disk.
+    #[arg(long)]
+    ephemeral: bool,
+    /// Directory of the dev store.
+    #[arg(long, default_value = DEV_DIR)]
+    data_dir: String,
+    /// Log as JSON lines.
+    #[arg(long)]
+    json_logs: bool,
+}
+
+fn init_logs(json: bool, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+pub async fn run(args: DevArgs) -> Result<(), String> {
+    init_logs(args.json_logs, "info");
+    let url = if args.ephemeral {
+        "sqlite::memory:".to_string()
+    } else {
+        std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir))?;
+        format!("sqlite://{}/dev.db", args.data_dir)
+    };
+    let store: Arc<dyn Store> = Arc::new(candor_store::open(&url).await.map_err(|e| format!("store {url}: {e}"))?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (try --port 0)", args.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let issuer = format!("http://127.0.0.1:{}", addr.port());
+    let settings = Settings::new(&issuer);
+    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), Disclosure::Detailed).await.map_err(|e| e.to_string())?;
+    let seeded = seed(store.as_ref()).await?;
+    print_banner(&issuer, &url, args.ephemeral, &seeded);
+    candor_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// What seeding created this time (secrets only exist on first start).
+struct Seeded {
+    password: Option<String>,
+    app_secret: Option<String>,
+}
+
+async fn seed(store: &dyn Store) -> Result<Seeded, String> {
+    let now = SystemClock.now();
+    let password = if store.user_by_username(DEMO_USER).await.map_err(|e| e.to_string())?.is_none() {
+        Some(user_add(store, DEMO_USER, None, Some("Demo User".into()), Some("demo@example.com".into()), true).await?)
+    } else {
+        None
+    };
+    let mut app_secret = None;
+    if store.client(DEMO_APP).await.map_err(|e| e.to_string())?.is_none() {
+        let (client, secret) = build_client(
+            ClientSpec {
+                id: Some(DEMO_APP.into()),
+                name: "Demo App".into(),
+                public: false,
+                redirect_uris: vec![DEMO_APP_REDIRECT.into(), DEMO_CLI_REDIRECT.into()],
+                grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials],
+                auth_method: None,
+                scopes: default_scopes(),
+                require_pkce: true,
+                allow_plain_pkce: false,
+                id_token_alg: SigningAlg::RS256,
+                always_issue_refresh_token: false,
+            },
+            now,
+        )?;
+        store.insert_client(&client).await.map_err(|e| e.to_string())?;
+        app_secret = secret;
+    }
+    if store.client(DEMO_CLI).await.map_err(|e| e.to_string())?.is_none() {
+        let (client, _) = build_client(
+            ClientSpec {
+                id: Some(DEMO_CLI.into()),
+                name: "Demo CLI".into(),
+                public: true,
+                redirect_uris: vec![DEMO_CLI_REDIRECT.into()],
+                grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+                auth_method: None,
+                scopes: default_scopes(),
+                require_pkce: true,
+                allow_plain_pkce: false,
+                id_token_alg: SigningAlg::RS256,
+                always_issue_refresh_token: false,
+            },
+            now,
+        )?;
+        store.insert_client(&client).await.map_err(|e| e.to_string())?;
+    }
+    Ok(Seeded { password, app_secret })
+}
+
+fn print_banner(issuer: &str, url: &str, ephemeral: bool, seeded: &Seeded) {
+    let verifier = Secret::generate(SecretKind::Interaction).map(|s| s.value.replace("cdi_", "v-")).unwrap_or_else(|_| "x".repeat(50));
+    let challenge = s256(&verifier);
+    let state = &Secret::generate(SecretKind::Interaction).map(|s| s.value[4..20].to_string()).unwrap_or_default();
+    let authorize = format!(
+        "{issuer}/authorize?response_type=code&client_id={DEMO_APP}&redirect_uri={}&scope=openid%20profile%20email%20offline_access&state={state}&nonce=n-{state}&code_challenge={challenge}&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(DEMO_APP_REDIRECT.as_bytes()).collect::<String>()
+    );
+    let password = seeded.password.clone().unwrap_or_else(|| "(set at first start; `candor user set-password demo` makes a new one)".into());
+    let secret = seeded.app_secret.clone().unwrap_or_else(|| "(shown at first start; `candor client rotate-secret demo-app` makes a new one)".into());
+    let secret_for_curl = seeded.app_secret.clone().unwrap_or_else(|| "<client secret>".into());
+    println!(
+        r#"
+Candor dev provider
+  issuer:     {issuer}
+  discovery:  {issuer}/.well-known/openid-configuration
+  store:      {store}
+
+  demo user:  {DEMO_USER}
+  password:   {password}
+
+  confidential client: {DEMO_APP}
+    secret:       {secret}
+    redirect URIs: {DEMO_APP_REDIRECT}  {DEMO_CLI_REDIRECT} (any port)
+  public client:       {DEMO_CLI} (PKCE)
+    redirect URI:  {DEMO_CLI_REDIRECT} (any port)
+
+1. Open this URL, sign in, allow. The browser lands on {DEMO_APP_REDIRECT}?code=...
+   (nothing listens there: copy the code from the address bar)
+   {authorize}
+
+2. Exchange the code within 60 seconds:
+   curl -s -u {DEMO_APP}:{secret_for_curl} {issuer}/token \
+     -d grant_type=authorization_code -d redirect_uri={DEMO_APP_REDIRECT} \
+     -d code_verifier={verifier} -d code=PASTE_CODE_HERE
+
+A refused request says why: read error_description, or open error_uri.
+"#,
+        store = if ephemeral { "in memory (--ephemeral)".to_string() } else { url.to_string() },
+    );
+}
+
+pub async fn serve(path: &Path) -> Result<(), String> {
+    let config = Config::load(path, &|k| std::env::var(k).ok())?;
+    init_logs(config.log.format == "json", &config.log.level);
+    let store: Arc<dyn Store> = Arc::new(candor_store::open(&config.store).await.map_err(|e| format!("store {}: {e}", config.store))?);
+    let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
+    let state = AppState::new(store, config.settings(), Arc::new(SystemClock), config.disclosure()).await.map_err(|e| e.to_string())?;
+    tracing::info!(issuer = %config.issuer, listen = %config.listen, "candor serving");
+    candor_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
+}
