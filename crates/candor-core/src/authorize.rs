@@ -53,7 +53,11 @@ impl AuthorizeFailure {
 const MAX_STATE_LEN: usize = 2048;
 
 /// Validates the client and redirect URI first, then the rest of the request.
-pub fn validate(params: &Params, client: Option<&Client>, now: UnixTime) -> Result<AuthorizationRequest, AuthorizeFailure> {
+pub fn validate(
+    params: &Params,
+    client: Option<&Client>,
+    now: UnixTime,
+) -> Result<AuthorizationRequest, AuthorizeFailure> {
     let page = AuthorizeFailure::Page;
     let client_id = params.get("client_id").map_err(page)?.ok_or_else(|| page(Rejection::missing("client_id")))?;
     let Some(client) = client else {
@@ -76,7 +80,11 @@ pub fn validate(params: &Params, client: Option<&Client>, now: UnixTime) -> Resu
         None => match client.redirect_uris.as_slice() {
             [only] => (only.clone(), false),
             [] => return Err(page(Rejection::new(Reason::RedirectUriNotRegistered).with("registered", "none"))),
-            _ => return Err(page(Rejection::new(Reason::RedirectUriRequired).with("registered_count", client.redirect_uris.len()))),
+            _ => {
+                return Err(page(
+                    Rejection::new(Reason::RedirectUriRequired).with("registered_count", client.redirect_uris.len()),
+                ));
+            }
         },
     };
     // From here on, errors are sent back to the (now trusted) redirect URI, with the state.
@@ -89,19 +97,24 @@ pub fn validate(params: &Params, client: Option<&Client>, now: UnixTime) -> Resu
     if let Some(dup) = params.first_duplicate() {
         return Err(fail(Rejection::duplicated(dup)));
     }
-    if let Some(s) = &state {
-        if s.len() > MAX_STATE_LEN {
-            return Err(fail(Rejection::invalid("state", format!("{} bytes, at most {MAX_STATE_LEN}", s.len()))));
-        }
+    if let Some(s) = &state
+        && s.len() > MAX_STATE_LEN
+    {
+        return Err(fail(Rejection::invalid("state", format!("{} bytes, at most {MAX_STATE_LEN}", s.len()))));
     }
-    let response_type = params.get("response_type").map_err(fail)?.ok_or_else(|| fail(Rejection::missing("response_type")))?;
+    let response_type =
+        params.get("response_type").map_err(fail)?.ok_or_else(|| fail(Rejection::missing("response_type")))?;
     if response_type != "code" {
-        return Err(fail(Rejection::new(Reason::ResponseTypeUnsupported).with("response_type", response_type.to_string()).with("supported", "code")));
+        return Err(fail(
+            Rejection::new(Reason::ResponseTypeUnsupported)
+                .with("response_type", response_type.to_string())
+                .with("supported", "code"),
+        ));
     }
-    if let Some(mode) = params.get("response_mode").map_err(fail)? {
-        if mode != "query" {
-            return Err(fail(Rejection::invalid("response_mode", format!("{mode:?} is not supported; use query"))));
-        }
+    if let Some(mode) = params.get("response_mode").map_err(fail)?
+        && mode != "query"
+    {
+        return Err(fail(Rejection::invalid("response_mode", format!("{mode:?} is not supported; use query"))));
     }
     for unsupported in ["request", "request_uri"] {
         if params.get(unsupported).map_err(fail)?.is_some() {
@@ -112,21 +125,26 @@ pub fn validate(params: &Params, client: Option<&Client>, now: UnixTime) -> Resu
         }
     }
     if !client.may_use(GrantType::AuthorizationCode) {
-        return Err(fail(Rejection::new(Reason::GrantTypeNotAllowedForClient)
-            .with("grant_type", "authorization_code")
-            .with("allowed", client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "))));
+        return Err(fail(
+            Rejection::new(Reason::GrantTypeNotAllowedForClient)
+                .with("grant_type", "authorization_code")
+                .with("allowed", client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")),
+        ));
     }
     let scope = Scope::parse(params.get("scope").map_err(fail)?.unwrap_or("")).map_err(fail)?;
     scope.require_allowed(&Scope::from_stored(&client.scopes.join(" "))).map_err(fail)?;
     if scope.contains(scope::OPENID) && !redirect_uri_sent {
         // OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an authentication request.
-        return Err(fail(Rejection::missing("redirect_uri").with("rule", "OIDC Core 3.1.2.1 requires redirect_uri when scope includes openid")));
+        return Err(fail(
+            Rejection::missing("redirect_uri")
+                .with("rule", "OIDC Core 3.1.2.1 requires redirect_uri when scope includes openid"),
+        ));
     }
     let nonce = params.get("nonce").map_err(fail)?.map(str::to_string);
-    if let Some(n) = &nonce {
-        if n.len() > MAX_STATE_LEN {
-            return Err(fail(Rejection::invalid("nonce", format!("{} bytes, at most {MAX_STATE_LEN}", n.len()))));
-        }
+    if let Some(n) = &nonce
+        && n.len() > MAX_STATE_LEN
+    {
+        return Err(fail(Rejection::invalid("nonce", format!("{} bytes, at most {MAX_STATE_LEN}", n.len()))));
     }
     let (mut prompt_none, mut prompt_login, mut prompt_consent) = (false, false, false);
     if let Some(prompt) = params.get("prompt").map_err(fail)? {
@@ -154,10 +172,17 @@ pub fn validate(params: &Params, client: Option<&Client>, now: UnixTime) -> Resu
     let method = params.get("code_challenge_method").map_err(fail)?;
     let code_challenge = match (challenge, method) {
         (Some(c), m) => Some(CodeChallenge::parse(c, m, client.allow_plain_pkce).map_err(fail)?),
-        (None, Some(_)) => return Err(fail(Rejection::missing("code_challenge").with("problem", "code_challenge_method was sent without code_challenge"))),
+        (None, Some(_)) => {
+            return Err(fail(
+                Rejection::missing("code_challenge")
+                    .with("problem", "code_challenge_method was sent without code_challenge"),
+            ));
+        }
         (None, None) if client.pkce_required() => {
-            return Err(fail(Rejection::new(Reason::PkceChallengeRequired)
-                .with("client_type", if client.is_public() { "public" } else { "confidential" })));
+            return Err(fail(
+                Rejection::new(Reason::PkceChallengeRequired)
+                    .with("client_type", if client.is_public() { "public" } else { "confidential" }),
+            ));
         }
         (None, None) => None,
     };
@@ -182,6 +207,8 @@ pub fn validate(params: &Params, client: Option<&Client>, now: UnixTime) -> Resu
 pub struct LoggedIn<'a> {
     pub user_id: &'a str,
     pub auth_time: UnixTime,
+    /// The user logged in during this authorization request (not an earlier session).
+    pub during_this_request: bool,
 }
 
 /// What has to happen before a code can be issued. Login and consent are outcomes, not errors.
@@ -203,22 +230,30 @@ pub fn decide(
     now: UnixTime,
 ) -> Next {
     let fresh_enough = |l: &LoggedIn<'_>| {
-        let after_prompt = !req.prompt_login || l.auth_time >= req.received_at;
+        // OIDC Core §3.1.2.1 prompt=login: "SHOULD prompt the End-User for reauthentication":
+        // only a login made for this very request counts, however recent an older session is.
+        let after_prompt = !req.prompt_login || l.during_this_request;
         let within_max_age = req.max_age.is_none_or(|m| now - l.auth_time <= m);
         after_prompt && within_max_age
     };
     let Some(login) = login.filter(fresh_enough) else {
         if req.prompt_none {
-            return Next::Fail(Rejection::new(Reason::LoginRequired).with("max_age", req.max_age.map_or(serde_json::Value::Null, Into::into)));
+            return Next::Fail(
+                Rejection::new(Reason::LoginRequired)
+                    .with("max_age", req.max_age.map_or(serde_json::Value::Null, Into::into)),
+            );
         }
         return Next::Login;
     };
     let requested = Scope::from_stored(&req.scope);
-    let missing: Vec<String> = requested.iter().filter(|s| !consented.iter().any(|c| c == s)).map(str::to_string).collect();
+    let missing: Vec<String> =
+        requested.iter().filter(|s| !consented.iter().any(|c| c == s)).map(str::to_string).collect();
     let needs_consent = !consented_now && (req.prompt_consent || !missing.is_empty());
     if needs_consent {
         if req.prompt_none {
-            return Next::Fail(Rejection::new(Reason::ConsentRequired).with("scopes_without_consent", missing.join(" ")));
+            return Next::Fail(
+                Rejection::new(Reason::ConsentRequired).with("scopes_without_consent", missing.join(" ")),
+            );
         }
         return Next::Consent { missing };
     }
@@ -303,13 +338,16 @@ mod tests {
     fn unknown_clients_and_unregistered_uris_get_a_page_never_a_redirect() {
         let r = validate(&params("client_id=x&response_type=code"), None, 0).unwrap_err();
         assert!(matches!(r, AuthorizeFailure::Page(ref j) if j.reason == Reason::ClientUnknown));
-        let r = validate(&params("client_id=app&redirect_uri=https://evil.example/cb"), Some(&client(false)), 0).unwrap_err();
+        let r = validate(&params("client_id=app&redirect_uri=https://evil.example/cb"), Some(&client(false)), 0)
+            .unwrap_err();
         assert!(matches!(r, AuthorizeFailure::Page(ref j) if j.reason == Reason::RedirectUriNotRegistered));
     }
 
     #[test]
     fn other_errors_redirect_with_state() {
-        let q = format!("client_id=app&redirect_uri=https://app.example/cb&response_type=token&state=s1&code_challenge={CH}&code_challenge_method=S256");
+        let q = format!(
+            "client_id=app&redirect_uri=https://app.example/cb&response_type=token&state=s1&code_challenge={CH}&code_challenge_method=S256"
+        );
         match validate(&params(&q), Some(&client(false)), 0).unwrap_err() {
             AuthorizeFailure::Redirect { rejection, state, .. } => {
                 assert_eq!(rejection.reason, Reason::ResponseTypeUnsupported);
@@ -323,25 +361,33 @@ mod tests {
     fn public_clients_must_send_a_challenge() {
         let mut c = client(true);
         c.require_pkce = false;
-        let r = validate(&params("client_id=app&redirect_uri=https://app.example/cb&response_type=code"), Some(&c), 0).unwrap_err();
+        let r = validate(&params("client_id=app&redirect_uri=https://app.example/cb&response_type=code"), Some(&c), 0)
+            .unwrap_err();
         assert_eq!(r.rejection().reason, Reason::PkceChallengeRequired);
     }
 
     #[test]
     fn prompt_none_without_session_is_login_required_and_prompt_login_needs_a_fresh_login() {
-        let q = format!("client_id=app&redirect_uri=https://app.example/cb&response_type=code&scope=openid&prompt=none&code_challenge={CH}&code_challenge_method=S256");
+        let q = format!(
+            "client_id=app&redirect_uri=https://app.example/cb&response_type=code&scope=openid&prompt=none&code_challenge={CH}&code_challenge_method=S256"
+        );
         let req = validate(&params(&q), Some(&client(false)), 100).unwrap();
         assert!(matches!(decide(&req, None, &[], false, 100), Next::Fail(ref r) if r.reason == Reason::LoginRequired));
-        let q = format!("client_id=app&redirect_uri=https://app.example/cb&response_type=code&scope=openid&prompt=login&code_challenge={CH}&code_challenge_method=S256");
+        let q = format!(
+            "client_id=app&redirect_uri=https://app.example/cb&response_type=code&scope=openid&prompt=login&code_challenge={CH}&code_challenge_method=S256"
+        );
         let req = validate(&params(&q), Some(&client(false)), 100).unwrap();
-        let old = LoggedIn { user_id: "u", auth_time: 50 };
+        let old = LoggedIn { user_id: "u", auth_time: 100, during_this_request: false };
         assert_eq!(decide(&req, Some(old), &["openid".into()], false, 100), Next::Login);
-        let fresh = LoggedIn { user_id: "u", auth_time: 100 };
+        let fresh = LoggedIn { user_id: "u", auth_time: 100, during_this_request: true };
         assert!(matches!(decide(&req, Some(fresh), &["openid".into()], false, 100), Next::Issue { .. }));
     }
 
     #[test]
     fn redirect_keeps_the_registered_query() {
-        assert_eq!(redirect_to("https://a/cb?x=1", &[("code", "c"), ("state", "a b")]), "https://a/cb?x=1&code=c&state=a+b");
+        assert_eq!(
+            redirect_to("https://a/cb?x=1", &[("code", "c"), ("state", "a b")]),
+            "https://a/cb?x=1&code=c&state=a+b"
+        );
     }
 }

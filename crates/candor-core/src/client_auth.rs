@@ -21,12 +21,10 @@ pub fn decode_basic(credentials: &str) -> Result<(String, String), Rejection> {
     let malformed = |problem: &str| Rejection::new(Reason::BasicAuthMalformed).with("problem", problem.to_string());
     let bytes = STANDARD.decode(credentials.trim()).map_err(|_| malformed("the credentials are not valid base64"))?;
     let text = String::from_utf8(bytes).map_err(|_| malformed("the decoded credentials are not UTF-8"))?;
-    let (id, secret) = text.split_once(':').ok_or_else(|| malformed("the decoded credentials have no ':' between id and secret"))?;
+    let (id, secret) =
+        text.split_once(':').ok_or_else(|| malformed("the decoded credentials have no ':' between id and secret"))?;
     let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+        url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
     };
     Ok((decode(id), decode(secret)))
 }
@@ -35,33 +33,36 @@ pub fn decode_basic(credentials: &str) -> Result<(String, String), Rejection> {
 pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Result<(Client, AuthMethod), Rejection> {
     let basic = presented.basic.as_deref().map(decode_basic).transpose()?;
     if basic.is_some() && presented.body_client_secret.is_some() {
-        return Err(Rejection::new(Reason::MultipleAuthMethods).with("methods", "client_secret_basic client_secret_post"));
+        return Err(
+            Rejection::new(Reason::MultipleAuthMethods).with("methods", "client_secret_basic client_secret_post")
+        );
     }
     let (client_id, secret, method) = match (&basic, &presented.body_client_secret) {
         (Some((id, secret)), _) => {
-            if let Some(body_id) = &presented.body_client_id {
-                if body_id != id {
-                    return Err(Rejection::new(Reason::ClientIdConflict)
-                        .with("header_client_id", id.clone())
-                        .with("body_client_id", body_id.clone()));
-                }
+            if let Some(body_id) = &presented.body_client_id
+                && body_id != id
+            {
+                return Err(Rejection::new(Reason::ClientIdConflict)
+                    .with("header_client_id", id.clone())
+                    .with("body_client_id", body_id.clone()));
             }
             (id.clone(), Some(secret.clone()), AuthMethod::ClientSecretBasic)
         }
         (None, Some(secret)) => {
-            let id = presented.body_client_id.clone().ok_or_else(|| Rejection::missing("client_id").with("problem", "client_secret was sent without client_id"))?;
+            let id = presented.body_client_id.clone().ok_or_else(|| {
+                Rejection::missing("client_id").with("problem", "client_secret was sent without client_id")
+            })?;
             (id, Some(secret.clone()), AuthMethod::ClientSecretPost)
         }
         (None, None) => {
-            let id = presented.body_client_id.clone().ok_or_else(|| Rejection::new(Reason::ClientAuthenticationMissing))?;
+            let id =
+                presented.body_client_id.clone().ok_or_else(|| Rejection::new(Reason::ClientAuthenticationMissing))?;
             (id, None, AuthMethod::None)
         }
     };
-    let client = store
-        .client(&client_id)
-        .await
-        .map_err(|_| Rejection::internal())?
-        .ok_or_else(|| Rejection::new(Reason::ClientAuthenticationFailedUnknownClient).with("client_id", client_id.clone()))?;
+    let client = store.client(&client_id).await.map_err(|_| Rejection::internal())?.ok_or_else(|| {
+        Rejection::new(Reason::ClientAuthenticationFailedUnknownClient).with("client_id", client_id.clone())
+    })?;
     if method != client.auth_method {
         return Err(Rejection::new(Reason::AuthMethodNotAllowed)
             .with("client_id", client.id.clone())
@@ -71,11 +72,15 @@ pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Res
     if let (Some(secret), Some(stored)) = (secret, &client.secret_hash) {
         // Constant time over the hashes: the secret is 256 random bits, so a fast hash suffices.
         if !hashes_equal(&hash_secret(&secret), stored) {
-            return Err(Rejection::new(Reason::ClientSecretWrong).with("client_id", client.id.clone()).with("method", method.as_str()));
+            return Err(Rejection::new(Reason::ClientSecretWrong)
+                .with("client_id", client.id.clone())
+                .with("method", method.as_str()));
         }
     } else if method != AuthMethod::None {
         // A confidential method with no stored secret: misconfigured client; refuse.
-        return Err(Rejection::new(Reason::ClientSecretWrong).with("client_id", client.id.clone()).with("problem", "no secret is registered"));
+        return Err(Rejection::new(Reason::ClientSecretWrong)
+            .with("client_id", client.id.clone())
+            .with("problem", "no secret is registered"));
     }
     Ok((client, method))
 }

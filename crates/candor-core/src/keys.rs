@@ -6,8 +6,7 @@ use crate::tokens::{b64url, random_id};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use serde_json::{Value, json};
 
@@ -70,8 +69,7 @@ impl SigningKey {
         let pair = match record.alg {
             SigningAlg::RS256 => Pair::Rsa(RsaKeyPair::from_pkcs8(&record.private_der).map_err(|_| err())?),
             SigningAlg::ES256 => Pair::Ec(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &record.private_der)
-                    .map_err(|_| err())?,
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &record.private_der).map_err(|_| err())?,
             ),
             SigningAlg::EdDSA => Pair::Ed(Ed25519KeyPair::from_pkcs8(&record.private_der).map_err(|_| err())?),
         };
@@ -87,17 +85,13 @@ impl SigningKey {
     /// Signs `claims` as a JWS in compact serialisation (RFC 7515 §7.1).
     pub fn sign_jwt(&self, claims: &Value) -> Result<String, KeyError> {
         let header = json!({ "alg": self.alg.as_str(), "typ": "JWT", "kid": self.kid });
-        let signing_input = format!(
-            "{}.{}",
-            b64url(header.to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes())
-        );
+        let signing_input =
+            format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
         let sig = match &self.pair {
             Pair::Rsa(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
                 let rng = aws_lc_rs::rand::SystemRandom::new();
-                k.sign(&RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig)
-                    .map_err(|_| KeyError::Sign)?;
+                k.sign(&RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig).map_err(|_| KeyError::Sign)?;
                 sig
             }
             Pair::Ec(k) => {
@@ -205,8 +199,8 @@ impl KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
     use crate::tokens::b64url_decode;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 
     fn verify(token: &str, jwk: &Value, alg: SigningAlg) -> bool {
         let (input, sig) = token.rsplit_once('.').unwrap();
@@ -235,7 +229,8 @@ mod tests {
             let jwk = key.public_jwk();
             assert_eq!(jwk["kid"], record.kid);
             assert!(verify(&token, &jwk, alg), "{alg:?}");
-            let header: Value = serde_json::from_slice(&b64url_decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+            let header: Value =
+                serde_json::from_slice(&b64url_decode(token.split('.').next().unwrap()).unwrap()).unwrap();
             assert_eq!(header["alg"], alg.as_str());
         }
     }
@@ -254,6 +249,9 @@ mod tests {
     #[test]
     fn at_hash_matches_the_oidc_example() {
         // OIDC Core Appendix A.3 example: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y".
-        assert_eq!(half_hash(SigningAlg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            half_hash(SigningAlg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

@@ -40,8 +40,7 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] =
-        [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::None];
+    pub const ALL: [AuthMethod; 3] = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::None];
 
     pub fn as_str(self) -> &'static str {
         match self {

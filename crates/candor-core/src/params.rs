@@ -30,8 +30,10 @@ impl Params {
         for (k, v) in url::form_urlencoded::parse(bytes) {
             // form_urlencoded replaces invalid UTF-8 with U+FFFD; refuse it instead.
             if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
-                return Err(Rejection::new(Reason::BodyMalformed)
-                    .with("problem", format!("parameter {:?} is not valid UTF-8 after percent-decoding", k.replace('\u{FFFD}', "?"))));
+                return Err(Rejection::new(Reason::BodyMalformed).with(
+                    "problem",
+                    format!("parameter {:?} is not valid UTF-8 after percent-decoding", k.replace('\u{FFFD}', "?")),
+                ));
             }
             pairs.push((k.into_owned(), v.into_owned()));
         }
@@ -74,12 +76,12 @@ impl Params {
                 found = Some(v.as_str());
             }
         }
-        if let Some(v) = found {
-            if v.len() > MAX_VALUE_LEN {
-                return Err(Rejection::new(Reason::ParameterInvalid)
-                    .with("parameter", name.to_string())
-                    .with("problem", format!("{} bytes, at most {MAX_VALUE_LEN} are accepted", v.len())));
-            }
+        if let Some(v) = found
+            && v.len() > MAX_VALUE_LEN
+        {
+            return Err(Rejection::new(Reason::ParameterInvalid)
+                .with("parameter", name.to_string())
+                .with("problem", format!("{} bytes, at most {MAX_VALUE_LEN} are accepted", v.len())));
         }
         Ok(found)
     }

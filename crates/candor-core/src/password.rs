@@ -1,7 +1,7 @@
 //! Human passwords: argon2id hashes (PHC strings).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {

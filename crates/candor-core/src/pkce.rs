@@ -36,10 +36,7 @@ fn check_shape(value: &str) -> Result<(), String> {
     if !(43..=128).contains(&len) {
         return Err(format!("length {len}, must be 43 to 128"));
     }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')))
-    {
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))) {
         return Err(format!("character {bad:?} is not allowed"));
     }
     Ok(())
@@ -50,11 +47,7 @@ impl CodeChallenge {
     ///
     /// RFC 7636 §4.3: "If no code_challenge_method is present ... defaults to plain": a challenge
     /// with no method is `plain`, never silently treated as S256.
-    pub fn parse(
-        value: &str,
-        method: Option<&str>,
-        plain_allowed: bool,
-    ) -> Result<CodeChallenge, Rejection> {
+    pub fn parse(value: &str, method: Option<&str>, plain_allowed: bool) -> Result<CodeChallenge, Rejection> {
         let method_sent = method.is_some();
         let method = match method {
             None | Some("plain") => ChallengeMethod::Plain,
@@ -71,9 +64,8 @@ impl CodeChallenge {
                 .with("method_was_sent", method_sent)
                 .with("supported", "S256"));
         }
-        check_shape(value).map_err(|problem| {
-            Rejection::new(Reason::PkceChallengeMalformed).with("problem", problem)
-        })?;
+        check_shape(value)
+            .map_err(|problem| Rejection::new(Reason::PkceChallengeMalformed).with("problem", problem))?;
         Ok(CodeChallenge { value: value.to_string(), method })
     }
 

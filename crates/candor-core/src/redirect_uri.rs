@@ -45,8 +45,7 @@ pub fn matches_registered(requested: &str, registered: &str) -> bool {
     }
     // Compare the rest exactly as written: strip the port from both strings' parsed forms and
     // also require the raw strings to agree apart from the port, so normalisation never widens a match.
-    req_without_port.as_str() == reg_without_port.as_str()
-        && strip_port(requested) == strip_port(registered)
+    req_without_port.as_str() == reg_without_port.as_str() && strip_port(requested) == strip_port(registered)
 }
 
 fn strip_port(uri: &str) -> String {

@@ -246,10 +246,20 @@ impl Reason {
     pub fn error(self) -> &'static str {
         use Reason::*;
         match self {
-            ParameterMissing | ParameterDuplicated | ParameterInvalid | ContentTypeUnsupported
-            | BodyMalformed | RedirectUriRequired | MultipleAuthMethods | ClientIdConflict
-            | PkceChallengeRequired | PkceMethodNotAllowed | PkceChallengeMalformed
-            | PkceVerifierMissing | PkceVerifierMalformed | InteractionExpired => "invalid_request",
+            ParameterMissing
+            | ParameterDuplicated
+            | ParameterInvalid
+            | ContentTypeUnsupported
+            | BodyMalformed
+            | RedirectUriRequired
+            | MultipleAuthMethods
+            | ClientIdConflict
+            | PkceChallengeRequired
+            | PkceMethodNotAllowed
+            | PkceChallengeMalformed
+            | PkceVerifierMissing
+            | PkceVerifierMalformed
+            | InteractionExpired => "invalid_request",
             ClientUnknown | RedirectUriNotRegistered => "invalid_request",
             ResponseTypeUnsupported => "unsupported_response_type",
             ScopeNotAllowed | ScopeBroadened => "invalid_scope",
@@ -263,17 +273,25 @@ impl Reason {
             | ClientSecretWrong
             | AuthMethodNotAllowed
             | BasicAuthMalformed => "invalid_client",
-            CodeMalformed | CodeUnknown | CodeExpired | CodeAlreadyRedeemed
-            | CodeIssuedToOtherClient | RedirectUriMissingAtToken | RedirectUriMismatch
-            | PkceVerifierMismatch | PkceVerifierUnexpected | RefreshTokenMalformed
-            | RefreshTokenUnknown | RefreshTokenExpired | RefreshTokenRevoked
-            | RefreshTokenReused | RefreshTokenIssuedToOtherClient | UserDisabled | UserUnknown => {
-                "invalid_grant"
-            }
+            CodeMalformed
+            | CodeUnknown
+            | CodeExpired
+            | CodeAlreadyRedeemed
+            | CodeIssuedToOtherClient
+            | RedirectUriMissingAtToken
+            | RedirectUriMismatch
+            | PkceVerifierMismatch
+            | PkceVerifierUnexpected
+            | RefreshTokenMalformed
+            | RefreshTokenUnknown
+            | RefreshTokenExpired
+            | RefreshTokenRevoked
+            | RefreshTokenReused
+            | RefreshTokenIssuedToOtherClient
+            | UserDisabled
+            | UserUnknown => "invalid_grant",
             AccessTokenMissing => "invalid_request",
-            AccessTokenMalformed | AccessTokenUnknown | AccessTokenExpired | AccessTokenRevoked => {
-                "invalid_token"
-            }
+            AccessTokenMalformed | AccessTokenUnknown | AccessTokenExpired | AccessTokenRevoked => "invalid_token",
             InsufficientScope => "insufficient_scope",
             InternalError => "server_error",
         }
@@ -314,7 +332,9 @@ impl Reason {
             LoginRequired => "prompt=none was requested but the user is not logged in.",
             ConsentRequired => "prompt=none was requested but the user has not consented to these scopes.",
             ConsentDenied => "The user denied the authorization request.",
-            InteractionExpired => "The login or consent step expired or was already completed; start again at /authorize.",
+            InteractionExpired => {
+                "The login or consent step expired or was already completed; start again at /authorize."
+            }
             GrantTypeUnsupported => "This grant_type is not supported.",
             GrantTypeNotAllowedForClient => "This client is not allowed to use this grant_type.",
             ClientAuthenticationMissing => "The client did not authenticate and sent no client_id.",
@@ -329,12 +349,16 @@ impl Reason {
             CodeExpired => "The authorization code has expired.",
             CodeAlreadyRedeemed => "The authorization code was already used; tokens issued from it have been revoked.",
             CodeIssuedToOtherClient => "The authorization code was issued to a different client.",
-            RedirectUriMissingAtToken => "redirect_uri was sent to /authorize, so the token request must send the same value.",
+            RedirectUriMissingAtToken => {
+                "redirect_uri was sent to /authorize, so the token request must send the same value."
+            }
             RedirectUriMismatch => "redirect_uri differs from the one sent to /authorize.",
             PkceVerifierMissing => "The code was requested with a code_challenge, so code_verifier is required.",
             PkceVerifierMalformed => "The code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~.",
             PkceVerifierMismatch => "The code_verifier does not match the code_challenge sent to /authorize.",
-            PkceVerifierUnexpected => "A code_verifier was sent but /authorize received no code_challenge for this code.",
+            PkceVerifierUnexpected => {
+                "A code_verifier was sent but /authorize received no code_challenge for this code."
+            }
             RefreshTokenMalformed => "The refresh token was altered: it is not the value that was issued.",
             RefreshTokenUnknown => "The refresh token was not issued by this provider.",
             RefreshTokenExpired => "The refresh token has expired.",
@@ -454,9 +478,7 @@ impl Rejection {
     }
 
     pub fn invalid(parameter: &'static str, problem: impl Into<String>) -> Self {
-        Rejection::new(Reason::ParameterInvalid)
-            .with("parameter", parameter)
-            .with("problem", problem.into())
+        Rejection::new(Reason::ParameterInvalid).with("parameter", parameter).with("problem", problem.into())
     }
 
     /// An internal failure: the detail goes to the log under the trace id, not to the client.

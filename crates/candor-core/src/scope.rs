@@ -21,10 +21,7 @@ impl Scope {
     pub fn parse(s: &str) -> Result<Scope, Rejection> {
         let mut set = BTreeSet::new();
         for token in s.split(' ').filter(|t| !t.is_empty()) {
-            if !token
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-            {
+            if !token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
                 return Err(Rejection::invalid("scope", format!("{token:?} is not a valid scope token")));
             }
             set.insert(token.to_string());

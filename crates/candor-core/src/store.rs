@@ -81,7 +81,10 @@ pub enum Rotation {
     /// This call rotated the token; the new tokens are stored.
     Rotated,
     /// The token was already rotated (by `rotated_trace` at `rotated_at`); nothing was stored.
-    AlreadyRotated { rotated_at: UnixTime, rotated_trace: Option<String> },
+    AlreadyRotated {
+        rotated_at: UnixTime,
+        rotated_trace: Option<String>,
+    },
     /// The token or its family was revoked.
     Revoked,
     Missing,

@@ -182,13 +182,13 @@ impl Defect {
             Defect::UrlFragment { suffix } => format!(
                 "the {what} carries the URL fragment {suffix:?}: the callback parser must stop at '#', which is not part of any query parameter"
             ),
-            Defect::ParameterGluedOn { suffix } => format!(
-                "the {what} has {suffix:?} glued on: the callback parser must split query parameters at '&'"
-            ),
+            Defect::ParameterGluedOn { suffix } => {
+                format!("the {what} has {suffix:?} glued on: the callback parser must split query parameters at '&'")
+            }
             Defect::Whitespace => format!("the {what} has leading or trailing whitespace"),
-            Defect::PercentEncoded { .. } => format!(
-                "the {what} is still percent-encoded (or encoded twice): decode query parameters exactly once"
-            ),
+            Defect::PercentEncoded { .. } => {
+                format!("the {what} is still percent-encoded (or encoded twice): decode query parameters exactly once")
+            }
             Defect::PlusOrSpace => format!(
                 "a character of the {what} was turned into '+' or a space: encode it when building the request body"
             ),
@@ -198,12 +198,12 @@ impl Defect {
             Defect::WrongKind { sent } => {
                 format!("a {} was sent where a {what} belongs", sent.name())
             }
-            Defect::ChecksumMismatch => format!(
-                "the {what} has the right shape but some characters were changed on the way"
-            ),
-            Defect::NotACandorValue => format!(
-                "the value is not a {what} issued by Candor (wrong provider, or a placeholder)"
-            ),
+            Defect::ChecksumMismatch => {
+                format!("the {what} has the right shape but some characters were changed on the way")
+            }
+            Defect::NotACandorValue => {
+                format!("the value is not a {what} issued by Candor (wrong provider, or a placeholder)")
+            }
         }
     }
 }
@@ -214,9 +214,7 @@ fn has_valid_checksum(value: &str, kind: SecretKind) -> bool {
         return false;
     }
     let (head, check) = value.split_at(expected_len - CHECK_LEN);
-    head[kind.prefix().len()..]
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    head[kind.prefix().len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && checksum(head).as_bytes().ct_eq(check.as_bytes()).into()
 }
 
@@ -234,11 +232,7 @@ fn diagnose(value: &str, kind: SecretKind) -> Defect {
     if value.trim() != value && has_valid_checksum(value.trim(), kind) {
         return Defect::Whitespace;
     }
-    if let Some(other) = SecretKind::ALL
-        .iter()
-        .copied()
-        .find(|k| *k != kind && has_valid_checksum(value, *k))
-    {
+    if let Some(other) = SecretKind::ALL.iter().copied().find(|k| *k != kind && has_valid_checksum(value, *k)) {
         return Defect::WrongKind { sent: other };
     }
     if value.len() > full_len && value.is_char_boundary(full_len) {
@@ -260,12 +254,11 @@ fn diagnose(value: &str, kind: SecretKind) -> Defect {
         if has_valid_checksum(&once, kind) {
             return Defect::PercentEncoded { decoded_defect: None };
         }
-        if once != value {
-            if let Err(inner) = inspect(&once, kind) {
-                if !matches!(inner, Defect::ChecksumMismatch | Defect::NotACandorValue) {
-                    return Defect::PercentEncoded { decoded_defect: Some(Box::new(inner)) };
-                }
-            }
+        if once != value
+            && let Err(inner) = inspect(&once, kind)
+            && !matches!(inner, Defect::ChecksumMismatch | Defect::NotACandorValue)
+        {
+            return Defect::PercentEncoded { decoded_defect: Some(Box::new(inner)) };
         }
     }
     if value.contains(' ') || value.contains('+') {
@@ -300,16 +293,15 @@ pub fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(v) = bytes
+        if bytes[i] == b'%'
+            && let Some(v) = bytes
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

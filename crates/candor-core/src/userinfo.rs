@@ -9,7 +9,11 @@ use crate::tokens::{self, SecretKind, hash_secret};
 use serde_json::{Map, Value, json};
 
 /// Validates a bearer access token: shape, existence, expiry, revocation.
-pub async fn validate_access_token(store: &dyn Store, token: &str, now: UnixTime) -> Result<AccessTokenRecord, Rejection> {
+pub async fn validate_access_token(
+    store: &dyn Store,
+    token: &str,
+    now: UnixTime,
+) -> Result<AccessTokenRecord, Rejection> {
     if let Err(defect) = tokens::inspect(token, SecretKind::AccessToken) {
         return Err(Rejection::new(Reason::AccessTokenMalformed)
             .with("defect", defect.code())
@@ -38,7 +42,9 @@ pub async fn claims(store: &dyn Store, token: &str, now: UnixTime) -> Result<Val
     if !granted.contains(scope::OPENID) {
         return Err(Rejection::new(Reason::InsufficientScope).with("required", "openid").with("granted", record.scope));
     }
-    let user_id = record.user_id.ok_or_else(|| Rejection::new(Reason::InsufficientScope).with("problem", "a client_credentials token has no user"))?;
+    let user_id = record.user_id.ok_or_else(|| {
+        Rejection::new(Reason::InsufficientScope).with("problem", "a client_credentials token has no user")
+    })?;
     let user = store
         .user(&user_id)
         .await
@@ -55,11 +61,11 @@ pub async fn claims(store: &dyn Store, token: &str, now: UnixTime) -> Result<Val
             out.insert("name".into(), json!(name));
         }
     }
-    if granted.contains(scope::EMAIL) {
-        if let Some(email) = &user.email {
-            out.insert("email".into(), json!(email));
-            out.insert("email_verified".into(), json!(user.email_verified));
-        }
+    if granted.contains(scope::EMAIL)
+        && let Some(email) = &user.email
+    {
+        out.insert("email".into(), json!(email));
+        out.insert("email_verified".into(), json!(user.email_verified));
     }
     Ok(Value::Object(out))
 }

@@ -4,11 +4,11 @@ use crate::cookies;
 use crate::html::{esc, page};
 use crate::respond::{Trace, error_page, html, redirect, redirect_error, see_other};
 use crate::state::AppState;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use candor_core::authorize::{self, AuthorizationRequest, AuthorizeFailure, LoggedIn, Next};
 use candor_core::model::{InteractionRecord, SessionRecord};
 use candor_core::params::{Encoding, Params};
@@ -20,7 +20,12 @@ use std::sync::Arc;
 
 type AppStateRef = State<Arc<AppState>>;
 
-pub async fn get(State(state): AppStateRef, Extension(trace): Extension<Trace>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn get(
+    State(state): AppStateRef,
+    Extension(trace): Extension<Trace>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     match Params::from_urlencoded(q.unwrap_or_default().as_bytes(), Encoding::Query) {
         Ok(p) => start(&state, &trace, &headers, p).await,
         Err(r) => error_page(&state, &r, &trace),
@@ -28,7 +33,12 @@ pub async fn get(State(state): AppStateRef, Extension(trace): Extension<Trace>, 
 }
 
 /// OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST methods".
-pub async fn post(State(state): AppStateRef, Extension(trace): Extension<Trace>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): AppStateRef,
+    Extension(trace): Extension<Trace>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !is_form(&headers) {
         let r = Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(&headers));
         return error_page(&state, &r, &trace);
@@ -44,7 +54,10 @@ pub fn content_type(headers: &HeaderMap) -> String {
 }
 
 pub fn is_form(headers: &HeaderMap) -> bool {
-    content_type(headers).split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    content_type(headers)
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
 /// The logged-in user of this browser, if its session is valid and the user enabled.
@@ -91,7 +104,7 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
         },
         None => Vec::new(),
     };
-    let logged_in = login.as_ref().map(|(u, t)| LoggedIn { user_id: u, auth_time: *t });
+    let logged_in = login.as_ref().map(|(u, t)| LoggedIn { user_id: u, auth_time: *t, during_this_request: false });
     match authorize::decide(&req, logged_in, &consented, false, now) {
         Next::Issue { user_id, auth_time } => issue(state, trace, &req, &user_id, auth_time, false).await,
         Next::Fail(r) => redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
@@ -101,7 +114,14 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
 }
 
 /// Issues a code, stores it (durably) and sends the browser to the client with `code`, `state`, `iss`.
-async fn issue(state: &AppState, trace: &Trace, req: &AuthorizationRequest, user_id: &str, auth_time: i64, after_post: bool) -> Response {
+async fn issue(
+    state: &AppState,
+    trace: &Trace,
+    req: &AuthorizationRequest,
+    user_id: &str,
+    auth_time: i64,
+    after_post: bool,
+) -> Response {
     let now = state.now();
     let (code, record) = match authorize::issue_code(req, user_id, auth_time, &state.settings, now, &trace.0) {
         Ok(v) => v,
@@ -136,13 +156,14 @@ async fn begin_interaction(
 ) -> Response {
     let fail = |r: Rejection| redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref());
     let now = state.now();
-    let (browser, new_browser) = match cookies::get(headers, cookies::BROWSER).filter(|b| b.len() >= 32 && b.len() <= 128) {
-        Some(b) => (b, false),
-        None => match Secret::generate(SecretKind::Session) {
-            Ok(s) => (s.value, true),
-            Err(_) => return fail(Rejection::internal()),
-        },
-    };
+    let (browser, new_browser) =
+        match cookies::get(headers, cookies::BROWSER).filter(|b| b.len() >= 32 && b.len() <= 128) {
+            Some(b) => (b, false),
+            None => match Secret::generate(SecretKind::Session) {
+                Ok(s) => (s.value, true),
+                Err(_) => return fail(Rejection::internal()),
+            },
+        };
     let Ok(id) = Secret::generate(SecretKind::Interaction) else { return fail(Rejection::internal()) };
     let request = match serde_json::to_value(req) {
         Ok(v) => v,
@@ -186,8 +207,8 @@ async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Loaded,
     if !hashes_equal(&hash_secret(&browser), &record.browser_hash) {
         return Err(expired().with("problem", "this sign-in was started in another browser (or cookies are blocked)"));
     }
-    let request: AuthorizationRequest =
-        serde_json::from_value(record.request.clone()).map_err(|e| Rejection::internal().with_internal("decode", e.to_string()))?;
+    let request: AuthorizationRequest = serde_json::from_value(record.request.clone())
+        .map_err(|e| Rejection::internal().with_internal("decode", e.to_string()))?;
     let csrf = csrf_token(&browser, id);
     Ok(Loaded { id: id.to_string(), record, request, csrf })
 }
@@ -201,7 +222,12 @@ fn check_csrf(loaded: &Loaded, form: &Params) -> Result<(), Rejection> {
     }
 }
 
-pub async fn show(State(state): AppStateRef, Extension(trace): Extension<Trace>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub async fn show(
+    State(state): AppStateRef,
+    Extension(trace): Extension<Trace>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let loaded = match load(&state, &headers, &id).await {
         Ok(l) => l,
         Err(r) => return error_page(&state, &r, &trace),
@@ -318,11 +344,19 @@ pub async fn login(
         Some(u) if password_ok && !u.disabled => u,
         Some(u) if password_ok && u.disabled => {
             tracing::info!(trace = %trace.0, "login refused: user disabled");
-            return login_page(&state, &loaded, Some("This account is disabled."), &username, StatusCode::FORBIDDEN).await;
+            return login_page(&state, &loaded, Some("This account is disabled."), &username, StatusCode::FORBIDDEN)
+                .await;
         }
         _ => {
             tracing::info!(trace = %trace.0, "login refused: wrong username or password");
-            return login_page(&state, &loaded, Some("The username or password is wrong."), &username, StatusCode::UNAUTHORIZED).await;
+            return login_page(
+                &state,
+                &loaded,
+                Some("The username or password is wrong."),
+                &username,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
         }
     };
     let now = state.now();
@@ -348,7 +382,13 @@ pub async fn login(
     }
     tracing::info!(trace = %trace.0, user = %user.id, "user logged in");
     let mut response = continue_after_login(&state, &trace, &loaded, &user.id, now).await;
-    cookies::set(response.headers_mut(), cookies::SESSION, &sid.value, state.settings.session_lifetime, state.secure_cookies);
+    cookies::set(
+        response.headers_mut(),
+        cookies::SESSION,
+        &sid.value,
+        state.settings.session_lifetime,
+        state.secure_cookies,
+    );
     response
 }
 
@@ -357,7 +397,7 @@ async fn continue_after_login(state: &AppState, trace: &Trace, l: &Loaded, user_
         Ok(c) => c,
         Err(e) => return error_page(state, &internal(e), trace),
     };
-    let login = LoggedIn { user_id, auth_time };
+    let login = LoggedIn { user_id, auth_time, during_this_request: true };
     match authorize::decide(&l.request, Some(login), &consented, false, state.now()) {
         Next::Consent { .. } => see_other(&format!("/interaction/{}", l.id)),
         Next::Issue { user_id, auth_time } => finish(state, trace, l, &user_id, auth_time).await,
@@ -370,7 +410,9 @@ async fn continue_after_login(state: &AppState, trace: &Trace, l: &Loaded, user_
 async fn finish(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth_time: i64) -> Response {
     match state.store.take_interaction(&l.record.hash).await {
         Ok(true) => issue(state, trace, &l.request, user_id, auth_time, true).await,
-        Ok(false) => error_page(state, &Rejection::new(Reason::InteractionExpired).with("problem", "already completed"), trace),
+        Ok(false) => {
+            error_page(state, &Rejection::new(Reason::InteractionExpired).with("problem", "already completed"), trace)
+        }
         Err(e) => error_page(state, &internal(e), trace),
     }
 }
@@ -396,7 +438,8 @@ pub async fn consent(
     let req = &loaded.request;
     match form.get("decision").ok().flatten() {
         Some("allow") => {
-            let scopes: Vec<String> = candor_core::scope::Scope::from_stored(&req.scope).iter().map(str::to_string).collect();
+            let scopes: Vec<String> =
+                candor_core::scope::Scope::from_stored(&req.scope).iter().map(str::to_string).collect();
             if let Err(e) = state.store.grant_consent(&user_id, &req.client_id, &scopes, state.now()).await {
                 return error_page(&state, &internal(e), &trace);
             }
@@ -404,7 +447,13 @@ pub async fn consent(
         }
         Some("deny") => {
             let _ = state.store.take_interaction(&loaded.record.hash).await;
-            redirect_error(&state, &Rejection::new(Reason::ConsentDenied), &trace, &req.redirect_uri, req.state.as_deref())
+            redirect_error(
+                &state,
+                &Rejection::new(Reason::ConsentDenied),
+                &trace,
+                &req.redirect_uri,
+                req.state.as_deref(),
+            )
         }
         _ => error_page(&state, &Rejection::invalid("decision", "must be allow or deny"), &trace),
     }

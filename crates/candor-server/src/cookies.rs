@@ -12,13 +12,13 @@ pub fn get(headers: &HeaderMap, name: &str) -> Option<String> {
     for value in headers.get_all(header::COOKIE) {
         let Ok(text) = value.to_str() else { continue };
         for pair in text.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=') {
-                if k == name {
-                    if found.is_some() {
-                        return None;
-                    }
-                    found = Some(v.to_string());
+            if let Some((k, v)) = pair.trim().split_once('=')
+                && k == name
+            {
+                if found.is_some() {
+                    return None;
                 }
+                found = Some(v.to_string());
             }
         }
     }

@@ -62,7 +62,16 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
 /// `/errors/<reason>`: what the reason means (the full guides come with the reason catalogue docs).
 pub async fn reason_page(Path(code): Path<String>) -> Response {
     let Some(reason) = Reason::from_code(&code) else {
-        return html(StatusCode::NOT_FOUND, page("Unknown reason", &format!("<h1>Unknown reason</h1><p><code>{}</code> is not a Candor reason code. <a href=\"/errors/\">All reasons</a>.</p>", esc(&code))));
+        return html(
+            StatusCode::NOT_FOUND,
+            page(
+                "Unknown reason",
+                &format!(
+                    "<h1>Unknown reason</h1><p><code>{}</code> is not a Candor reason code. <a href=\"/errors/\">All reasons</a>.</p>",
+                    esc(&code)
+                ),
+            ),
+        );
     };
     let body = format!(
         r#"<h1><code>{code}</code></h1>
@@ -80,7 +89,13 @@ pub async fn reason_page(Path(code): Path<String>) -> Response {
 pub async fn reason_index() -> Response {
     let items: String = Reason::ALL
         .iter()
-        .map(|r| format!(r#"<li><a href="/errors/{c}"><code>{c}</code></a> — {d}</li>"#, c = esc(r.code()), d = esc(r.description())))
+        .map(|r| {
+            format!(
+                r#"<li><a href="/errors/{c}"><code>{c}</code></a> — {d}</li>"#,
+                c = esc(r.code()),
+                d = esc(r.description())
+            )
+        })
         .collect();
     html(StatusCode::OK, page("Reasons", &format!("<h1>Why a request was refused</h1><ul>{items}</ul>")))
 }

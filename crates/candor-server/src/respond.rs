@@ -43,10 +43,8 @@ pub fn error_json(state: &AppState, r: &Rejection, trace: &Trace) -> Value {
         "reason": r.reason.code(),
         "trace_id": trace.0,
     });
-    if detailed {
-        if let Value::Object(m) = &mut body {
-            m.insert("facts".into(), Value::Object(r.facts.to_json(true)));
-        }
+    if detailed && let Value::Object(m) = &mut body {
+        m.insert("facts".into(), Value::Object(r.facts.to_json(true)));
     }
     body
 }
@@ -82,7 +80,13 @@ pub fn bearer_error(state: &AppState, r: &Rejection, trace: &Trace) -> Response 
 }
 
 /// RFC 6749 §4.1.2.1: an error sent back to the client's redirect URI, with `state` and `iss` (RFC 9207).
-pub fn redirect_error(state: &AppState, r: &Rejection, trace: &Trace, redirect_uri: &str, client_state: Option<&str>) -> Response {
+pub fn redirect_error(
+    state: &AppState,
+    r: &Rejection,
+    trace: &Trace,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+) -> Response {
     log(r, trace, "authorize");
     let desc = format!("{} [trace {}]", r.describe(state.disclosure.is_detailed()), trace.0);
     let uri = error_uri(state, r);
@@ -135,7 +139,9 @@ pub fn html(status: StatusCode, body: String) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

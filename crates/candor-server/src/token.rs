@@ -33,12 +33,19 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, Rejectio
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
-            let text = v.to_str().map_err(|_| Rejection::new(Reason::BasicAuthMalformed).with("problem", "the header is not ASCII"))?;
+            let text = v
+                .to_str()
+                .map_err(|_| Rejection::new(Reason::BasicAuthMalformed).with("problem", "the header is not ASCII"))?;
             match text.split_once(' ') {
                 Some((scheme, creds)) if scheme.eq_ignore_ascii_case("basic") => Some(creds.to_string()),
                 _ => {
-                    return Err(Rejection::new(Reason::BasicAuthMalformed)
-                        .with("problem", format!("scheme {:?} is not accepted at the token endpoint; use Basic", text.split(' ').next().unwrap_or(""))));
+                    return Err(Rejection::new(Reason::BasicAuthMalformed).with(
+                        "problem",
+                        format!(
+                            "scheme {:?} is not accepted at the token endpoint; use Basic",
+                            text.split(' ').next().unwrap_or("")
+                        ),
+                    ));
                 }
             }
         }
@@ -50,7 +57,12 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, Rejectio
     })
 }
 
-pub async fn token(State(state): State<Arc<AppState>>, Extension(trace): Extension<Trace>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    Extension(trace): Extension<Trace>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let used_basic = headers.contains_key(header::AUTHORIZATION);
     match exchange(&state, &trace, &headers, &body).await {
         Ok(resp) => {
@@ -62,7 +74,12 @@ pub async fn token(State(state): State<Arc<AppState>>, Extension(trace): Extensi
     }
 }
 
-async fn exchange(state: &AppState, trace: &Trace, headers: &HeaderMap, body: &Bytes) -> Result<grant::TokenResponse, Rejection> {
+async fn exchange(
+    state: &AppState,
+    trace: &Trace,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<grant::TokenResponse, Rejection> {
     let params = parse_body(headers, body)?;
     if let Some(dup) = params.first_duplicate() {
         return Err(Rejection::duplicated(dup));
@@ -71,12 +88,22 @@ async fn exchange(state: &AppState, trace: &Trace, headers: &HeaderMap, body: &B
     let (client, method) = client_auth::authenticate(state.store.as_ref(), &creds).await?;
     let request = GrantRequest::parse(&params).map_err(|r| r.with("client_id", client.id.clone()))?;
     let keys = state.keys();
-    let ctx = GrantContext { store: state.store.as_ref(), keys: &keys, settings: &state.settings, now: state.now(), trace: &trace.0 };
+    let ctx = GrantContext {
+        store: state.store.as_ref(),
+        keys: &keys,
+        settings: &state.settings,
+        now: state.now(),
+        trace: &trace.0,
+    };
     let grant = request.grant_type();
     let result = grant::handle(&ctx, &client, request).await;
     match &result {
-        Ok(_) => tracing::info!(trace = %trace.0, client = %client.id, grant = grant.as_str(), auth = method.as_str(), encoding = ?params.encoding, "tokens issued"),
-        Err(r) => tracing::info!(trace = %trace.0, client = %client.id, grant = grant.as_str(), reason = r.reason.code(), encoding = ?params.encoding, "token request refused"),
+        Ok(_) => {
+            tracing::info!(trace = %trace.0, client = %client.id, grant = grant.as_str(), auth = method.as_str(), encoding = ?params.encoding, "tokens issued")
+        }
+        Err(r) => {
+            tracing::info!(trace = %trace.0, client = %client.id, grant = grant.as_str(), reason = r.reason.code(), encoding = ?params.encoding, "token request refused")
+        }
     }
     result.map_err(|r| if params.encoding == Encoding::Json { r.with("body_encoding", "json") } else { r })
 }

@@ -17,10 +17,15 @@ fn bearer(method: &Method, headers: &HeaderMap, body: &Bytes) -> Result<String, 
     let from_header = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
-            let text = v.to_str().map_err(|_| Rejection::new(Reason::AccessTokenMalformed).with("problem", "the header is not ASCII"))?;
+            let text = v
+                .to_str()
+                .map_err(|_| Rejection::new(Reason::AccessTokenMalformed).with("problem", "the header is not ASCII"))?;
             match text.split_once(' ') {
                 Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim().to_string()),
-                _ => return Err(Rejection::new(Reason::AccessTokenMissing).with("problem", "the Authorization header does not use the Bearer scheme")),
+                _ => {
+                    return Err(Rejection::new(Reason::AccessTokenMissing)
+                        .with("problem", "the Authorization header does not use the Bearer scheme"));
+                }
             }
         }
     };
@@ -30,13 +35,21 @@ fn bearer(method: &Method, headers: &HeaderMap, body: &Bytes) -> Result<String, 
         None
     };
     match (from_header, from_body) {
-        (Some(_), Some(_)) => Err(Rejection::invalid("access_token", "sent both in the Authorization header and the body")),
+        (Some(_), Some(_)) => {
+            Err(Rejection::invalid("access_token", "sent both in the Authorization header and the body"))
+        }
         (Some(t), None) | (None, Some(t)) => Ok(t),
         (None, None) => Err(Rejection::new(Reason::AccessTokenMissing)),
     }
 }
 
-pub async fn userinfo(State(state): State<Arc<AppState>>, Extension(trace): Extension<Trace>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn userinfo(
+    State(state): State<Arc<AppState>>,
+    Extension(trace): Extension<Trace>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = async {
         let token = bearer(&method, &headers, &body)?;
         candor_core::userinfo::claims(state.store.as_ref(), &token, state.now()).await

@@ -12,9 +12,7 @@ pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
     if url.starts_with("sqlite:") {
         SqliteStore::open(url).await
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::Unavailable(
-            "PostgreSQL is not supported yet by this build; use a sqlite:// store URL".into(),
-        ))
+        Err(StoreError::Unavailable("PostgreSQL is not supported yet by this build; use a sqlite:// store URL".into()))
     } else {
         Err(StoreError::Unavailable(format!(
             "store URL must start with sqlite:// (got {:?})",

@@ -202,7 +202,11 @@ async fn insert_issued(tx: &mut sqlx::SqliteConnection, issued: &IssuedTokens) -
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
-        let row = sqlx::query("SELECT * FROM clients WHERE id = ?").bind(id).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.as_ref().map(client_from).transpose()
     }
 
@@ -231,13 +235,21 @@ impl ClientStore for SqliteStore {
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id").fetch_all(&self.pool).await.map_err(unavailable)?;
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter().map(client_from).collect()
     }
 
     async fn remove_client(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let n = sqlx::query("DELETE FROM clients WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?.rows_affected();
+        let n = sqlx::query("DELETE FROM clients WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
         for table in ["access_tokens", "refresh_tokens"] {
             sqlx::query(&format!("UPDATE {table} SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL"))
                 .bind(now)
@@ -246,7 +258,11 @@ impl ClientStore for SqliteStore {
                 .await
                 .map_err(unavailable)?;
         }
-        sqlx::query("DELETE FROM consents WHERE client_id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM consents WHERE client_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(n > 0)
     }
@@ -265,7 +281,11 @@ impl ClientStore for SqliteStore {
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn user(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?").bind(id).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.as_ref().map(user_from).transpose()
     }
 
@@ -298,7 +318,10 @@ impl UserStore for SqliteStore {
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username").fetch_all(&self.pool).await.map_err(unavailable)?;
+        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter().map(user_from).collect()
     }
 
@@ -321,7 +344,11 @@ impl UserStore for SqliteStore {
             .await
             .map_err(unavailable)?;
         if disabled {
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)?;
         Ok(r.rows_affected() > 0)
@@ -329,7 +356,12 @@ impl UserStore for SqliteStore {
 
     async fn remove_user(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let n = sqlx::query("DELETE FROM users WHERE id = ?").bind(id).execute(&mut *tx).await.map_err(unavailable)?.rows_affected();
+        let n = sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
         for table in ["access_tokens", "refresh_tokens"] {
             sqlx::query(&format!("UPDATE {table} SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"))
                 .bind(now)
@@ -339,7 +371,11 @@ impl UserStore for SqliteStore {
                 .map_err(unavailable)?;
         }
         for table in ["sessions", "consents"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = ?")).bind(id).execute(&mut *tx).await.map_err(unavailable)?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)?;
         Ok(n > 0)
@@ -378,22 +414,33 @@ impl CodeStore for SqliteStore {
     }
 
     async fn code(&self, hash: &str) -> StoreResult<Option<CodeRecord>> {
-        let row = sqlx::query("SELECT * FROM codes WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT * FROM codes WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.as_ref().map(code_from).transpose()
     }
 
-    async fn redeem_code(&self, hash: &str, now: UnixTime, trace: &str, issued: &IssuedTokens) -> StoreResult<Redemption> {
+    async fn redeem_code(
+        &self,
+        hash: &str,
+        now: UnixTime,
+        trace: &str,
+        issued: &IssuedTokens,
+    ) -> StoreResult<Redemption> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // The conditional UPDATE is the claim: SQLite serialises writers, so exactly one
         // transaction sees `redeemed_at IS NULL` and changes the row.
-        let claimed = sqlx::query("UPDATE codes SET redeemed_at = ?, redeemed_trace = ? WHERE hash = ? AND redeemed_at IS NULL")
-            .bind(now)
-            .bind(trace)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?
-            .rows_affected();
+        let claimed =
+            sqlx::query("UPDATE codes SET redeemed_at = ?, redeemed_trace = ? WHERE hash = ? AND redeemed_at IS NULL")
+                .bind(now)
+                .bind(trace)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
         if claimed == 0 {
             let row = sqlx::query("SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = ?")
                 .bind(hash)
@@ -432,12 +479,20 @@ impl CodeStore for SqliteStore {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn access_token(&self, hash: &str) -> StoreResult<Option<AccessTokenRecord>> {
-        let row = sqlx::query("SELECT * FROM access_tokens WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.as_ref().map(access_from).transpose()
     }
 
     async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.as_ref().map(refresh_from).transpose()
     }
 
@@ -447,7 +502,13 @@ impl TokenStore for SqliteStore {
         tx.commit().await.map_err(unavailable)
     }
 
-    async fn rotate_refresh_token(&self, hash: &str, now: UnixTime, trace: &str, issued: &IssuedTokens) -> StoreResult<Rotation> {
+    async fn rotate_refresh_token(
+        &self,
+        hash: &str,
+        now: UnixTime,
+        trace: &str,
+        issued: &IssuedTokens,
+    ) -> StoreResult<Rotation> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let claimed = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = ?, rotated_trace = ?
@@ -470,7 +531,10 @@ impl TokenStore for SqliteStore {
             let Some(row) = row else { return Ok(Rotation::Missing) };
             let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(unavailable)?;
             return Ok(match rotated_at {
-                Some(rotated_at) => Rotation::AlreadyRotated { rotated_at, rotated_trace: row.try_get("rotated_trace").map_err(unavailable)? },
+                Some(rotated_at) => Rotation::AlreadyRotated {
+                    rotated_at,
+                    rotated_trace: row.try_get("rotated_trace").map_err(unavailable)?,
+                },
                 None => Rotation::Revoked,
             });
         }
@@ -512,7 +576,11 @@ impl SessionStore for SqliteStore {
     }
 
     async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT * FROM sessions WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.map(|row| {
             Ok(SessionRecord {
                 hash: row.try_get("hash").map_err(unavailable)?,
@@ -553,7 +621,11 @@ impl InteractionStore for SqliteStore {
     }
 
     async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>> {
-        let row = sqlx::query("SELECT * FROM interactions WHERE hash = ?").bind(hash).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query("SELECT * FROM interactions WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.map(|row| {
             let request: String = row.try_get("request").map_err(unavailable)?;
             Ok(InteractionRecord {
@@ -582,7 +654,11 @@ impl InteractionStore for SqliteStore {
     }
 
     async fn take_interaction(&self, hash: &str) -> StoreResult<bool> {
-        let r = sqlx::query("DELETE FROM interactions WHERE hash = ?").bind(hash).execute(&self.pool).await.map_err(unavailable)?;
+        let r = sqlx::query("DELETE FROM interactions WHERE hash = ?")
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(r.rows_affected() > 0)
     }
 }
@@ -618,7 +694,10 @@ impl ConsentStore for SqliteStore {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(&self.pool).await.map_err(unavailable)?;
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter()
             .map(|row| {
                 let alg: String = row.try_get("alg").map_err(unavailable)?;

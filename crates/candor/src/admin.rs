@@ -41,7 +41,9 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
     let auth_method = match (spec.public, spec.auth_method) {
         (true, None | Some(AuthMethod::None)) => AuthMethod::None,
         (true, Some(m)) => return Err(format!("a public client authenticates with none, not {}", m.as_str())),
-        (false, Some(AuthMethod::None)) => return Err("a confidential client needs a secret method; use --public for none".into()),
+        (false, Some(AuthMethod::None)) => {
+            return Err("a confidential client needs a secret method; use --public for none".into());
+        }
         (false, Some(m)) => m,
         (false, None) => AuthMethod::ClientSecretBasic,
     };
@@ -199,7 +201,13 @@ pub async fn user_list(store: &dyn Store) -> CliResult {
         println!("no users");
     }
     for u in users {
-        println!("{:<24} {:<34} {:<9} {}", u.username, u.id, if u.disabled { "disabled" } else { "active" }, u.email.unwrap_or_default());
+        println!(
+            "{:<24} {:<34} {:<9} {}",
+            u.username,
+            u.id,
+            if u.disabled { "disabled" } else { "active" },
+            u.email.unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -222,7 +230,10 @@ pub async fn user_set_password(store: &dyn Store, username: &str, password: Opti
 pub async fn user_set_disabled(store: &dyn Store, username: &str, disabled: bool) -> CliResult {
     let user = find_user(store, username).await?;
     store.set_disabled(&user.id, disabled).await.map_err(store_err)?;
-    println!("{username} {}", if disabled { "disabled; their sessions ended and their grants stop working" } else { "enabled" });
+    println!(
+        "{username} {}",
+        if disabled { "disabled; their sessions ended and their grants stop working" } else { "enabled" }
+    );
     Ok(())
 }
 
@@ -256,6 +267,8 @@ pub async fn key_rotate(store: &dyn Store, alg: Option<SigningAlg>) -> CliResult
     for (alg, kid) in algs.iter().zip(kids) {
         println!("new {} key {kid}", alg.as_str());
     }
-    println!("Running servers sign with the new keys within 10 seconds; the old keys stay in JWKS until the tokens they signed expire.");
+    println!(
+        "Running servers sign with the new keys within 10 seconds; the old keys stay in JWKS until the tokens they signed expire."
+    );
     Ok(())
 }

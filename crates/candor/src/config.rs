@@ -103,7 +103,9 @@ impl Config {
         for (var, path, numeric) in KEYS {
             let Some(raw) = env(var) else { continue };
             let value = if *numeric {
-                toml::Value::Integer(raw.trim().parse().map_err(|_| format!("{var}: {raw:?} is not a whole number of seconds"))?)
+                toml::Value::Integer(
+                    raw.trim().parse().map_err(|_| format!("{var}: {raw:?} is not a whole number of seconds"))?,
+                )
             } else {
                 toml::Value::String(raw)
             };
@@ -140,9 +142,14 @@ impl Config {
         let issuer = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
         let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if issuer.scheme() != "https" && !loopback {
-            return Err(format!("issuer: {:?} must use https (http is only allowed for loopback addresses)", self.issuer));
+            return Err(format!(
+                "issuer: {:?} must use https (http is only allowed for loopback addresses)",
+                self.issuer
+            ));
         }
-        self.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("listen: {:?} is not an address:port ({e})", self.listen))?;
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("listen: {:?} is not an address:port ({e})", self.listen))?;
         if Disclosure::parse(&self.disclosure).is_none() {
             return Err(format!("disclosure: {:?} must be \"standard\" or \"detailed\"", self.disclosure));
         }
@@ -195,6 +202,10 @@ mod tests {
         assert_eq!(c.lifetimes.code, 30);
         assert_eq!(c.issuer, "https://other.example");
         let bad = |k: &str| (k == "CANDOR_LIFETIMES_CODE").then(|| "soon".to_string());
-        assert!(Config::parse("issuer = \"https://id.example.com\"", &bad).unwrap_err().starts_with("CANDOR_LIFETIMES_CODE"));
+        assert!(
+            Config::parse("issuer = \"https://id.example.com\"", &bad)
+                .unwrap_err()
+                .starts_with("CANDOR_LIFETIMES_CODE")
+        );
     }
 }

@@ -42,7 +42,8 @@ pub struct DevArgs {
 }
 
 fn init_logs(json: bool, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -85,7 +86,9 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let issuer = format!("http://127.0.0.1:{}", addr.port());
     let settings = Settings::new(&issuer);
-    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), Disclosure::Detailed).await.map_err(|e| e.to_string())?;
+    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), Disclosure::Detailed)
+        .await
+        .map_err(|e| e.to_string())?;
     let seeded = seed(store.as_ref()).await?;
     print_banner(&issuer, &url, args.ephemeral, &seeded);
     candor_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
@@ -148,15 +151,23 @@ async fn seed(store: &dyn Store) -> Result<Seeded, String> {
 }
 
 fn print_banner(issuer: &str, url: &str, ephemeral: bool, seeded: &Seeded) {
-    let verifier = Secret::generate(SecretKind::Interaction).map(|s| s.value.replace("cdi_", "v-")).unwrap_or_else(|_| "x".repeat(50));
+    let verifier = Secret::generate(SecretKind::Interaction)
+        .map(|s| s.value.replace("cdi_", "v-"))
+        .unwrap_or_else(|_| "x".repeat(50));
     let challenge = s256(&verifier);
     let state = &Secret::generate(SecretKind::Interaction).map(|s| s.value[4..20].to_string()).unwrap_or_default();
     let authorize = format!(
         "{issuer}/authorize?response_type=code&client_id={DEMO_APP}&redirect_uri={}&scope=openid%20profile%20email%20offline_access&state={state}&nonce=n-{state}&code_challenge={challenge}&code_challenge_method=S256",
         url::form_urlencoded::byte_serialize(DEMO_APP_REDIRECT.as_bytes()).collect::<String>()
     );
-    let password = seeded.password.clone().unwrap_or_else(|| "(set at first start; `candor user set-password demo` makes a new one)".into());
-    let secret = seeded.app_secret.clone().unwrap_or_else(|| "(shown at first start; `candor client rotate-secret demo-app` makes a new one)".into());
+    let password = seeded
+        .password
+        .clone()
+        .unwrap_or_else(|| "(set at first start; `candor user set-password demo` makes a new one)".into());
+    let secret = seeded
+        .app_secret
+        .clone()
+        .unwrap_or_else(|| "(shown at first start; `candor client rotate-secret demo-app` makes a new one)".into());
     let secret_for_curl = seeded.app_secret.clone().unwrap_or_else(|| "<client secret>".into());
     println!(
         r#"
@@ -192,9 +203,13 @@ A refused request says why: read error_description, or open error_uri.
 pub async fn serve(path: &Path) -> Result<(), String> {
     let config = Config::load(path, &|k| std::env::var(k).ok())?;
     init_logs(config.log.format == "json", &config.log.level);
-    let store: Arc<dyn Store> = Arc::new(candor_store::open(&config.store).await.map_err(|e| format!("store {}: {e}", config.store))?);
-    let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
-    let state = AppState::new(store, config.settings(), Arc::new(SystemClock), config.disclosure()).await.map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> =
+        Arc::new(candor_store::open(&config.store).await.map_err(|e| format!("store {}: {e}", config.store))?);
+    let listener =
+        tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
+    let state = AppState::new(store, config.settings(), Arc::new(SystemClock), config.disclosure())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(issuer = %config.issuer, listen = %config.listen, "candor serving");
     candor_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
 }

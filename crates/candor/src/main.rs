@@ -75,19 +75,23 @@ impl StoreArgs {
 
     async fn open(&self) -> Result<Arc<dyn Store>, String> {
         let url = self.url()?;
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent() {
-                if !dir.as_os_str().is_empty() && !dir.exists() {
-                    return Err(format!("store {url}: directory {} does not exist (start `candor dev` or `candor serve` first)", dir.display()));
-                }
-            }
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.exists()
+        {
+            return Err(format!(
+                "store {url}: directory {} does not exist (start `candor dev` or `candor serve` first)",
+                dir.display()
+            ));
         }
         Ok(Arc::new(candor_store::open(&url).await.map_err(|e| format!("store {url}: {e}"))?))
     }
 }
 
 fn parse_grant(s: &str) -> Result<GrantType, String> {
-    GrantType::parse(s).ok_or_else(|| format!("unknown grant {s:?}: authorization_code, refresh_token or client_credentials"))
+    GrantType::parse(s)
+        .ok_or_else(|| format!("unknown grant {s:?}: authorization_code, refresh_token or client_credentials"))
 }
 fn parse_method(s: &str) -> Result<AuthMethod, String> {
     AuthMethod::parse(s).ok_or_else(|| format!("unknown method {s:?}: client_secret_basic, client_secret_post or none"))
@@ -164,10 +168,16 @@ enum UserCommand {
         password: Option<String>,
     },
     /// Disable a user: sessions end, grants stop working.
-    Disable { username: String },
-    Enable { username: String },
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
     /// Remove a user and revoke their tokens.
-    Remove { username: String },
+    Remove {
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,14 +199,28 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = store.as_ref();
             match command {
                 ClientCommand::Add {
-                    name, id, public, redirect_uris, grants, auth_method, scopes, no_pkce, allow_plain_pkce, id_token_alg, always_refresh,
+                    name,
+                    id,
+                    public,
+                    redirect_uris,
+                    grants,
+                    auth_method,
+                    scopes,
+                    no_pkce,
+                    allow_plain_pkce,
+                    id_token_alg,
+                    always_refresh,
                 } => {
                     let spec = ClientSpec {
                         id,
                         name,
                         public,
                         redirect_uris,
-                        grant_types: if grants.is_empty() { vec![GrantType::AuthorizationCode, GrantType::RefreshToken] } else { grants },
+                        grant_types: if grants.is_empty() {
+                            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+                        } else {
+                            grants
+                        },
                         auth_method,
                         scopes: if scopes.is_empty() { admin::default_scopes() } else { scopes },
                         require_pkce: !no_pkce,
@@ -216,9 +240,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = store.open().await?;
             let store = store.as_ref();
             match command {
-                UserCommand::Add { username, password, name, email } => admin::user_add(store, &username, password, name, email, false).await.map(|_| ()),
+                UserCommand::Add { username, password, name, email } => {
+                    admin::user_add(store, &username, password, name, email, false).await.map(|_| ())
+                }
                 UserCommand::List => admin::user_list(store).await,
-                UserCommand::SetPassword { username, password } => admin::user_set_password(store, &username, password).await,
+                UserCommand::SetPassword { username, password } => {
+                    admin::user_set_password(store, &username, password).await
+                }
                 UserCommand::Disable { username } => admin::user_set_disabled(store, &username, true).await,
                 UserCommand::Enable { username } => admin::user_set_disabled(store, &username, false).await,
                 UserCommand::Remove { username } => admin::user_remove(store, &username).await,

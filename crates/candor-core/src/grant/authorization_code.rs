@@ -58,7 +58,8 @@ pub async fn exchange(
     }
 
     let granted = Scope::from_stored(&record.scope);
-    let (access, access_record) = new_access_token(ctx, &record.grant_id, &client.id, Some(&record.user_id), &record.scope)?;
+    let (access, access_record) =
+        new_access_token(ctx, &record.grant_id, &client.id, Some(&record.user_id), &record.scope)?;
     let wants_refresh = client.may_use(GrantType::RefreshToken)
         && (granted.contains(scope::OFFLINE_ACCESS) || client.always_issue_refresh_token);
     let refresh = if wants_refresh {
@@ -128,10 +129,10 @@ async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rej
         if let Defect::UrlFragment { suffix } | Defect::ParameterGluedOn { suffix } = &defect {
             r = r.with("suffix", suffix.clone());
         }
-        if let Some(original) = recovered {
-            if let Ok(Some(rec)) = ctx.store.code(&hash_secret(&original)).await {
-                r = r.with("issued_code_found", true).with("issued_at", rfc3339(rec.issued_at));
-            }
+        if let Some(original) = recovered
+            && let Ok(Some(rec)) = ctx.store.code(&hash_secret(&original)).await
+        {
+            r = r.with("issued_code_found", true).with("issued_at", rfc3339(rec.issued_at));
         }
         return Err(r);
     }
@@ -189,7 +190,9 @@ async fn check_pkce(ctx: &GrantContext<'_>, record: &CodeRecord, verifier: Optio
     match (&record.code_challenge, verifier) {
         (None, None) => Ok(()),
         (None, Some(_)) => Err(Rejection::new(Reason::PkceVerifierUnexpected)),
-        (Some(ch), None) => Err(Rejection::new(Reason::PkceVerifierMissing).with("code_challenge_method", ch.method.as_str())),
+        (Some(ch), None) => {
+            Err(Rejection::new(Reason::PkceVerifierMissing).with("code_challenge_method", ch.method.as_str()))
+        }
         (Some(ch), Some(v)) => {
             let verifier = CodeVerifier::parse(v)?;
             if ch.is_satisfied_by(&verifier) {
@@ -201,12 +204,14 @@ async fn check_pkce(ctx: &GrantContext<'_>, record: &CodeRecord, verifier: Optio
                 .with_detail("challenge_of_received_verifier", s256(verifier.as_str()));
             // Was this verifier made for another pending request of the same client? Then the app
             // mixed up (or regenerated) verifiers between two authorization requests.
-            if let Ok(pending) = ctx.store.pending_codes(&record.client_id, ctx.now, 50).await {
-                if let Some(other) = pending.iter().find(|p| {
+            if let Ok(pending) = ctx.store.pending_codes(&record.client_id, ctx.now, 50).await
+                && let Some(other) = pending.iter().find(|p| {
                     p.hash != record.hash && p.code_challenge.as_ref().is_some_and(|c| c.is_satisfied_by(&verifier))
-                }) {
-                    r = r.with("verifier_matches_other_request", true).with("other_request_issued_at", rfc3339(other.issued_at));
-                }
+                })
+            {
+                r = r
+                    .with("verifier_matches_other_request", true)
+                    .with("other_request_issued_at", rfc3339(other.issued_at));
             }
             Err(r)
         }

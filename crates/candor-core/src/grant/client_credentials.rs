@@ -6,7 +6,11 @@ use crate::rejection::{Reason, Rejection};
 use crate::scope::{self, Scope};
 use crate::tokens::random_id;
 
-pub async fn issue(ctx: &GrantContext<'_>, client: &Client, requested: Option<&str>) -> Result<TokenResponse, Rejection> {
+pub async fn issue(
+    ctx: &GrantContext<'_>,
+    client: &Client,
+    requested: Option<&str>,
+) -> Result<TokenResponse, Rejection> {
     // RFC 6749 §4.4: only confidential clients; a public client cannot keep a credential.
     if client.is_public() {
         return Err(Rejection::new(Reason::GrantTypeNotAllowedForClient)
@@ -24,7 +28,10 @@ pub async fn issue(ctx: &GrantContext<'_>, client: &Client, requested: Option<&s
             let requested = Scope::parse(s)?;
             requested.require_allowed(&allowed).map_err(|r| {
                 if requested.contains(scope::OPENID) || requested.contains(scope::OFFLINE_ACCESS) {
-                    r.with("problem", "user scopes (openid, offline_access, profile, email) are not available without a user")
+                    r.with(
+                        "problem",
+                        "user scopes (openid, offline_access, profile, email) are not available without a user",
+                    )
                 } else {
                     r
                 }
@@ -35,10 +42,7 @@ pub async fn issue(ctx: &GrantContext<'_>, client: &Client, requested: Option<&s
     };
     let grant_id = random_id().map_err(|_| Rejection::internal())?;
     let (access, record) = new_access_token(ctx, &grant_id, &client.id, None, &scope.to_string())?;
-    ctx.store
-        .insert_tokens(&IssuedTokens { access: record, refresh: None })
-        .await
-        .map_err(store_failed)?;
+    ctx.store.insert_tokens(&IssuedTokens { access: record, refresh: None }).await.map_err(store_failed)?;
     Ok(TokenResponse {
         access_token: access.value,
         token_type: "Bearer",

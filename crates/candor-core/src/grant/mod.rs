@@ -36,10 +36,14 @@ impl GrantRequest {
                 refresh_token: params.require("refresh_token")?.to_string(),
                 scope: owned(params.get("scope")?),
             }),
-            Some(GrantType::ClientCredentials) => Ok(GrantRequest::ClientCredentials { scope: owned(params.get("scope")?) }),
+            Some(GrantType::ClientCredentials) => {
+                Ok(GrantRequest::ClientCredentials { scope: owned(params.get("scope")?) })
+            }
             None => {
                 let mut r = Rejection::new(Reason::GrantTypeUnsupported).with("grant_type", grant_type.to_string());
-                if let Some(close) = GrantType::ALL.iter().find(|g| g.as_str().eq_ignore_ascii_case(grant_type.trim()) || g.as_str().replace('_', "-") == grant_type) {
+                if let Some(close) = GrantType::ALL.iter().find(|g| {
+                    g.as_str().eq_ignore_ascii_case(grant_type.trim()) || g.as_str().replace('_', "-") == grant_type
+                }) {
                     r = r.with("did_you_mean", close.as_str());
                 }
                 Err(r.with("supported", "authorization_code refresh_token client_credentials"))
@@ -79,7 +83,11 @@ pub struct TokenResponse {
 }
 
 /// Runs the grant for an authenticated client.
-pub async fn handle(ctx: &GrantContext<'_>, client: &Client, request: GrantRequest) -> Result<TokenResponse, Rejection> {
+pub async fn handle(
+    ctx: &GrantContext<'_>,
+    client: &Client,
+    request: GrantRequest,
+) -> Result<TokenResponse, Rejection> {
     let grant = request.grant_type();
     if !client.may_use(grant) {
         return Err(Rejection::new(Reason::GrantTypeNotAllowedForClient)

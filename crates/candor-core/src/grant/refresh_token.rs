@@ -20,12 +20,10 @@ pub async fn rotate(
             .with("defect", defect.code())
             .with("explanation", defect.explain(SecretKind::RefreshToken)));
     }
-    let record = ctx
-        .store
-        .refresh_token(&hash_secret(presented))
-        .await
-        .map_err(store_failed)?
-        .ok_or_else(|| Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(presented)))?;
+    let record =
+        ctx.store.refresh_token(&hash_secret(presented)).await.map_err(store_failed)?.ok_or_else(|| {
+            Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(presented))
+        })?;
     if record.client_id != client.id {
         return Err(Rejection::new(Reason::RefreshTokenIssuedToOtherClient)
             .with("client_id", client.id.clone())
@@ -80,7 +78,13 @@ pub async fn rotate(
         Some(id_token::sign(
             ctx.keys,
             ctx.settings,
-            &IdTokenInput { client, user_id: &record.user_id, auth_time: record.auth_time, nonce: None, access_token: &access.value },
+            &IdTokenInput {
+                client,
+                user_id: &record.user_id,
+                auth_time: record.auth_time,
+                nonce: None,
+                access_token: &access.value,
+            },
             ctx.now,
         )?)
     } else {
@@ -89,7 +93,9 @@ pub async fn rotate(
     let issued = IssuedTokens { access: access_record, refresh: Some(next) };
     match ctx.store.rotate_refresh_token(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)? {
         Rotation::Rotated => {}
-        Rotation::AlreadyRotated { rotated_at, rotated_trace } => return Err(reused(ctx, &record, rotated_at, rotated_trace).await),
+        Rotation::AlreadyRotated { rotated_at, rotated_trace } => {
+            return Err(reused(ctx, &record, rotated_at, rotated_trace).await);
+        }
         Rotation::Revoked => return Err(Rejection::new(Reason::RefreshTokenRevoked)),
         Rotation::Missing => return Err(Rejection::new(Reason::RefreshTokenUnknown)),
     }
@@ -105,7 +111,12 @@ pub async fn rotate(
 
 /// RFC 9700 §4.14.2: a rotated token presented again means it leaked or the client lost track:
 /// revoke the whole family, the legitimate client's current token included.
-async fn reused(ctx: &GrantContext<'_>, record: &RefreshTokenRecord, rotated_at: i64, rotated_trace: Option<String>) -> Rejection {
+async fn reused(
+    ctx: &GrantContext<'_>,
+    record: &RefreshTokenRecord,
+    rotated_at: i64,
+    rotated_trace: Option<String>,
+) -> Rejection {
     let revoked = ctx.store.revoke_grant(&record.grant_id, ctx.now).await;
     let r = Rejection::new(Reason::RefreshTokenReused)
         .with("rotated_at", rfc3339(rotated_at))

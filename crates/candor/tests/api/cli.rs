@@ -1,0 +1,127 @@
+//! The `candor` binary: dev mode, admin commands and config errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn candor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_candor"))
+}
+
+fn run(args: &[&str], store: &str) -> (bool, String, String) {
+    let out = candor().args(args).arg("--store").arg(store).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn dev_mode_starts_with_no_setup_and_prints_what_a_developer_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = candor()
+        .args(["dev", "--port", "0", "--ephemeral"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) => {
+                let done = l.starts_with("A refused request");
+                lines.push(l);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    let text = lines.join("\n");
+    let issuer =
+        lines.iter().find_map(|l| l.trim().strip_prefix("issuer:")).expect("issuer printed").trim().to_string();
+    assert!(text.contains("password:") && text.contains("demo-app") && text.contains("demo-cli"), "{text}");
+    assert!(text.contains("code_challenge_method=S256") && text.contains("curl"), "{text}");
+    let doc: serde_json::Value =
+        reqwest::get(format!("{issuer}/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["issuer"], issuer);
+    // The printed secret works for client_credentials.
+    let secret = lines.iter().find_map(|l| l.trim().strip_prefix("secret:")).unwrap().trim().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth("demo-app", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(!dir.path().join(".candor").exists(), "--ephemeral writes nothing");
+}
+
+#[test]
+fn admin_commands_manage_clients_users_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/admin.db", dir.path().display());
+    let (ok, out, err) =
+        run(&["client", "add", "--name", "Shop", "--id", "shop", "--redirect-uri", "https://shop.example/cb"], &store);
+    assert!(ok, "{err}");
+    let secret = out.lines().find_map(|l| l.strip_prefix("client_secret:")).unwrap().trim().to_string();
+    assert!(secret.starts_with("cds_") && secret.len() >= 47, "256-bit secret");
+    let (ok, _, err) =
+        run(&["client", "add", "--name", "Bad", "--redirect-uri", "https://shop.example/cb#frag"], &store);
+    assert!(!ok && err.contains("fragment"), "{err}");
+    let (ok, _, err) =
+        run(&["client", "add", "--name", "Dup", "--id", "shop", "--redirect-uri", "https://x.example/cb"], &store);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (_, out, _) = run(&["client", "list"], &store);
+    assert!(out.contains("shop"));
+    let (_, out, _) = run(&["client", "show", "shop"], &store);
+    assert!(out.contains("https://shop.example/cb") && !out.contains(&secret));
+    let (ok, out, _) = run(&["client", "rotate-secret", "shop"], &store);
+    assert!(ok && !out.contains(&secret));
+    let (ok, out, err) = run(&["user", "add", "bob", "--email", "bob@example.com"], &store);
+    assert!(ok, "{err}");
+    assert!(out.contains("password:"));
+    let (_, out, _) = run(&["user", "list"], &store);
+    assert!(out.contains("bob") && out.contains("active"));
+    assert!(run(&["user", "disable", "bob"], &store).0);
+    let (_, out, _) = run(&["user", "list"], &store);
+    assert!(out.contains("disabled"));
+    assert!(run(&["user", "set-password", "bob", "--password", "a-new-password"], &store).0);
+    assert!(run(&["user", "remove", "bob"], &store).0);
+    assert!(!run(&["user", "remove", "bob"], &store).0);
+    let (ok, out, _) = run(&["key", "rotate", "--alg", "ES256"], &store);
+    assert!(ok && out.contains("new ES256 key"));
+    let (_, out, _) = run(&["key", "list"], &store);
+    assert!(out.contains("ES256") && out.contains("active"));
+    assert!(run(&["client", "remove", "shop"], &store).0);
+    assert!(!run(&["client", "show", "shop"], &store).0);
+}
+
+#[test]
+fn an_invalid_config_fails_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("candor.toml");
+    std::fs::write(&path, "issuer = \"https://id.example.com\"\n[lifetimes]\ncode = 3600\n").unwrap();
+    let out = candor().args(["serve", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("code_lifetime") && err.contains("600"), "{err}");
+    std::fs::write(&path, "issuer = \"https://id.example.com\"\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let out = candor().args(["serve", "--config"]).arg(&path).env("CANDOR_DISCLOSURE", "verbose").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("disclosure"), "{err}");
+}

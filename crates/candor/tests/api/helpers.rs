@@ -1,0 +1,343 @@
+//! `spawn_app()` and typed helpers for driving Candor like a browser and a client would.
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use candor_core::clock::{Clock, ShiftedClock};
+use candor_core::model::{AuthMethod, Client, GrantType, SigningAlg, User};
+use candor_core::password::hash_password;
+use candor_core::settings::Settings;
+use candor_core::store::{ClientStore, UserStore};
+use candor_core::tokens::{Secret, SecretKind};
+use candor_server::Disclosure;
+use candor_server::state::AppState;
+use candor_store::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "correct horse battery";
+pub const WEB: &str = "web";
+pub const WEB_REDIRECT: &str = "https://app.example.com/callback";
+pub const WEB_SLASH_REDIRECT: &str = "https://app.example.com/callback/";
+pub const POST_CLIENT: &str = "web-post";
+pub const SPA: &str = "spa";
+pub const SPA_REDIRECT: &str = "http://127.0.0.1/cb";
+pub const SERVICE: &str = "service";
+pub const PLAIN: &str = "plain-pkce";
+pub const ES: &str = "es-client";
+pub const ED: &str = "ed-client";
+pub const NO_PKCE: &str = "no-pkce";
+
+pub struct TestApp {
+    pub base: String,
+    pub clock: ShiftedClock,
+    pub store: Arc<SqliteStore>,
+    pub state: Arc<AppState>,
+    /// Client secrets by client id.
+    pub secrets: std::collections::HashMap<&'static str, String>,
+    pub user_id: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The argon2 hash of PASSWORD, computed once for all tests.
+fn password_hash() -> String {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| hash_password(PASSWORD).unwrap()).clone()
+}
+
+fn client(id: &str, method: AuthMethod, redirects: &[&str], grants: &[GrantType], secret: Option<&Secret>) -> Client {
+    Client {
+        id: id.into(),
+        name: format!("{id} app"),
+        secret_hash: secret.map(|s| s.hash.clone()),
+        redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
+        grant_types: grants.to_vec(),
+        auth_method: method,
+        scopes: ["openid", "profile", "email", "offline_access"].iter().map(|s| s.to_string()).collect(),
+        require_pkce: true,
+        allow_plain_pkce: false,
+        id_token_alg: SigningAlg::RS256,
+        always_issue_refresh_token: false,
+        created_at: 0,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, Disclosure::Detailed).await
+}
+
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclosure) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/candor.db", dir.path().display());
+    let store = Arc::new(candor_store::open(&url).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut settings = Settings::new(&base);
+    tune(&mut settings);
+    let clock = ShiftedClock::default();
+    let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), disclosure).await.unwrap();
+
+    let user = User {
+        id: "user-alice".into(),
+        username: USER.into(),
+        password_hash: password_hash(),
+        name: Some("Alice Example".into()),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
+        disabled: false,
+        created_at: clock.now(),
+    };
+    store.insert_user(&user).await.unwrap();
+
+    let mut secrets = std::collections::HashMap::new();
+    let code_grants = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+    for (id, method, redirects, grants, tweak) in [
+        (WEB, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT, WEB_SLASH_REDIRECT], code_grants.to_vec(), 0),
+        (POST_CLIENT, AuthMethod::ClientSecretPost, vec![WEB_REDIRECT], code_grants.to_vec(), 0),
+        (SPA, AuthMethod::None, vec![SPA_REDIRECT], code_grants.to_vec(), 0),
+        (SERVICE, AuthMethod::ClientSecretBasic, vec![], vec![GrantType::ClientCredentials], 1),
+        (PLAIN, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT], code_grants.to_vec(), 2),
+        (ES, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT], code_grants.to_vec(), 3),
+        (ED, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT], code_grants.to_vec(), 4),
+        (NO_PKCE, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT], code_grants.to_vec(), 5),
+    ] {
+        let secret = (method != AuthMethod::None).then(|| Secret::generate(SecretKind::ClientSecret).unwrap());
+        let mut c = client(id, method, &redirects, &grants, secret.as_ref());
+        match tweak {
+            1 => c.scopes = vec!["api.read".into(), "api.write".into()],
+            2 => c.allow_plain_pkce = true,
+            3 => c.id_token_alg = SigningAlg::ES256,
+            4 => c.id_token_alg = SigningAlg::EdDSA,
+            5 => c.require_pkce = false,
+            _ => {}
+        }
+        store.insert_client(&c).await.unwrap();
+        if let Some(s) = secret {
+            secrets.insert(id, s.value);
+        }
+    }
+
+    let server_state = state.clone();
+    tokio::spawn(async move {
+        candor_server::serve(listener, server_state, std::future::pending()).await.unwrap();
+    });
+    TestApp { base, clock, store, state, secrets, user_id: user.id, _dir: dir }
+}
+
+/// A PKCE pair (RFC 7636).
+#[derive(Clone)]
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+pub fn pkce() -> Pkce {
+    let verifier = Secret::generate(SecretKind::Interaction).unwrap().value.replace("cdi_", "verifier-");
+    let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()).as_ref());
+    Pkce { verifier, challenge }
+}
+
+/// What arrived at the client's redirect URI.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub url: String,
+    pub params: std::collections::HashMap<String, String>,
+}
+
+impl Callback {
+    pub fn parse(location: &str) -> Callback {
+        let url = url::Url::parse(location).unwrap();
+        Callback { url: location.to_string(), params: url.query_pairs().into_owned().collect() }
+    }
+    pub fn code(&self) -> String {
+        self.params.get("code").cloned().unwrap_or_else(|| panic!("no code in {}", self.url))
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.params.get(k).map(String::as_str)
+    }
+}
+
+/// A browser: a cookie jar, no automatic redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location; status {}", r.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The value of the hidden `csrf` field of a page.
+pub fn csrf_of(html: &str) -> String {
+    let start = html.find(r#"name="csrf" value=""#).expect("a csrf field") + r#"name="csrf" value=""#.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// An authorization request's parameters for a client, with PKCE S256, state and nonce.
+pub fn auth_params<'a>(
+    client_id: &'a str,
+    redirect_uri: &'a str,
+    scope: &'a str,
+    pkce: &'a Pkce,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope),
+        ("state", "state-123"),
+        ("nonce", "nonce-456"),
+        ("code_challenge", &pkce.challenge),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn authorize(&self, b: &reqwest::Client, params: &[(&str, &str)]) -> reqwest::Response {
+        b.get(self.url("/authorize")).query(params).send().await.unwrap()
+    }
+
+    /// Follows an /authorize response through login (if asked) and consent (if asked) to the callback.
+    pub async fn complete(&self, b: &reqwest::Client, mut r: reqwest::Response) -> Callback {
+        for _ in 0..8 {
+            match r.status() {
+                StatusCode::FOUND | StatusCode::SEE_OTHER => {
+                    let loc = location(&r);
+                    if loc.starts_with('/') {
+                        r = b.get(self.url(&loc)).send().await.unwrap();
+                    } else {
+                        return Callback::parse(&loc);
+                    }
+                }
+                StatusCode::OK => {
+                    let page = r.text().await.unwrap();
+                    let csrf = csrf_of(&page);
+                    let action = page.split(r#"action=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+                    let form: Vec<(&str, &str)> = if action.ends_with("/login") {
+                        vec![("csrf", &csrf), ("username", USER), ("password", PASSWORD)]
+                    } else {
+                        vec![("csrf", &csrf), ("decision", "allow")]
+                    };
+                    r = b.post(self.url(&action)).form(&form).send().await.unwrap();
+                }
+                other => panic!("unexpected status {other}: {}", r.text().await.unwrap()),
+            }
+        }
+        panic!("too many steps")
+    }
+
+    /// A full authorization with login and consent in a fresh browser; returns the callback.
+    pub async fn authorize_through(&self, params: &[(&str, &str)]) -> Callback {
+        let b = browser();
+        let r = self.authorize(&b, params).await;
+        self.complete(&b, r).await
+    }
+
+    /// A code for `client_id` with the standard scopes; returns the callback and the PKCE pair.
+    pub async fn code_for(&self, client_id: &str, redirect_uri: &str, scope: &str) -> (Callback, Pkce) {
+        let p = pkce();
+        let cb = self.authorize_through(&auth_params(client_id, redirect_uri, scope, &p)).await;
+        (cb, p)
+    }
+
+    /// POSTs a form to /token, authenticating with Basic when `basic` is given.
+    pub async fn token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = reqwest::Client::new().post(self.url("/token")).form(form);
+        if let Some(id) = basic {
+            req = req.basic_auth(id, Some(self.secret(id)));
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        (status, r.json().await.unwrap(), headers)
+    }
+
+    pub fn secret(&self, id: &str) -> String {
+        self.secrets.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Exchanges a code as the `web` client.
+    pub async fn exchange(&self, code: &str, verifier: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self
+            .token(
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", WEB_REDIRECT),
+                    ("code_verifier", verifier),
+                ],
+                Some(WEB),
+            )
+            .await;
+        (s, v)
+    }
+
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        reqwest::Client::new().get(self.url("/userinfo")).bearer_auth(access_token).send().await.unwrap()
+    }
+
+    /// A code for `web`, exchanged: the token response.
+    pub async fn tokens(&self, scope: &str) -> Value {
+        let (cb, p) = self.code_for(WEB, WEB_REDIRECT, scope).await;
+        let (s, v) = self.exchange(&cb.code(), &p.verifier).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+}
+
+/// Asserts an error response carries the reason and the RFC error.
+pub fn assert_reason(body: &Value, reason: &str, error: &str) {
+    assert_eq!(body["reason"], reason, "{body:#}");
+    assert_eq!(body["error"], error, "{body:#}");
+    assert!(body["error_description"].as_str().unwrap().contains(&body["trace_id"].as_str().unwrap().to_string()));
+}
+
+/// Decodes a JWT's header and claims (no verification).
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let dec = |s: &str| serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap();
+    (dec(parts.next().unwrap()), dec(parts.next().unwrap()))
+}
+
+/// Verifies a JWT's signature against the server's JWKS; returns the claims.
+pub async fn verify_jwt(app: &TestApp, token: &str) -> Value {
+    use aws_lc_rs::signature::{self, UnparsedPublicKey};
+    let (header, claims) = jwt_parts(token);
+    let jwks: Value = reqwest::get(app.url("/jwks.json")).await.unwrap().json().await.unwrap();
+    let key =
+        jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).expect("kid published in JWKS");
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let field = |n: &str| URL_SAFE_NO_PAD.decode(key[n].as_str().unwrap()).unwrap();
+    let ok = match header["alg"].as_str().unwrap() {
+        "RS256" => signature::RsaPublicKeyComponents { n: field("n"), e: field("e") }
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &sig)
+            .is_ok(),
+        "ES256" => {
+            let mut point = vec![4u8];
+            point.extend(field("x"));
+            point.extend(field("y"));
+            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(input.as_bytes(), &sig).is_ok()
+        }
+        "EdDSA" => UnparsedPublicKey::new(&signature::ED25519, field("x")).verify(input.as_bytes(), &sig).is_ok(),
+        other => panic!("unexpected alg {other}"),
+    };
+    assert!(ok, "signature of {header} does not verify");
+    assert_eq!(key["alg"], header["alg"]);
+    claims
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real server on a random port against a temporary SQLite store,
+//! driven over HTTP through the real login and consent forms.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod authorization_code;
+mod authorize;
+mod cli;
+mod client_credentials;
+mod discovery_and_keys;
+mod openidconnect_rp;
+mod refresh;
+mod userinfo;
