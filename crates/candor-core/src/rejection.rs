@@ -487,7 +487,23 @@ impl Rejection {
     }
 
     /// The one-line `error_description`: the reason's sentence, then the facts that explain this case.
+    ///
+    /// RFC 6749 §5.2: "Values for the "error_description" parameter MUST NOT include characters
+    /// outside the set %x20-21 / %x23-5B / %x5D-7E": double quotes become single quotes, a
+    /// backslash a slash, anything else outside the set `?`.
     pub fn describe(&self, detailed: bool) -> String {
+        self.describe_raw(detailed)
+            .chars()
+            .map(|c| match c {
+                '"' => '\'',
+                '\\' => '/',
+                ' '..='~' => c,
+                _ => '?',
+            })
+            .collect()
+    }
+
+    fn describe_raw(&self, detailed: bool) -> String {
         let mut out = self.reason.description().to_string();
         let facts = self.facts.to_json(detailed);
         if !facts.is_empty() {
@@ -534,6 +550,13 @@ mod tests {
         assert_eq!(Reason::ClientSecretWrong.error(), "invalid_client");
         assert_eq!(Reason::CodeExpired.status(), 400);
         assert_eq!(Reason::GrantTypeNotAllowedForClient.error(), "unauthorized_client");
+    }
+
+    #[test]
+    fn descriptions_stay_within_the_rfc_6749_character_set() {
+        let r = Rejection::new(Reason::CodeMalformed).with("suffix", "#\"_=_\\ é\n");
+        let d = r.describe(true);
+        assert!(d.chars().all(|c| c == ' ' || c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c)), "{d}");
     }
 
     #[test]

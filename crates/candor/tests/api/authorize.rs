@@ -265,3 +265,45 @@ async fn post_to_authorize_is_accepted() {
     let cb = app.complete(&b, r).await;
     assert!(cb.get("code").is_some());
 }
+
+#[tokio::test]
+async fn max_age_forces_a_new_login_when_the_session_is_older() {
+    let app = spawn_app().await;
+    let b = browser();
+    let p = pkce();
+    let r = app.authorize(&b, &auth_params(WEB, WEB_REDIRECT, "openid", &p)).await;
+    app.complete(&b, r).await;
+    app.clock.advance(120);
+    let mut params = auth_params(WEB, WEB_REDIRECT, "openid", &p);
+    params.push(("max_age", "300"));
+    let r = app.authorize(&b, &params).await;
+    assert_eq!(r.status(), StatusCode::FOUND, "session younger than max_age: no login");
+    params.pop();
+    params.push(("max_age", "60"));
+    let r = app.authorize(&b, &params).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "session older than max_age: log in again");
+    let cb = app.complete(&b, r).await;
+    let (_, body) = app.exchange(&cb.code(), &p.verifier).await;
+    let claims = jwt_parts(body["id_token"].as_str().unwrap()).1;
+    let now = candor_core::clock::Clock::now(&app.clock);
+    assert!(now - claims["auth_time"].as_i64().unwrap() <= 1, "auth_time is the new login");
+    params.pop();
+    params.push(("max_age", "soon"));
+    let cb = Callback::parse(&location(&app.authorize(&b, &params).await));
+    assert_eq!(cb.get("error"), Some("invalid_request"));
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_their_sessions() {
+    use candor_core::store::UserStore;
+    let app = spawn_app().await;
+    let b = browser();
+    let p = pkce();
+    let r = app.authorize(&b, &auth_params(WEB, WEB_REDIRECT, "openid", &p)).await;
+    app.complete(&b, r).await;
+    app.store.set_disabled(&app.user_id, true).await.unwrap();
+    let mut params = auth_params(WEB, WEB_REDIRECT, "openid", &p);
+    params.push(("prompt", "none"));
+    let cb = Callback::parse(&location(&app.authorize(&b, &params).await));
+    assert_eq!(cb.get("error"), Some("login_required"));
+}

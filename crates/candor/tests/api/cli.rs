@@ -125,3 +125,48 @@ fn an_invalid_config_fails_at_start_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("disclosure"), "{err}");
 }
+
+#[tokio::test]
+async fn serve_runs_from_a_config_file_with_environment_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = dir.path().join("candor.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\nstore = \"sqlite://{}/prod.db\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = candor()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("CANDOR_LIFETIMES_CODE", "45")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/.well-known/openid-configuration");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let doc: serde_json::Value = loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            break r.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "serve did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(doc["issuer"], format!("http://127.0.0.1:{port}"));
+    // Standard disclosure in serve mode: no facts object.
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/token"))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body.get("facts").is_none(), "{body}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(dir.path().join("prod.db").exists());
+}

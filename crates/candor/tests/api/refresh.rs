@@ -125,3 +125,30 @@ async fn a_refresh_token_sent_as_a_code_is_named() {
     assert_reason(&body, "code_malformed", "invalid_grant");
     assert_eq!(body["facts"]["defect"], "wrong_kind");
 }
+
+#[tokio::test]
+async fn a_client_may_be_configured_to_always_receive_refresh_tokens() {
+    use candor_core::store::ClientStore;
+    let app = spawn_app().await;
+    let mut c = app.store.client(WEB).await.unwrap().unwrap();
+    c.id = "always".into();
+    c.always_issue_refresh_token = true;
+    let secret = candor_core::tokens::Secret::generate(candor_core::tokens::SecretKind::ClientSecret).unwrap();
+    c.secret_hash = Some(secret.hash.clone());
+    app.store.insert_client(&c).await.unwrap();
+    let (cb, p) = app.code_for("always", WEB_REDIRECT, "openid").await;
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth("always", Some(&secret.value))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &cb.code()),
+            ("redirect_uri", WEB_REDIRECT),
+            ("code_verifier", &p.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["refresh_token"].is_string(), "{body}");
+}
