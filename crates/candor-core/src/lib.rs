@@ -4,9 +4,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
 pub mod authorize;
 pub mod client_auth;
 pub mod clock;
+pub mod docs;
 pub mod grant;
 pub mod id_token;
 pub mod keys;

@@ -15,6 +15,11 @@ pub struct Settings {
     /// How long the login/consent step may take.
     pub interaction_lifetime: i64,
     pub session_lifetime: i64,
+    /// How long redeemed/expired codes and dead tokens stay as hashed tombstones, so a late
+    /// presentation is still diagnosed precisely (`code_already_redeemed`, not `code_unknown`).
+    pub tombstone_retention: i64,
+    /// How long audit records (the input of `candor explain`) are kept.
+    pub audit_retention: i64,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -30,6 +35,8 @@ impl Settings {
             id_token_lifetime: 3600,
             interaction_lifetime: 600,
             session_lifetime: 8 * 3600,
+            tombstone_retention: 24 * 3600,
+            audit_retention: 7 * 24 * 3600,
         }
     }
 
@@ -44,6 +51,8 @@ impl Settings {
             ("id_token_lifetime", self.id_token_lifetime),
             ("interaction_lifetime", self.interaction_lifetime),
             ("session_lifetime", self.session_lifetime),
+            ("tombstone_retention", self.tombstone_retention),
+            ("audit_retention", self.audit_retention),
         ] {
             if v < 1 {
                 return Err(format!("{name}: must be at least 1 second, got {v}"));

@@ -3,6 +3,7 @@
 //! Implementations live in `candor-store` (SQLite; PostgreSQL later). Every method that changes
 //! more than one row does so in one transaction; every write is durable when the call returns.
 
+use crate::audit::AuditRecord;
 use crate::clock::UnixTime;
 use crate::model::*;
 use async_trait::async_trait;
@@ -71,6 +72,8 @@ pub trait CodeStore: Send + Sync {
         trace: &str,
         issued: &IssuedTokens,
     ) -> StoreResult<Redemption>;
+    /// The code a grant started from, if the grant started from a code (and it is not swept).
+    async fn code_by_grant(&self, grant_id: &str) -> StoreResult<Option<CodeRecord>>;
     /// Pending (unredeemed, unexpired) codes of a client, newest first, at most `limit`.
     async fn pending_codes(&self, client_id: &str, now: UnixTime, limit: u32) -> StoreResult<Vec<CodeRecord>>;
 }
@@ -105,6 +108,8 @@ pub trait TokenStore: Send + Sync {
         trace: &str,
         issued: &IssuedTokens,
     ) -> StoreResult<Rotation>;
+    /// Every access and refresh token of a grant, oldest first.
+    async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<(Vec<AccessTokenRecord>, Vec<RefreshTokenRecord>)>;
     /// Revokes every access and refresh token of a grant (a code's tokens, a refresh family).
     /// Returns how many tokens were newly revoked.
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64>;
@@ -144,13 +149,82 @@ pub trait KeyStore: Send + Sync {
     async fn remove_retired_keys(&self, before: UnixTime) -> StoreResult<u64>;
 }
 
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends a record; durable when the call returns.
+    async fn record_audit(&self, record: &AuditRecord) -> StoreResult<()>;
+    async fn audit(&self, trace_id: &str) -> StoreResult<Option<AuditRecord>>;
+    /// The records of requests that concerned a grant, oldest first.
+    async fn audit_by_grant(&self, grant_id: &str) -> StoreResult<Vec<AuditRecord>>;
+    /// Recent refused requests, newest first, optionally of one client and/or one reason.
+    async fn recent_rejections(
+        &self,
+        client_id: Option<&str>,
+        reason: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
+    /// Refusals since `since`, counted by client and reason, largest first.
+    async fn rejection_counts(&self, since: UnixTime) -> StoreResult<Vec<(Option<String>, String, i64)>>;
+}
+
+/// How many rows one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub codes: u64,
+    pub access_tokens: u64,
+    pub refresh_tokens: u64,
+    pub sessions: u64,
+    pub interactions: u64,
+    pub audit: u64,
+}
+
+impl Swept {
+    pub fn total(&self) -> u64 {
+        self.codes + self.access_tokens + self.refresh_tokens + self.sessions + self.interactions + self.audit
+    }
+}
+
+#[async_trait]
+pub trait SweepStore: Send + Sync {
+    /// Removes at most `batch` rows per kind of record that are dead and older than their retention:
+    /// codes redeemed or expired, and tokens expired, rotated or revoked, more than `tombstone_retention`
+    /// seconds ago (until then they are tombstones that keep diagnoses precise); sessions and
+    /// interactions past their expiry; audit records older than `audit_retention`.
+    /// Safe to run concurrently from several nodes: each statement deletes a bounded set of rows.
+    async fn sweep(
+        &self,
+        now: UnixTime,
+        tombstone_retention: i64,
+        audit_retention: i64,
+        batch: u32,
+    ) -> StoreResult<Swept>;
+}
+
 /// Everything Candor stores.
 pub trait Store:
-    ClientStore + UserStore + CodeStore + TokenStore + SessionStore + InteractionStore + ConsentStore + KeyStore
+    ClientStore
+    + UserStore
+    + CodeStore
+    + TokenStore
+    + SessionStore
+    + InteractionStore
+    + ConsentStore
+    + KeyStore
+    + AuditStore
+    + SweepStore
 {
 }
 
 impl<T> Store for T where
-    T: ClientStore + UserStore + CodeStore + TokenStore + SessionStore + InteractionStore + ConsentStore + KeyStore
+    T: ClientStore
+        + UserStore
+        + CodeStore
+        + TokenStore
+        + SessionStore
+        + InteractionStore
+        + ConsentStore
+        + KeyStore
+        + AuditStore
+        + SweepStore
 {
 }

@@ -59,7 +59,7 @@ pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     json_cached(state.keys().jwks(state.now(), state.settings.id_token_lifetime))
 }
 
-/// `/errors/<reason>`: what the reason means (the full guides come with the reason catalogue docs).
+/// `/errors/<reason>`: the reason's documentation page (docs/reasons/<reason>.md).
 pub async fn reason_page(Path(code): Path<String>) -> Response {
     let Some(reason) = Reason::from_code(&code) else {
         return html(
@@ -73,17 +73,11 @@ pub async fn reason_page(Path(code): Path<String>) -> Response {
             ),
         );
     };
-    let body = format!(
-        r#"<h1><code>{code}</code></h1>
-<p>{desc}</p>
-<dl class="facts"><dt>OAuth error</dt><dd>{error}</dd><dt>HTTP status</dt><dd>{status}</dd></dl>
-<p class="muted">The response's <code>error_description</code> and <code>facts</code> say what was expected and what arrived; the trace id finds the request in the provider's logs. <a href="/errors/">All reasons</a>.</p>"#,
-        code = esc(reason.code()),
-        desc = esc(reason.description()),
-        error = esc(reason.error()),
-        status = reason.status(),
-    );
-    html(StatusCode::OK, page(reason.code(), &body))
+    let markdown = candor_core::docs::page(reason);
+    let mut body = String::new();
+    pulldown_cmark::html::push_html(&mut body, pulldown_cmark::Parser::new(markdown));
+    body.push_str(r#"<p class="muted"><a href="/errors/">All reasons</a></p>"#);
+    html(StatusCode::OK, crate::html::wide_page(reason.code(), &body))
 }
 
 pub async fn reason_index() -> Response {

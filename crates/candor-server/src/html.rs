@@ -18,6 +18,15 @@ pub fn esc(s: &str) -> String {
 
 /// A complete page around `body` (already escaped HTML).
 pub fn page(title: &str, body: &str) -> String {
+    layout(title, body, "card")
+}
+
+/// A page for tables and documentation.
+pub fn wide_page(title: &str, body: &str) -> String {
+    layout(title, body, "card wide")
+}
+
+fn layout(title: &str, body: &str, class: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -28,7 +37,7 @@ pub fn page(title: &str, body: &str) -> String {
 <link rel="stylesheet" href="/assets/candor.css">
 </head>
 <body>
-<main class="card">
+<main class="{class}">
 <p class="brand">Candor</p>
 {body}
 </main>
@@ -36,7 +45,8 @@ pub fn page(title: &str, body: &str) -> String {
 </html>
 "#,
         title = esc(title),
-        body = body
+        body = body,
+        class = class
     )
 }
 
@@ -61,6 +71,12 @@ ul.scopes { padding-left:1.2rem; }
 dl.facts { display:grid; grid-template-columns:max-content 1fr; gap:.25rem .75rem; font-size:.875rem; }
 dl.facts dt { color:var(--muted); }
 dl.facts dd { margin:0; word-break:break-all; font-family:ui-monospace,SFMono-Regular,Menlo,monospace; }
+.card.wide { max-width:60rem; }
+h2 { font-size:1.05rem; margin:1.5rem 0 .5rem; }
+table { width:100%; border-collapse:collapse; font-size:.9rem; }
+th, td { text-align:left; padding:.4rem .5rem; border-bottom:1px solid var(--line); vertical-align:top; }
+td.num, th.num { text-align:right; }
+pre { overflow-x:auto; padding:.75rem; border-radius:8px; background:color-mix(in srgb, var(--fg) 6%, transparent); }
 code { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:.9em; }
 "#;
 

@@ -1,10 +1,12 @@
 //! Candor's HTTP server: routes, the trace id on every response, and serving.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
+pub mod admin;
 pub mod authorize;
 pub mod cookies;
 pub mod discovery;
 pub mod html;
+pub mod metrics;
 pub mod respond;
 pub mod state;
 pub mod token;
@@ -49,7 +51,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/errors/", get(discovery::reason_index))
         .route("/errors/{reason}", get(discovery::reason_page))
         .route("/assets/candor.css", get(authorize::stylesheet))
+        .route("/explain", post(admin::client_explain))
+        .route("/admin/traces/{id}", get(admin::trace))
+        .route("/admin/rejections", get(admin::rejections))
+        .route("/metrics", get(metrics::endpoint))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), admin::audit_layer))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::layer))
         .layer(middleware::from_fn(trace_layer))
         .with_state(state)
 }
@@ -68,6 +76,28 @@ pub fn spawn_key_reloader(state: Arc<AppState>, every: Duration) -> tokio::task:
     })
 }
 
+/// Removes dead rows past their retention every `every`, in bounded batches.
+pub fn spawn_sweeper(state: Arc<AppState>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let s = &state.settings;
+            // Several batches per tick if there is a backlog, but never an unbounded loop.
+            for _ in 0..10 {
+                match state.store.sweep(state.now(), s.tombstone_retention, s.audit_retention, 1000).await {
+                    Ok(swept) if swept.total() > 0 => tracing::debug!(?swept, "swept expired records"),
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweeping expired records failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// Serves until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -75,7 +105,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let reloader = spawn_key_reloader(state.clone(), Duration::from_secs(10));
+    let sweeper = spawn_sweeper(state.clone(), Duration::from_secs(60));
     let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     reloader.abort();
+    sweeper.abort();
     result
 }

@@ -16,6 +16,12 @@ pub const TRACE_HEADER: &str = "candor-trace-id";
 #[derive(Debug, Clone)]
 pub struct Trace(pub String);
 
+/// Marks a response as a refusal, for the audit and metrics layers.
+pub fn refused(mut response: Response, r: &Rejection, audited: bool) -> Response {
+    response.extensions_mut().insert(crate::metrics::Refused { rejection: r.clone(), audited });
+    response
+}
+
 fn status(r: &Rejection) -> StatusCode {
     StatusCode::from_u16(r.reason.status()).unwrap_or(StatusCode::BAD_REQUEST)
 }
@@ -58,7 +64,7 @@ pub fn token_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: b
         let scheme = if used_basic { r#"Basic realm="candor", charset="UTF-8""# } else { r#"Basic realm="candor""# };
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
     }
-    (status(r), headers, axum::Json(error_json(state, r, trace))).into_response()
+    refused((status(r), headers, axum::Json(error_json(state, r, trace))).into_response(), r, true)
 }
 
 /// RFC 6750 §3: a bearer-token error with `WWW-Authenticate`.
@@ -76,7 +82,7 @@ pub fn bearer_error(state: &AppState, r: &Rejection, trace: &Trace) -> Response 
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         headers.insert(header::WWW_AUTHENTICATE, v);
     }
-    (status(r), headers, axum::Json(error_json(state, r, trace))).into_response()
+    refused((status(r), headers, axum::Json(error_json(state, r, trace))).into_response(), r, false)
 }
 
 /// RFC 6749 §4.1.2.1: an error sent back to the client's redirect URI, with `state` and `iss` (RFC 9207).
@@ -96,7 +102,7 @@ pub fn redirect_error(
         params.push(("state", s));
     }
     params.push(("iss", &state.settings.issuer));
-    redirect(&redirect_to(redirect_uri, &params))
+    refused(redirect(&redirect_to(redirect_uri, &params)), r, false)
 }
 
 /// An error shown to the person in the browser, never sent to the client's redirect URI.
@@ -124,7 +130,7 @@ If you are its developer: <a href="{uri}">what <code>{code}</code> means and how
         facts = if rows.is_empty() { String::new() } else { format!(r#"<dl class="facts">{rows}</dl>"#) },
         trace = esc(&trace.0),
     );
-    html(status(r), page("Request refused", &body))
+    refused(html(status(r), page("Request refused", &body)), r, false)
 }
 
 pub fn no_store(headers: &mut HeaderMap) {

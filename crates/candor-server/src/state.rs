@@ -37,6 +37,9 @@ pub struct AppState {
     pub disclosure: Disclosure,
     /// Cookies get `Secure` when the issuer is https.
     pub secure_cookies: bool,
+    /// Hash of the admin API token; `None` turns the admin API off.
+    pub admin_token_hash: Option<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     keys: RwLock<Arc<KeyRing>>,
 }
 
@@ -58,11 +61,34 @@ impl AppState {
         clock: Arc<dyn Clock>,
         disclosure: Disclosure,
     ) -> Result<Arc<AppState>, StartError> {
+        AppState::with_admin_token(store, settings, clock, disclosure, None).await
+    }
+
+    /// As `new`, with the admin API enabled for `admin_token` (at least 32 characters).
+    pub async fn with_admin_token(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        disclosure: Disclosure,
+        admin_token: Option<&str>,
+    ) -> Result<Arc<AppState>, StartError> {
+        if admin_token.is_some_and(|t| t.len() < 32) {
+            return Err(StartError::Settings("admin_token: at least 32 characters".into()));
+        }
         settings.validate().map_err(StartError::Settings)?;
         ensure_keys(store.as_ref(), clock.now()).await?;
         let ring = KeyRing::from_records(&store.keys().await?)?;
         let secure_cookies = settings.issuer.starts_with("https://");
-        Ok(Arc::new(AppState { store, settings, clock, disclosure, secure_cookies, keys: RwLock::new(Arc::new(ring)) }))
+        Ok(Arc::new(AppState {
+            store,
+            settings,
+            clock,
+            disclosure,
+            secure_cookies,
+            admin_token_hash: admin_token.map(candor_core::tokens::hash_secret),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+            keys: RwLock::new(Arc::new(ring)),
+        }))
     }
 
     pub fn now(&self) -> i64 {

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use candor_core::audit::AuditRecord;
 use candor_core::client_auth::{self, Presented};
 use candor_core::grant::{self, GrantContext, GrantRequest};
 use candor_core::params::{Encoding, Params};
@@ -15,7 +16,7 @@ use candor_core::rejection::{Reason, Rejection};
 use std::sync::Arc;
 
 /// Reads the body as a form (RFC 6749 §3.2) or, as several providers accept, JSON.
-fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Params, Rejection> {
+pub(crate) fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Params, Rejection> {
     let ct = content_type(headers);
     let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if is_form(headers) {
@@ -29,7 +30,7 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Params, Rejection> {
     }
 }
 
-fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, Rejection> {
+pub(crate) fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, Rejection> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
@@ -64,13 +65,34 @@ pub async fn token(
     body: Bytes,
 ) -> Response {
     let used_basic = headers.contains_key(header::AUTHORIZATION);
-    match exchange(&state, &trace, &headers, &body).await {
+    let mut audit = AuditRecord::success(&trace.0, state.now(), "token");
+    let result = exchange(&state, &trace, &headers, &body, &mut audit).await;
+    match result {
         Ok(resp) => {
+            audit.grant_id = Some(resp.grant_id.clone());
+            record(&state, &audit).await;
             let mut h = HeaderMap::new();
             no_store(&mut h);
             (StatusCode::OK, h, axum::Json(resp)).into_response()
         }
-        Err(r) => token_error(&state, &r, &trace, used_basic),
+        Err(r) => {
+            let rec = AuditRecord {
+                client_id: audit.client_id.take(),
+                grant_type: audit.grant_type.take(),
+                encoding: audit.encoding.take(),
+                ..AuditRecord::rejected(&trace.0, audit.at, "token", &r)
+            };
+            record(&state, &rec).await;
+            token_error(&state, &r, &trace, used_basic)
+        }
+    }
+}
+
+/// Writes an audit record before the response leaves. A failure is logged, not fatal: the
+/// tokens (if any) are already committed and the client must get them.
+pub async fn record(state: &AppState, rec: &AuditRecord) {
+    if let Err(e) = state.store.record_audit(rec).await {
+        tracing::error!(trace = %rec.trace_id, error = %e, "audit record could not be written");
     }
 }
 
@@ -79,13 +101,21 @@ async fn exchange(
     trace: &Trace,
     headers: &HeaderMap,
     body: &Bytes,
+    audit: &mut AuditRecord,
 ) -> Result<grant::TokenResponse, Rejection> {
     let params = parse_body(headers, body)?;
+    audit.encoding = Some(format!("{:?}", params.encoding).to_lowercase());
+    audit.grant_type = params.get("grant_type").ok().flatten().map(|g| g.chars().take(64).collect());
+    audit.client_id = params.get("client_id").ok().flatten().map(|c| c.chars().take(128).collect());
     if let Some(dup) = params.first_duplicate() {
         return Err(Rejection::duplicated(dup));
     }
     let creds = presented(headers, &params)?;
+    if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
+        audit.client_id = Some(id.chars().take(128).collect());
+    }
     let (client, method) = client_auth::authenticate(state.store.as_ref(), &creds).await?;
+    audit.client_id = Some(client.id.clone());
     let request = GrantRequest::parse(&params).map_err(|r| r.with("client_id", client.id.clone()))?;
     let keys = state.keys();
     let ctx = GrantContext {

@@ -2,6 +2,7 @@
 //! before the call returns (a token is on disk before the response that carries it is sent).
 
 use async_trait::async_trait;
+use candor_core::audit::AuditRecord;
 use candor_core::clock::UnixTime;
 use candor_core::model::*;
 use candor_core::pkce::{ChallengeMethod, CodeChallenge};
@@ -461,6 +462,15 @@ impl CodeStore for SqliteStore {
         Ok(Redemption::Redeemed)
     }
 
+    async fn code_by_grant(&self, grant_id: &str) -> StoreResult<Option<CodeRecord>> {
+        let row = sqlx::query("SELECT * FROM codes WHERE grant_id = ?")
+            .bind(grant_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(code_from).transpose()
+    }
+
     async fn pending_codes(&self, client_id: &str, now: UnixTime, limit: u32) -> StoreResult<Vec<CodeRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM codes WHERE client_id = ? AND redeemed_at IS NULL AND expires_at > ?
@@ -541,6 +551,23 @@ impl TokenStore for SqliteStore {
         insert_issued(&mut tx, issued).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(Rotation::Rotated)
+    }
+
+    async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<(Vec<AccessTokenRecord>, Vec<RefreshTokenRecord>)> {
+        let access = sqlx::query("SELECT * FROM access_tokens WHERE grant_id = ? ORDER BY issued_at, hash")
+            .bind(grant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let refresh = sqlx::query("SELECT * FROM refresh_tokens WHERE grant_id = ? ORDER BY issued_at, hash")
+            .bind(grant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok((
+            access.iter().map(access_from).collect::<StoreResult<_>>()?,
+            refresh.iter().map(refresh_from).collect::<StoreResult<_>>()?,
+        ))
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64> {
@@ -739,5 +766,152 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(unavailable)?;
         Ok(r.rows_affected())
+    }
+}
+
+fn audit_from(row: &SqliteRow) -> StoreResult<AuditRecord> {
+    let facts: String = row.try_get("facts").map_err(unavailable)?;
+    Ok(AuditRecord {
+        trace_id: row.try_get("trace_id").map_err(unavailable)?,
+        at: row.try_get("at").map_err(unavailable)?,
+        endpoint: row.try_get("endpoint").map_err(unavailable)?,
+        client_id: row.try_get("client_id").map_err(unavailable)?,
+        grant_type: row.try_get("grant_type").map_err(unavailable)?,
+        reason: row.try_get("reason").map_err(unavailable)?,
+        facts: serde_json::from_str(&facts).map_err(|e| corrupt("audit facts", e))?,
+        grant_id: row.try_get("grant_id").map_err(unavailable)?,
+        encoding: row.try_get("encoding").map_err(unavailable)?,
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn record_audit(&self, r: &AuditRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO audit (trace_id, at, endpoint, client_id, grant_type, reason, facts, grant_id, encoding)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.trace_id)
+        .bind(r.at)
+        .bind(&r.endpoint)
+        .bind(&r.client_id)
+        .bind(&r.grant_type)
+        .bind(&r.reason)
+        .bind(r.facts.to_string())
+        .bind(&r.grant_id)
+        .bind(&r.encoding)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audit(&self, trace_id: &str) -> StoreResult<Option<AuditRecord>> {
+        let row = sqlx::query("SELECT * FROM audit WHERE trace_id = ?")
+            .bind(trace_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(audit_from).transpose()
+    }
+
+    async fn audit_by_grant(&self, grant_id: &str) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query("SELECT * FROM audit WHERE grant_id = ? ORDER BY at, trace_id")
+            .bind(grant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(audit_from).collect()
+    }
+
+    async fn recent_rejections(
+        &self,
+        client_id: Option<&str>,
+        reason: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit WHERE reason IS NOT NULL AND (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR reason = ?2)
+             ORDER BY at DESC, trace_id LIMIT ?3",
+        )
+        .bind(client_id)
+        .bind(reason)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(audit_from).collect()
+    }
+
+    async fn rejection_counts(&self, since: UnixTime) -> StoreResult<Vec<(Option<String>, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT client_id, reason, COUNT(*) AS n FROM audit WHERE reason IS NOT NULL AND at >= ?
+             GROUP BY client_id, reason ORDER BY n DESC, client_id, reason LIMIT 500",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("client_id").map_err(unavailable)?,
+                    r.try_get("reason").map_err(unavailable)?,
+                    r.try_get("n").map_err(unavailable)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl SweepStore for SqliteStore {
+    async fn sweep(&self, now: UnixTime, retention: i64, audit_retention: i64, batch: u32) -> StoreResult<Swept> {
+        let horizon = now - retention;
+        // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
+        // several nodes only ever delete rows that are dead for all of them.
+        let statements: [(&str, i64); 6] = [
+            // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
+            ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < ?1 LIMIT ?2)", horizon),
+            (
+                "DELETE FROM access_tokens WHERE hash IN
+                 (SELECT hash FROM access_tokens WHERE expires_at < ?1 OR revoked_at < ?1 LIMIT ?2)",
+                horizon,
+            ),
+            // Rotated refresh tokens stay while their family lives, so a replay is detected (and the
+            // family revoked) for the family's whole lifetime, not only for the retention window.
+            (
+                "DELETE FROM refresh_tokens WHERE hash IN
+                 (SELECT hash FROM refresh_tokens WHERE expires_at < ?1 OR revoked_at < ?1 LIMIT ?2)",
+                horizon,
+            ),
+            ("DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at < ?1 LIMIT ?2)", now),
+            (
+                "DELETE FROM interactions WHERE hash IN (SELECT hash FROM interactions WHERE expires_at < ?1 LIMIT ?2)",
+                now,
+            ),
+            (
+                "DELETE FROM audit WHERE trace_id IN (SELECT trace_id FROM audit WHERE at < ?1 LIMIT ?2)",
+                now - audit_retention,
+            ),
+        ];
+        let mut counts = [0u64; 6];
+        for (i, (sql, bound)) in statements.iter().enumerate() {
+            counts[i] = sqlx::query(sql)
+                .bind(bound)
+                .bind(batch)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
+        }
+        Ok(Swept {
+            codes: counts[0],
+            access_tokens: counts[1],
+            refresh_tokens: counts[2],
+            sessions: counts[3],
+            interactions: counts[4],
+            audit: counts[5],
+        })
     }
 }

@@ -19,8 +19,13 @@ pub struct Config {
     /// `standard` (default) or `detailed`.
     #[serde(default = "default_disclosure")]
     pub disclosure: String,
+    /// Token for the admin API (`/admin/...`); the admin API is off without it. At least 32 characters.
+    #[serde(default)]
+    pub admin_token: Option<String>,
     #[serde(default)]
     pub lifetimes: Lifetimes,
+    #[serde(default)]
+    pub retention: Retention,
     #[serde(default)]
     pub log: Log,
 }
@@ -47,6 +52,22 @@ impl Default for Lifetimes {
             session: s.session_lifetime,
             interaction: s.interaction_lifetime,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Seconds redeemed/expired codes and dead tokens stay as hashed tombstones.
+    pub tombstones: i64,
+    /// Seconds audit records (what `candor explain` reads) are kept.
+    pub audit: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        let s = Settings::new("http://x");
+        Retention { tombstones: s.tombstone_retention, audit: s.audit_retention }
     }
 }
 
@@ -81,6 +102,9 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LISTEN", &["listen"], false),
     ("CANDOR_STORE", &["store"], false),
     ("CANDOR_DISCLOSURE", &["disclosure"], false),
+    ("CANDOR_ADMIN_TOKEN", &["admin_token"], false),
+    ("CANDOR_RETENTION_TOMBSTONES", &["retention", "tombstones"], true),
+    ("CANDOR_RETENTION_AUDIT", &["retention", "audit"], true),
     ("CANDOR_LIFETIMES_CODE", &["lifetimes", "code"], true),
     ("CANDOR_LIFETIMES_ACCESS_TOKEN", &["lifetimes", "access_token"], true),
     ("CANDOR_LIFETIMES_REFRESH_TOKEN", &["lifetimes", "refresh_token"], true),
@@ -130,6 +154,8 @@ impl Config {
             id_token_lifetime: self.lifetimes.id_token,
             interaction_lifetime: self.lifetimes.interaction,
             session_lifetime: self.lifetimes.session,
+            tombstone_retention: self.retention.tombstones,
+            audit_retention: self.retention.audit,
         }
     }
 
@@ -138,7 +164,17 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.settings().validate().map_err(|e| if e.starts_with("issuer") { e } else { format!("lifetimes.{e}") })?;
+        self.settings().validate().map_err(|e| match e {
+            e if e.starts_with("issuer") => e,
+            e if e.starts_with("tombstone_retention") => {
+                format!("retention.tombstones{}", &e["tombstone_retention".len()..])
+            }
+            e if e.starts_with("audit_retention") => format!("retention.audit{}", &e["audit_retention".len()..]),
+            e => format!("lifetimes.{e}"),
+        })?;
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 32) {
+            return Err("admin_token: must be at least 32 characters".into());
+        }
         let issuer = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
         let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if issuer.scheme() != "https" && !loopback {

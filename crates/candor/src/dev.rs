@@ -86,11 +86,19 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let issuer = format!("http://127.0.0.1:{}", addr.port());
     let settings = Settings::new(&issuer);
-    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), Disclosure::Detailed)
-        .await
-        .map_err(|e| e.to_string())?;
+    // A fresh admin token each start: dev mode has the admin API on, and nothing stores the token.
+    let admin_token = Secret::generate(SecretKind::Session).map_err(|e| e.to_string())?.value;
+    let state = AppState::with_admin_token(
+        store.clone(),
+        settings,
+        Arc::new(SystemClock),
+        Disclosure::Detailed,
+        Some(&admin_token),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let seeded = seed(store.as_ref()).await?;
-    print_banner(&issuer, &url, args.ephemeral, &seeded);
+    print_banner(&issuer, &url, args.ephemeral, &seeded, &admin_token);
     candor_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
@@ -150,7 +158,7 @@ async fn seed(store: &dyn Store) -> Result<Seeded, String> {
     Ok(Seeded { password, app_secret })
 }
 
-fn print_banner(issuer: &str, url: &str, ephemeral: bool, seeded: &Seeded) {
+fn print_banner(issuer: &str, url: &str, ephemeral: bool, seeded: &Seeded, admin_token: &str) {
     let verifier = Secret::generate(SecretKind::Interaction)
         .map(|s| s.value.replace("cdi_", "v-"))
         .unwrap_or_else(|_| "x".repeat(50));
@@ -195,7 +203,13 @@ Candor dev provider
      -d code_verifier={verifier} -d code=PASTE_CODE_HERE
 
 A refused request says why: read error_description, or open error_uri.
+Every response has a candor-trace-id header; the full diagnosis of a trace:
+   candor explain TRACE_ID{explain_store}
+   curl -s -H 'Authorization: Bearer {admin_token}' {issuer}/admin/traces/TRACE_ID
+Recent refusals by client and reason (user: admin, password: the admin token):
+   {issuer}/admin/rejections
 "#,
+        explain_store = if ephemeral { " (not with --ephemeral: use the admin URL)" } else { "" },
         store = if ephemeral { "in memory (--ephemeral)".to_string() } else { url.to_string() },
     );
 }
@@ -207,9 +221,15 @@ pub async fn serve(path: &Path) -> Result<(), String> {
         Arc::new(candor_store::open(&config.store).await.map_err(|e| format!("store {}: {e}", config.store))?);
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
-    let state = AppState::new(store, config.settings(), Arc::new(SystemClock), config.disclosure())
-        .await
-        .map_err(|e| e.to_string())?;
+    let state = AppState::with_admin_token(
+        store,
+        config.settings(),
+        Arc::new(SystemClock),
+        config.disclosure(),
+        config.admin_token.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!(issuer = %config.issuer, listen = %config.listen, "candor serving");
     candor_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
 }

@@ -43,6 +43,15 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Explain a request by its trace id (the candor-trace-id header, or `[trace ...]` in error_description).
+    Explain {
+        trace_id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage signing keys.
     Key {
         #[command(flatten)]
@@ -250,6 +259,24 @@ async fn run(cli: Cli) -> Result<(), String> {
                 UserCommand::Disable { username } => admin::user_set_disabled(store, &username, true).await,
                 UserCommand::Enable { username } => admin::user_set_disabled(store, &username, false).await,
                 UserCommand::Remove { username } => admin::user_remove(store, &username).await,
+            }
+        }
+        Command::Explain { trace_id, json, store } => {
+            let store = store.open().await?;
+            let trace_id = trace_id.trim().trim_start_matches("[trace ").trim_end_matches(']');
+            match candor_core::audit::explain(store.as_ref(), trace_id, true, true).await.map_err(|e| e.to_string())? {
+                Some(e) if json => {
+                    println!("{}", serde_json::to_string_pretty(&e.to_json()).map_err(|e| e.to_string())?);
+                    Ok(())
+                }
+                Some(e) => {
+                    print!("{}", e.render_text());
+                    Ok(())
+                }
+                None => Err(format!(
+                    "no trace {trace_id} in this store (is it the store the server uses? traces are kept {} days)",
+                    candor_core::settings::Settings::new("http://x").audit_retention / 86400
+                )),
             }
         }
         Command::Key { store, command } => {

@@ -21,7 +21,25 @@ pub async fn exchange(
     code_verifier: Option<&str>,
 ) -> Result<TokenResponse, Rejection> {
     let record = find_code(ctx, code).await?;
+    let grant_id = record.grant_id.clone();
+    redeem(ctx, client, record, redirect_uri, code_verifier).await.map_err(|r| link_grant(r, grant_id))
+}
 
+/// Links a rejection to the grant's timeline, unless the grant belongs to another client.
+pub(crate) fn link_grant(r: Rejection, grant_id: String) -> Rejection {
+    match r.reason {
+        Reason::CodeIssuedToOtherClient | Reason::RefreshTokenIssuedToOtherClient => r,
+        _ => r.with_internal("grant_id", grant_id),
+    }
+}
+
+async fn redeem(
+    ctx: &GrantContext<'_>,
+    client: &Client,
+    record: CodeRecord,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<TokenResponse, Rejection> {
     // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
     // confidential client, or if the client is public, ensure that the code was issued to
     // "client_id" in the request". Checked first: nothing about another client's code is told.
@@ -115,6 +133,7 @@ pub async fn exchange(
         refresh_token: refresh.map(|(s, _)| s.value),
         id_token,
         scope: record.scope,
+        grant_id: record.grant_id,
     })
 }
 

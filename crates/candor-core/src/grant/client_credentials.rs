@@ -50,5 +50,6 @@ pub async fn issue(
         refresh_token: None,
         id_token: None,
         scope: scope.to_string(),
+        grant_id,
     })
 }

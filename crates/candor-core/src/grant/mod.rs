@@ -80,6 +80,9 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     pub scope: String,
+    /// The grant the tokens belong to: recorded in the audit log, never sent.
+    #[serde(skip)]
+    pub grant_id: String,
 }
 
 /// Runs the grant for an authenticated client.

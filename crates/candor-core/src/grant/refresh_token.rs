@@ -24,6 +24,18 @@ pub async fn rotate(
         ctx.store.refresh_token(&hash_secret(presented)).await.map_err(store_failed)?.ok_or_else(|| {
             Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(presented))
         })?;
+    let grant_id = record.grant_id.clone();
+    rotate_record(ctx, client, record, requested_scope)
+        .await
+        .map_err(|r| super::authorization_code::link_grant(r, grant_id))
+}
+
+async fn rotate_record(
+    ctx: &GrantContext<'_>,
+    client: &Client,
+    record: RefreshTokenRecord,
+    requested_scope: Option<&str>,
+) -> Result<TokenResponse, Rejection> {
     if record.client_id != client.id {
         return Err(Rejection::new(Reason::RefreshTokenIssuedToOtherClient)
             .with("client_id", client.id.clone())
@@ -106,6 +118,7 @@ pub async fn rotate(
         refresh_token: Some(secret.value),
         id_token,
         scope: scope.to_string(),
+        grant_id: record.grant_id,
     })
 }
 

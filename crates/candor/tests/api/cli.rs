@@ -39,7 +39,7 @@ async fn dev_mode_starts_with_no_setup_and_prints_what_a_developer_needs() {
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(l) => {
-                let done = l.starts_with("A refused request");
+                let done = l.trim().ends_with("/admin/rejections");
                 lines.push(l);
                 if done {
                     break;

@@ -30,6 +30,7 @@ pub const PLAIN: &str = "plain-pkce";
 pub const ES: &str = "es-client";
 pub const ED: &str = "ed-client";
 pub const NO_PKCE: &str = "no-pkce";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
 
 pub struct TestApp {
     pub base: String,
@@ -78,7 +79,10 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclo
     let mut settings = Settings::new(&base);
     tune(&mut settings);
     let clock = ShiftedClock::default();
-    let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), disclosure).await.unwrap();
+    let state =
+        AppState::with_admin_token(store.clone(), settings, Arc::new(clock.clone()), disclosure, Some(ADMIN_TOKEN))
+            .await
+            .unwrap();
 
     let user = User {
         id: "user-alice".into(),
@@ -297,6 +301,20 @@ impl TestApp {
         let (s, v) = self.exchange(&cb.code(), &p.verifier).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v
+    }
+}
+
+impl TestApp {
+    /// The admin API's explanation of a trace.
+    pub async fn explain(&self, trace: &str) -> Value {
+        let r = reqwest::Client::new()
+            .get(self.url(&format!("/admin/traces/{trace}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
     }
 }
 

@@ -6,9 +6,11 @@ mod helpers;
 
 mod authorization_code;
 mod authorize;
+mod cases;
 mod cli;
 mod client_credentials;
 mod discovery_and_keys;
+mod explain;
 mod openidconnect_rp;
 mod refresh;
 mod userinfo;

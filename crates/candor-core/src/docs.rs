@@ -1,0 +1,126 @@
+//! The documentation page of every reason (`docs/reasons/<reason>.md`), embedded at build time so
+//! a reason without a page does not compile, and the parts `explain` and the server show.
+
+use crate::rejection::Reason;
+
+/// The Markdown page of a reason.
+pub fn page(reason: Reason) -> &'static str {
+    match reason {
+        Reason::ParameterMissing => include_str!("../../../docs/reasons/parameter_missing.md"),
+        Reason::ParameterDuplicated => include_str!("../../../docs/reasons/parameter_duplicated.md"),
+        Reason::ParameterInvalid => include_str!("../../../docs/reasons/parameter_invalid.md"),
+        Reason::ContentTypeUnsupported => include_str!("../../../docs/reasons/content_type_unsupported.md"),
+        Reason::BodyMalformed => include_str!("../../../docs/reasons/body_malformed.md"),
+        Reason::ClientUnknown => include_str!("../../../docs/reasons/client_unknown.md"),
+        Reason::RedirectUriNotRegistered => include_str!("../../../docs/reasons/redirect_uri_not_registered.md"),
+        Reason::RedirectUriRequired => include_str!("../../../docs/reasons/redirect_uri_required.md"),
+        Reason::ResponseTypeUnsupported => include_str!("../../../docs/reasons/response_type_unsupported.md"),
+        Reason::ScopeNotAllowed => include_str!("../../../docs/reasons/scope_not_allowed.md"),
+        Reason::PkceChallengeRequired => include_str!("../../../docs/reasons/pkce_challenge_required.md"),
+        Reason::PkceMethodNotAllowed => include_str!("../../../docs/reasons/pkce_method_not_allowed.md"),
+        Reason::PkceChallengeMalformed => include_str!("../../../docs/reasons/pkce_challenge_malformed.md"),
+        Reason::LoginRequired => include_str!("../../../docs/reasons/login_required.md"),
+        Reason::ConsentRequired => include_str!("../../../docs/reasons/consent_required.md"),
+        Reason::ConsentDenied => include_str!("../../../docs/reasons/consent_denied.md"),
+        Reason::InteractionExpired => include_str!("../../../docs/reasons/interaction_expired.md"),
+        Reason::GrantTypeUnsupported => include_str!("../../../docs/reasons/grant_type_unsupported.md"),
+        Reason::GrantTypeNotAllowedForClient => {
+            include_str!("../../../docs/reasons/grant_type_not_allowed_for_client.md")
+        }
+        Reason::ClientAuthenticationMissing => include_str!("../../../docs/reasons/client_authentication_missing.md"),
+        Reason::ClientAuthenticationFailedUnknownClient => {
+            include_str!("../../../docs/reasons/client_unknown_at_token.md")
+        }
+        Reason::ClientSecretWrong => include_str!("../../../docs/reasons/client_secret_wrong.md"),
+        Reason::AuthMethodNotAllowed => include_str!("../../../docs/reasons/auth_method_not_allowed.md"),
+        Reason::MultipleAuthMethods => include_str!("../../../docs/reasons/multiple_auth_methods.md"),
+        Reason::BasicAuthMalformed => include_str!("../../../docs/reasons/basic_auth_malformed.md"),
+        Reason::ClientIdConflict => include_str!("../../../docs/reasons/client_id_conflict.md"),
+        Reason::CodeMalformed => include_str!("../../../docs/reasons/code_malformed.md"),
+        Reason::CodeUnknown => include_str!("../../../docs/reasons/code_unknown.md"),
+        Reason::CodeExpired => include_str!("../../../docs/reasons/code_expired.md"),
+        Reason::CodeAlreadyRedeemed => include_str!("../../../docs/reasons/code_already_redeemed.md"),
+        Reason::CodeIssuedToOtherClient => include_str!("../../../docs/reasons/code_issued_to_other_client.md"),
+        Reason::RedirectUriMissingAtToken => include_str!("../../../docs/reasons/redirect_uri_missing_at_token.md"),
+        Reason::RedirectUriMismatch => include_str!("../../../docs/reasons/redirect_uri_mismatch.md"),
+        Reason::PkceVerifierMissing => include_str!("../../../docs/reasons/pkce_verifier_missing.md"),
+        Reason::PkceVerifierMalformed => include_str!("../../../docs/reasons/pkce_verifier_malformed.md"),
+        Reason::PkceVerifierMismatch => include_str!("../../../docs/reasons/pkce_verifier_mismatch.md"),
+        Reason::PkceVerifierUnexpected => include_str!("../../../docs/reasons/pkce_verifier_unexpected.md"),
+        Reason::RefreshTokenMalformed => include_str!("../../../docs/reasons/refresh_token_malformed.md"),
+        Reason::RefreshTokenUnknown => include_str!("../../../docs/reasons/refresh_token_unknown.md"),
+        Reason::RefreshTokenExpired => include_str!("../../../docs/reasons/refresh_token_expired.md"),
+        Reason::RefreshTokenRevoked => include_str!("../../../docs/reasons/refresh_token_revoked.md"),
+        Reason::RefreshTokenReused => include_str!("../../../docs/reasons/refresh_token_reused.md"),
+        Reason::RefreshTokenIssuedToOtherClient => {
+            include_str!("../../../docs/reasons/refresh_token_issued_to_other_client.md")
+        }
+        Reason::ScopeBroadened => include_str!("../../../docs/reasons/scope_broadened.md"),
+        Reason::UserDisabled => include_str!("../../../docs/reasons/user_disabled.md"),
+        Reason::UserUnknown => include_str!("../../../docs/reasons/user_unknown.md"),
+        Reason::AccessTokenMissing => include_str!("../../../docs/reasons/access_token_missing.md"),
+        Reason::AccessTokenMalformed => include_str!("../../../docs/reasons/access_token_malformed.md"),
+        Reason::AccessTokenUnknown => include_str!("../../../docs/reasons/access_token_unknown.md"),
+        Reason::AccessTokenExpired => include_str!("../../../docs/reasons/access_token_expired.md"),
+        Reason::AccessTokenRevoked => include_str!("../../../docs/reasons/access_token_revoked.md"),
+        Reason::InsufficientScope => include_str!("../../../docs/reasons/insufficient_scope.md"),
+        Reason::InternalError => include_str!("../../../docs/reasons/internal_error.md"),
+    }
+}
+
+/// The first paragraph under the title: what happened, in plain words.
+pub fn summary(reason: Reason) -> String {
+    page(reason)
+        .lines()
+        .skip_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The bullets of a section (`## How to fix`, `## Common causes`), one string each.
+pub fn bullets(reason: Reason, heading: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut inside = false;
+    for line in page(reason).lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            inside = h.trim().eq_ignore_ascii_case(heading);
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some(item) = line.trim_start().strip_prefix("- ") {
+            out.push(item.trim().to_string());
+        } else if !line.trim().is_empty()
+            && line.starts_with(' ')
+            && let Some(last) = out.last_mut()
+        {
+            last.push(' ');
+            last.push_str(line.trim());
+        }
+    }
+    out
+}
+
+/// How to fix it: the bullets of `## How to fix`.
+pub fn fix(reason: Reason) -> Vec<String> {
+    bullets(reason, "How to fix")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_a_page_with_a_summary_causes_and_a_fix() {
+        for r in Reason::ALL {
+            let p = page(*r);
+            assert!(p.starts_with(&format!("# {}\n", r.code())), "{}: title", r.code());
+            assert!(!summary(*r).is_empty(), "{}: summary", r.code());
+            assert!(!fix(*r).is_empty(), "{}: how to fix", r.code());
+            assert!(!bullets(*r, "Common causes").is_empty(), "{}: common causes", r.code());
+            assert!(p.contains(&format!("`{}`", r.error())), "{}: names its RFC error", r.code());
+        }
+    }
+}
