@@ -45,9 +45,10 @@ fn json_response(status: StatusCode, v: Value) -> Response {
 
 /// Admin requests authenticate with the admin token: `Authorization: Bearer <token>`, or Basic
 /// with the token as password (so a browser can open the HTML page).
-fn admin_check(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the request carries the admin token, else the refusal to send.
+fn admin_refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &state.admin_token_hash else {
-        return Err(json_response(
+        return Some(json_response(
             StatusCode::NOT_FOUND,
             json!({"error": "not_found", "error_description": "the admin API is off: set admin_token in the configuration"}),
         ));
@@ -65,21 +66,21 @@ fn admin_check(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         }
     });
     match presented {
-        Some(p) if hashes_equal(&hash_secret(&p), expected) => Ok(()),
+        Some(p) if hashes_equal(&hash_secret(&p), expected) => None,
         _ => {
             let mut r = json_response(
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "invalid_token", "error_description": "admin requests need the admin token"}),
             );
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="candor admin""#));
-            Err(r)
+            Some(r)
         }
     }
 }
 
 /// `GET /admin/traces/{id}`: the full explanation, internal facts included.
 pub async fn trace(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = admin_check(&state, &headers) {
+    if let Some(r) = admin_refusal(&state, &headers) {
         return r;
     }
     match audit::explain(state.store.as_ref(), &id, true, true).await {
@@ -107,7 +108,7 @@ pub async fn rejections(
     headers: HeaderMap,
     Query(f): Query<RejectionFilter>,
 ) -> Response {
-    if let Err(r) = admin_check(&state, &headers) {
+    if let Some(r) = admin_refusal(&state, &headers) {
         return r;
     }
     let client = f.client.as_deref().filter(|c| !c.is_empty());
