@@ -68,9 +68,12 @@ pub fn validate(
         Some(uri) => {
             if !client.redirect_uris.iter().any(|r| redirect_uri::matches_registered(uri, r)) {
                 let mut rej = Rejection::new(Reason::RedirectUriNotRegistered).with_detail("received", uri.to_string());
-                if let Some(closest) = client.redirect_uris.first() {
+                // The registered URI sharing the longest prefix with the received one.
+                let common = |r: &String| r.bytes().zip(uri.bytes()).take_while(|(a, b)| a == b).count();
+                if let Some(closest) = client.redirect_uris.iter().max_by_key(|r| common(r)) {
                     rej = rej
                         .with_detail("registered", client.redirect_uris.join(" "))
+                        .with_detail("closest_registered", closest.clone())
                         .with("difference", redirect_uri::difference(closest, uri).as_str());
                 }
                 return Err(page(rej));

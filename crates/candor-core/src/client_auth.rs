@@ -43,8 +43,8 @@ pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Res
                 && body_id != id
             {
                 return Err(Rejection::new(Reason::ClientIdConflict)
-                    .with("header_client_id", id.clone())
-                    .with("body_client_id", body_id.clone()));
+                    .with("header_client_id", crate::tokens::safe_identifier(id))
+                    .with("body_client_id", crate::tokens::safe_identifier(body_id)));
             }
             (id.clone(), Some(secret.clone()), AuthMethod::ClientSecretBasic)
         }
@@ -61,7 +61,13 @@ pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Res
         }
     };
     let client = store.client(&client_id).await.map_err(|_| Rejection::internal())?.ok_or_else(|| {
-        Rejection::new(Reason::ClientAuthenticationFailedUnknownClient).with("client_id", client_id.clone())
+        let r = Rejection::new(Reason::ClientAuthenticationFailedUnknownClient)
+            .with("client_id", crate::tokens::safe_identifier(&client_id));
+        if crate::tokens::looks_like_secret(&client_id) {
+            r.with("problem", "the client_id looks like a secret: are client id and secret swapped?")
+        } else {
+            r
+        }
     })?;
     if method != client.auth_method {
         return Err(Rejection::new(Reason::AuthMethodNotAllowed)

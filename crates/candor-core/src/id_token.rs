@@ -18,7 +18,7 @@ pub struct IdTokenInput<'a> {
 /// Builds and signs an ID token with the client's algorithm.
 pub fn sign(keys: &KeyRing, settings: &Settings, input: &IdTokenInput<'_>, now: UnixTime) -> Result<String, Rejection> {
     let alg = input.client.id_token_alg;
-    let key = keys.active(alg).map_err(|_| Rejection::internal())?;
+    let key = keys.active(alg).map_err(|e| Rejection::internal().with_internal("keys", e.to_string()))?;
     let mut claims = json!({
         "iss": settings.issuer,
         "sub": input.user_id,
@@ -32,5 +32,5 @@ pub fn sign(keys: &KeyRing, settings: &Settings, input: &IdTokenInput<'_>, now: 
     if let (Some(nonce), Value::Object(m)) = (input.nonce, &mut claims) {
         m.insert("nonce".into(), Value::String(nonce.to_string()));
     }
-    key.sign_jwt(&claims).map_err(|_| Rejection::internal())
+    key.sign_jwt(&claims).map_err(|e| Rejection::internal().with_internal("signing", e.to_string()))
 }

@@ -41,14 +41,12 @@ impl Params {
     }
 
     /// Parses a JSON object whose values are strings (numbers and booleans are taken as text).
+    /// Members are kept in order with duplicates, so a key sent twice is refused like a form parameter.
     pub fn from_json(bytes: &[u8]) -> Result<Params, Rejection> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)
+        let JsonPairs(members) = serde_json::from_slice(bytes)
             .map_err(|e| Rejection::new(Reason::BodyMalformed).with("problem", format!("invalid JSON: {e}")))?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(Rejection::new(Reason::BodyMalformed).with("problem", "the JSON body must be an object"));
-        };
         let mut pairs = Vec::new();
-        for (k, v) in map {
+        for (k, v) in members {
             let text = match v {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Number(n) => n.to_string(),
@@ -103,6 +101,29 @@ impl Params {
     }
 }
 
+/// A JSON object's members in order, duplicates kept (a map would silently keep the last).
+struct JsonPairs(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = JsonPairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonPairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    out.push(entry);
+                }
+                Ok(JsonPairs(out))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +149,7 @@ mod tests {
         assert_eq!(p.encoding, Encoding::Json);
         assert!(Params::from_json(b"[1]").is_err());
         assert!(Params::from_json(br#"{"a":{"b":1}}"#).is_err());
+        let dup = Params::from_json(br#"{"code":"a","code":"b"}"#).unwrap();
+        assert_eq!(dup.get("code").unwrap_err().reason, Reason::ParameterDuplicated);
     }
 }

@@ -55,7 +55,7 @@ impl CodeChallenge {
             Some(other) => {
                 return Err(Rejection::new(Reason::PkceMethodNotAllowed)
                     .with("method", other)
-                    .with("supported", "S256"));
+                    .with("supported", if plain_allowed { "S256 plain" } else { "S256" }));
             }
         };
         if method == ChallengeMethod::Plain && !plain_allowed {

@@ -131,6 +131,31 @@ pub fn fingerprint(value: &str) -> String {
     hash_secret(value)[..12].to_string()
 }
 
+/// Whether a presented identifier is in fact one of Candor's secret values (a client secret pasted
+/// as the client id, Basic credentials swapped...): such a value must never be echoed or logged.
+pub fn looks_like_secret(value: &str) -> bool {
+    SecretKind::ALL.iter().any(|k| value.starts_with(k.prefix()))
+        || value.len() >= 40 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An identifier safe to show and log: itself, or a fingerprint if it looks like a secret.
+pub fn safe_identifier(value: &str) -> String {
+    if looks_like_secret(value) {
+        format!("(a secret-looking value, fingerprint {})", fingerprint(value))
+    } else {
+        value.chars().take(128).collect()
+    }
+}
+
+/// The value as Candor issued it, when the presented one only has characters added after it
+/// (a `#fragment`, `&state=...`, whitespace).
+pub fn issued_head(value: &str, kind: SecretKind) -> Option<&str> {
+    let full_len = kind.prefix().len() + BODY_LEN + CHECK_LEN;
+    let trimmed = value.trim();
+    let head = trimmed.get(..full_len)?;
+    has_valid_checksum(head, kind).then_some(head)
+}
+
 /// Constant-time comparison of two stored hashes.
 pub fn hashes_equal(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
@@ -356,6 +381,18 @@ mod tests {
         let mut altered = c.clone().into_bytes();
         altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
         assert_eq!(inspect(&String::from_utf8(altered).unwrap(), k), Err(Defect::ChecksumMismatch));
+    }
+
+    #[test]
+    fn secret_looking_identifiers_are_replaced_by_fingerprints() {
+        let secret = Secret::generate(SecretKind::ClientSecret).unwrap().value;
+        assert!(!safe_identifier(&secret).contains(&secret));
+        assert_eq!(safe_identifier("web-app"), "web-app");
+        let c = code();
+        assert_eq!(
+            issued_head(&format!("{c}&state=abcdefghijklmnopqrstuvwxyz0123456789"), SecretKind::AuthorizationCode),
+            Some(c.as_str())
+        );
     }
 
     #[test]

@@ -19,11 +19,15 @@ pub async fn validate_access_token(
             .with("defect", defect.code())
             .with("explanation", defect.explain(SecretKind::AccessToken)));
     }
-    let record = store
-        .access_token(&hash_secret(token))
-        .await
-        .map_err(super::grant::store_failed)?
-        .ok_or_else(|| Rejection::new(Reason::AccessTokenUnknown))?;
+    let record =
+        store.access_token(&hash_secret(token)).await.map_err(super::grant::store_failed)?.ok_or_else(|| {
+            Rejection::new(Reason::AccessTokenUnknown).with("token_fingerprint", crate::tokens::fingerprint(token))
+        })?;
+    let grant_id = record.grant_id.clone();
+    check_access_token(record, now).map_err(|r| r.with_internal("grant_id", grant_id))
+}
+
+fn check_access_token(record: AccessTokenRecord, now: UnixTime) -> Result<AccessTokenRecord, Rejection> {
     if let Some(at) = record.revoked_at {
         return Err(Rejection::new(Reason::AccessTokenRevoked).with("revoked_at", rfc3339(at)));
     }

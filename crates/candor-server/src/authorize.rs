@@ -447,13 +447,11 @@ pub async fn consent(
         }
         Some("deny") => {
             let _ = state.store.take_interaction(&loaded.record.hash).await;
-            redirect_error(
-                &state,
-                &Rejection::new(Reason::ConsentDenied),
-                &trace,
-                &req.redirect_uri,
-                req.state.as_deref(),
-            )
+            let denied = Rejection::new(Reason::ConsentDenied);
+            let mut r = redirect_error(&state, &denied, &trace, &req.redirect_uri, req.state.as_deref());
+            // After a form POST, 303 (RFC 9700 §4.11), as when a code is issued.
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            r
         }
         _ => error_page(&state, &Rejection::invalid("decision", "must be allow or deny"), &trace),
     }

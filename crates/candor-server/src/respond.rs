@@ -70,6 +70,13 @@ pub fn token_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: b
 /// RFC 6750 §3: a bearer-token error with `WWW-Authenticate`.
 pub fn bearer_error(state: &AppState, r: &Rejection, trace: &Trace) -> Response {
     log(r, trace, "userinfo");
+    // A grant that no longer holds (user disabled or removed) makes the token invalid:
+    // RFC 6750 §3.1 `invalid_token`, 401 — whatever the reason's token-endpoint error would be.
+    let (code, error) = if r.reason.error() == "invalid_grant" {
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    } else {
+        (status(r), r.reason.error())
+    };
     let mut headers = HeaderMap::new();
     no_store(&mut headers);
     // §3.1: a request without authentication information gets no error code.
@@ -77,12 +84,14 @@ pub fn bearer_error(state: &AppState, r: &Rejection, trace: &Trace) -> Response 
         r#"Bearer realm="candor""#.to_string()
     } else {
         let desc = r.describe(false).replace(['"', '\\'], "'");
-        format!(r#"Bearer realm="candor", error="{}", error_description="{}""#, r.reason.error(), desc)
+        format!(r#"Bearer realm="candor", error="{error}", error_description="{desc}""#)
     };
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         headers.insert(header::WWW_AUTHENTICATE, v);
     }
-    refused((status(r), headers, axum::Json(error_json(state, r, trace))).into_response(), r, false)
+    let mut body = error_json(state, r, trace);
+    body["error"] = Value::String(error.to_string());
+    refused((code, headers, axum::Json(body)).into_response(), r, false)
 }
 
 /// RFC 6749 §4.1.2.1: an error sent back to the client's redirect URI, with `state` and `iss` (RFC 9207).

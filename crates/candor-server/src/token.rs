@@ -13,6 +13,7 @@ use candor_core::client_auth::{self, Presented};
 use candor_core::grant::{self, GrantContext, GrantRequest};
 use candor_core::params::{Encoding, Params};
 use candor_core::rejection::{Reason, Rejection};
+use candor_core::tokens::safe_identifier;
 use std::sync::Arc;
 
 /// Reads the body as a form (RFC 6749 §3.2) or, as several providers accept, JSON.
@@ -106,13 +107,13 @@ async fn exchange(
     let params = parse_body(headers, body)?;
     audit.encoding = Some(format!("{:?}", params.encoding).to_lowercase());
     audit.grant_type = params.get("grant_type").ok().flatten().map(|g| g.chars().take(64).collect());
-    audit.client_id = params.get("client_id").ok().flatten().map(|c| c.chars().take(128).collect());
+    audit.client_id = params.get("client_id").ok().flatten().map(safe_identifier);
     if let Some(dup) = params.first_duplicate() {
         return Err(Rejection::duplicated(dup));
     }
     let creds = presented(headers, &params)?;
     if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
-        audit.client_id = Some(id.chars().take(128).collect());
+        audit.client_id = Some(safe_identifier(&id));
     }
     let (client, method) = client_auth::authenticate(state.store.as_ref(), &creds).await?;
     audit.client_id = Some(client.id.clone());

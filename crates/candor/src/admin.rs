@@ -50,6 +50,9 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
     if spec.grant_types.contains(&GrantType::AuthorizationCode) && spec.redirect_uris.is_empty() {
         return Err("authorization_code needs at least one --redirect-uri".into());
     }
+    if spec.public && !spec.require_pkce {
+        return Err("a public client always requires PKCE (RFC 9700 §2.1.1): drop --no-pkce".into());
+    }
     if spec.public && spec.grant_types.contains(&GrantType::ClientCredentials) {
         return Err("a public client cannot use client_credentials".into());
     }

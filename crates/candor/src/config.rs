@@ -164,13 +164,22 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.settings().validate().map_err(|e| match e {
-            e if e.starts_with("issuer") => e,
-            e if e.starts_with("tombstone_retention") => {
-                format!("retention.tombstones{}", &e["tombstone_retention".len()..])
-            }
-            e if e.starts_with("audit_retention") => format!("retention.audit{}", &e["audit_retention".len()..]),
-            e => format!("lifetimes.{e}"),
+        // Name the key as written in candor.toml, not the internal setting.
+        const KEYS: [(&str, &str); 9] = [
+            ("code_lifetime", "lifetimes.code"),
+            ("access_token_lifetime", "lifetimes.access_token"),
+            ("refresh_token_lifetime", "lifetimes.refresh_token"),
+            ("id_token_lifetime", "lifetimes.id_token"),
+            ("interaction_lifetime", "lifetimes.interaction"),
+            ("session_lifetime", "lifetimes.session"),
+            ("tombstone_retention", "retention.tombstones"),
+            ("audit_retention", "retention.audit"),
+            ("refresh_reuse_grace", "lifetimes.refresh_reuse_grace"),
+        ];
+        self.settings().validate().map_err(|e| {
+            KEYS.iter()
+                .find_map(|(internal, key)| e.strip_prefix(internal).map(|rest| format!("{key}{rest}")))
+                .unwrap_or(e)
         })?;
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 32) {
             return Err("admin_token: must be at least 32 characters".into());
@@ -217,7 +226,7 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let e = Config::parse("issuer = \"https://id.example.com\"\n[lifetimes]\ncode = 900", &none).unwrap_err();
-        assert!(e.contains("code_lifetime") || e.contains("lifetimes"), "{e}");
+        assert!(e.starts_with("lifetimes.code:"), "{e}");
         let e = Config::parse("issuer = \"http://id.example.com\"", &none).unwrap_err();
         assert!(e.starts_with("issuer"), "{e}");
         let e = Config::parse("issuer = \"https://id.example.com\"\nlisten = \"nope\"", &none).unwrap_err();

@@ -46,7 +46,7 @@ async fn redeem(
     if record.client_id != client.id {
         return Err(Rejection::new(Reason::CodeIssuedToOtherClient)
             .with("client_id", client.id.clone())
-            .with_detail("issued_to", record.client_id.clone()));
+            .with_internal("issued_to", record.client_id.clone()));
     }
 
     // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
@@ -71,7 +71,7 @@ async fn redeem(
     let user = ctx.store.user(&record.user_id).await.map_err(store_failed)?;
     match user {
         None => return Err(Rejection::new(Reason::UserUnknown)),
-        Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_detail("username", u.username)),
+        Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
         Some(_) => {}
     }
 
@@ -141,7 +141,7 @@ async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rej
     if let Err(defect) = tokens::inspect(code, SecretKind::AuthorizationCode) {
         // The value as issued may still be recoverable (fragment, whitespace...): if so, say
         // which issued code it was, so the developer knows the code itself was fine.
-        let recovered = recover(code, &defect);
+        let recovered = tokens::issued_head(code, SecretKind::AuthorizationCode);
         let mut r = Rejection::new(Reason::CodeMalformed)
             .with("defect", defect.code())
             .with("explanation", defect.explain(SecretKind::AuthorizationCode));
@@ -149,7 +149,7 @@ async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rej
             r = r.with("suffix", suffix.clone());
         }
         if let Some(original) = recovered
-            && let Ok(Some(rec)) = ctx.store.code(&hash_secret(&original)).await
+            && let Ok(Some(rec)) = ctx.store.code(&hash_secret(original)).await
         {
             r = r.with("issued_code_found", true).with("issued_at", rfc3339(rec.issued_at));
         }
@@ -160,17 +160,6 @@ async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rej
         .await
         .map_err(store_failed)?
         .ok_or_else(|| Rejection::new(Reason::CodeUnknown).with("code_fingerprint", fingerprint(code)))
-}
-
-/// The value as issued, when the defect is one that only added characters.
-fn recover(code: &str, defect: &Defect) -> Option<String> {
-    match defect {
-        Defect::UrlFragment { suffix } | Defect::ParameterGluedOn { suffix } if !suffix.ends_with("...") => {
-            code.strip_suffix(suffix.as_str()).map(str::to_string)
-        }
-        Defect::Whitespace => Some(code.trim().to_string()),
-        _ => None,
-    }
 }
 
 async fn already_redeemed(

@@ -39,7 +39,7 @@ async fn rotate_record(
     if record.client_id != client.id {
         return Err(Rejection::new(Reason::RefreshTokenIssuedToOtherClient)
             .with("client_id", client.id.clone())
-            .with_detail("issued_to", record.client_id.clone()));
+            .with_internal("issued_to", record.client_id.clone()));
     }
     if let Some(revoked_at) = record.revoked_at {
         return Err(Rejection::new(Reason::RefreshTokenRevoked).with("revoked_at", rfc3339(revoked_at)));
@@ -68,7 +68,7 @@ async fn rotate_record(
     };
     match ctx.store.user(&record.user_id).await.map_err(store_failed)? {
         None => return Err(Rejection::new(Reason::UserUnknown)),
-        Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_detail("username", u.username)),
+        Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
         Some(_) => {}
     }
 

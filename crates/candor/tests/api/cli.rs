@@ -119,7 +119,7 @@ fn an_invalid_config_fails_at_start_naming_the_key() {
     let out = candor().args(["serve", "--config"]).arg(&path).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("code_lifetime") && err.contains("600"), "{err}");
+    assert!(err.contains("lifetimes.code:") && err.contains("600"), "{err}");
     std::fs::write(&path, "issuer = \"https://id.example.com\"\nlisten = \"127.0.0.1:0\"\n").unwrap();
     let out = candor().args(["serve", "--config"]).arg(&path).env("CANDOR_DISCLOSURE", "verbose").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -112,3 +112,28 @@ async fn no_client_at_all_is_invalid_client() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_reason(&body, "client_authentication_missing", "invalid_client");
 }
+
+#[tokio::test]
+async fn swapped_basic_credentials_never_echo_store_or_log_the_secret() {
+    let app = spawn_app().await;
+    let secret = app.secret(SERVICE);
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(&secret, Some(SERVICE))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_reason(&body, "client_unknown_at_token", "invalid_client");
+    assert!(body["facts"]["problem"].as_str().unwrap().contains("swapped"));
+    assert!(!body.to_string().contains(&secret));
+    let e = app.explain(body["trace_id"].as_str().unwrap()).await;
+    assert!(!e.to_string().contains(&secret));
+    let rows: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT client_id, facts FROM audit").fetch_all(app.store.pool()).await.unwrap();
+    for (client, facts) in rows {
+        assert!(!client.unwrap_or_default().contains(&secret) && !facts.contains(&secret));
+    }
+}

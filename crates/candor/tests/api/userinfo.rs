@@ -63,3 +63,17 @@ async fn a_token_without_openid_is_insufficient_scope() {
     assert_eq!(r.status(), 403);
     assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
 }
+
+#[tokio::test]
+async fn a_disabled_users_token_is_invalid_token_401() {
+    use candor_core::store::UserStore;
+    let app = spawn_app().await;
+    let body = app.tokens("openid").await;
+    app.store.set_disabled(&app.user_id, true).await.unwrap();
+    let r = app.userinfo(body["access_token"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    assert_eq!(body["reason"], "user_disabled");
+}
