@@ -58,6 +58,7 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::ScopeBroadened => include_str!("../../../docs/reasons/scope_broadened.md"),
         Reason::UserDisabled => include_str!("../../../docs/reasons/user_disabled.md"),
         Reason::UserUnknown => include_str!("../../../docs/reasons/user_unknown.md"),
+        Reason::ConsentRevoked => include_str!("../../../docs/reasons/consent_revoked.md"),
         Reason::AccessTokenMissing => include_str!("../../../docs/reasons/access_token_missing.md"),
         Reason::AccessTokenMalformed => include_str!("../../../docs/reasons/access_token_malformed.md"),
         Reason::AccessTokenUnknown => include_str!("../../../docs/reasons/access_token_unknown.md"),

@@ -108,6 +108,8 @@ pub enum Reason {
     // --- the user behind a grant ---
     UserDisabled,
     UserUnknown,
+    /// The user withdrew consent for this client after the grant was made.
+    ConsentRevoked,
 
     // --- bearer tokens at resource endpoints (RFC 6750 §3.1) ---
     AccessTokenMissing,
@@ -173,6 +175,7 @@ impl Reason {
         Reason::ScopeBroadened,
         Reason::UserDisabled,
         Reason::UserUnknown,
+        Reason::ConsentRevoked,
         Reason::AccessTokenMissing,
         Reason::AccessTokenMalformed,
         Reason::AccessTokenUnknown,
@@ -232,6 +235,7 @@ impl Reason {
             ScopeBroadened => "scope_broadened",
             UserDisabled => "user_disabled",
             UserUnknown => "user_unknown",
+            ConsentRevoked => "consent_revoked",
             AccessTokenMissing => "access_token_missing",
             AccessTokenMalformed => "access_token_malformed",
             AccessTokenUnknown => "access_token_unknown",
@@ -289,7 +293,8 @@ impl Reason {
             | RefreshTokenReused
             | RefreshTokenIssuedToOtherClient
             | UserDisabled
-            | UserUnknown => "invalid_grant",
+            | UserUnknown
+            | ConsentRevoked => "invalid_grant",
             AccessTokenMissing => "invalid_request",
             AccessTokenMalformed | AccessTokenUnknown | AccessTokenExpired | AccessTokenRevoked => "invalid_token",
             InsufficientScope => "insufficient_scope",
@@ -368,6 +373,7 @@ impl Reason {
             ScopeBroadened => "A refresh may narrow the scope but never add to it.",
             UserDisabled => "The user behind this grant is disabled.",
             UserUnknown => "The user behind this grant no longer exists.",
+            ConsentRevoked => "The user withdrew consent for this client; the grant no longer holds.",
             AccessTokenMissing => "No bearer access token was sent.",
             AccessTokenMalformed => "The access token was altered: it is not the value that was issued.",
             AccessTokenUnknown => "The access token was not issued by this provider.",

@@ -15,6 +15,9 @@ pub struct Settings {
     /// How long the login/consent step may take.
     pub interaction_lifetime: i64,
     pub session_lifetime: i64,
+    /// Seconds after a rotation during which the old refresh token may still be used once more
+    /// without revoking its family (a benign race); 0 turns reuse detection on immediately.
+    pub refresh_reuse_grace: i64,
     /// How long redeemed/expired codes and dead tokens stay as hashed tombstones, so a late
     /// presentation is still diagnosed precisely (`code_already_redeemed`, not `code_unknown`).
     pub tombstone_retention: i64,
@@ -35,6 +38,7 @@ impl Settings {
             id_token_lifetime: 3600,
             interaction_lifetime: 600,
             session_lifetime: 8 * 3600,
+            refresh_reuse_grace: 0,
             tombstone_retention: 24 * 3600,
             audit_retention: 7 * 24 * 3600,
         }
@@ -57,6 +61,9 @@ impl Settings {
             if v < 1 {
                 return Err(format!("{name}: must be at least 1 second, got {v}"));
             }
+        }
+        if !(0..=300).contains(&self.refresh_reuse_grace) {
+            return Err(format!("refresh_reuse_grace: {} is outside 0..=300 seconds", self.refresh_reuse_grace));
         }
         let url = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
         if url.query().is_some() || url.fragment().is_some() {

@@ -135,6 +135,10 @@ pub trait InteractionStore: Send + Sync {
 pub trait ConsentStore: Send + Sync {
     /// The scopes the user has granted the client (empty if none).
     async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>>;
+    /// Withdraws all of the user's consent for the client and revokes the client's access tokens
+    /// for the user. Refresh tokens stay, so their next use is refused as `consent_revoked`
+    /// (precise) and then revoked. Returns false if there was no consent.
+    async fn revoke_consent(&self, user_id: &str, client_id: &str, now: UnixTime) -> StoreResult<bool>;
     /// Adds scopes to the user's consent for the client.
     async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()>;
 }

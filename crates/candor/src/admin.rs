@@ -247,6 +247,18 @@ pub async fn user_remove(store: &dyn Store, username: &str) -> CliResult {
     Ok(())
 }
 
+pub async fn user_revoke_consent(store: &dyn Store, username: &str, client_id: &str) -> CliResult {
+    let user = find_user(store, username).await?;
+    if store.revoke_consent(&user.id, client_id, SystemClock.now()).await.map_err(store_err)? {
+        println!(
+            "consent of {username} for {client_id} withdrawn; its access tokens are revoked, its refresh tokens will be refused"
+        );
+        Ok(())
+    } else {
+        Err(format!("{username} has no consent on record for {client_id}"))
+    }
+}
+
 pub async fn key_list(store: &dyn Store) -> CliResult {
     let keys = store.keys().await.map_err(store_err)?;
     if keys.is_empty() {

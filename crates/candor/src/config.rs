@@ -39,6 +39,8 @@ pub struct Lifetimes {
     pub id_token: i64,
     pub session: i64,
     pub interaction: i64,
+    /// Seconds a rotated refresh token may still be used (a benign race) before reuse revokes the family.
+    pub refresh_reuse_grace: i64,
 }
 
 impl Default for Lifetimes {
@@ -51,6 +53,7 @@ impl Default for Lifetimes {
             id_token: s.id_token_lifetime,
             session: s.session_lifetime,
             interaction: s.interaction_lifetime,
+            refresh_reuse_grace: s.refresh_reuse_grace,
         }
     }
 }
@@ -111,6 +114,7 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LIFETIMES_ID_TOKEN", &["lifetimes", "id_token"], true),
     ("CANDOR_LIFETIMES_SESSION", &["lifetimes", "session"], true),
     ("CANDOR_LIFETIMES_INTERACTION", &["lifetimes", "interaction"], true),
+    ("CANDOR_LIFETIMES_REFRESH_REUSE_GRACE", &["lifetimes", "refresh_reuse_grace"], true),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -154,6 +158,7 @@ impl Config {
             id_token_lifetime: self.lifetimes.id_token,
             interaction_lifetime: self.lifetimes.interaction,
             session_lifetime: self.lifetimes.session,
+            refresh_reuse_grace: self.lifetimes.refresh_reuse_grace,
             tombstone_retention: self.retention.tombstones,
             audit_retention: self.retention.audit,
         }

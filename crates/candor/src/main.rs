@@ -187,6 +187,12 @@ enum UserCommand {
     Remove {
         username: String,
     },
+    /// Withdraw the user's consent for a client: its access tokens are revoked now, its refresh
+    /// tokens are refused (`consent_revoked`) at their next use.
+    RevokeConsent {
+        username: String,
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -259,6 +265,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 UserCommand::Disable { username } => admin::user_set_disabled(store, &username, true).await,
                 UserCommand::Enable { username } => admin::user_set_disabled(store, &username, false).await,
                 UserCommand::Remove { username } => admin::user_remove(store, &username).await,
+                UserCommand::RevokeConsent { username, client_id } => {
+                    admin::user_revoke_consent(store, &username, &client_id).await
+                }
             }
         }
         Command::Explain { trace_id, json, store } => {

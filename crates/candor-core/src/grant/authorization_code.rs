@@ -74,6 +74,7 @@ async fn redeem(
         Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
         Some(_) => {}
     }
+    super::require_consent(ctx, &record.user_id, &client.id, &record.grant_id, &record.scope).await?;
 
     let granted = Scope::from_stored(&record.scope);
     let (access, access_record) =

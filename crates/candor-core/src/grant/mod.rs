@@ -131,6 +131,27 @@ pub(crate) fn new_access_token(
     Ok((secret, record))
 }
 
+/// The grant holds only while the user's consent covers its scope; if it no longer does, the
+/// grant's tokens are revoked and the refusal says so.
+pub(crate) async fn require_consent(
+    ctx: &GrantContext<'_>,
+    user_id: &str,
+    client_id: &str,
+    grant_id: &str,
+    scope: &str,
+) -> Result<(), Rejection> {
+    let consented = ctx.store.consent(user_id, client_id).await.map_err(store_failed)?;
+    let granted = crate::scope::Scope::from_stored(scope);
+    let missing: Vec<&str> = granted.iter().filter(|s| !consented.iter().any(|c| c == s)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let revoked = ctx.store.revoke_grant(grant_id, ctx.now).await.map_err(store_failed)?;
+    Err(Rejection::new(Reason::ConsentRevoked)
+        .with("scopes_without_consent", missing.join(" "))
+        .with("tokens_revoked_now", revoked))
+}
+
 /// Turns a store failure into an internal rejection, logging nothing secret.
 pub(crate) fn store_failed(e: crate::store::StoreError) -> Rejection {
     Rejection::internal().with_internal("store", e.to_string())

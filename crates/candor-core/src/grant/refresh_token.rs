@@ -44,7 +44,14 @@ async fn rotate_record(
     if let Some(revoked_at) = record.revoked_at {
         return Err(Rejection::new(Reason::RefreshTokenRevoked).with("revoked_at", rfc3339(revoked_at)));
     }
-    if let Some(rotated_at) = record.rotated_at {
+    // A configurable grace interval lets a benign race (two tabs refreshing at once, a retry
+    // after a lost response) succeed: within it, the rotated token mints a sibling in the same
+    // family instead of revoking the family. Off (0) by default.
+    let grace = ctx.settings.refresh_reuse_grace;
+    let within_grace = |rotated_at: i64| grace > 0 && ctx.now - rotated_at <= grace;
+    if let Some(rotated_at) = record.rotated_at
+        && !within_grace(rotated_at)
+    {
         return Err(reused(ctx, &record, rotated_at, record.rotated_trace.clone()).await);
     }
     if ctx.now >= record.expires_at {
@@ -71,6 +78,7 @@ async fn rotate_record(
         Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
         Some(_) => {}
     }
+    super::require_consent(ctx, &record.user_id, &client.id, &record.grant_id, &record.scope).await?;
 
     let (access, access_record) =
         new_access_token(ctx, &record.grant_id, &client.id, Some(&record.user_id), &scope.to_string())?;
@@ -103,8 +111,16 @@ async fn rotate_record(
         None
     };
     let issued = IssuedTokens { access: access_record, refresh: Some(next) };
-    match ctx.store.rotate_refresh_token(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)? {
+    let outcome = if record.rotated_at.is_some() {
+        Rotation::AlreadyRotated { rotated_at: record.rotated_at.unwrap_or(ctx.now), rotated_trace: None }
+    } else {
+        ctx.store.rotate_refresh_token(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)?
+    };
+    match outcome {
         Rotation::Rotated => {}
+        Rotation::AlreadyRotated { rotated_at, .. } if within_grace(rotated_at) => {
+            ctx.store.insert_tokens(&issued).await.map_err(store_failed)?;
+        }
         Rotation::AlreadyRotated { rotated_at, rotated_trace } => {
             return Err(reused(ctx, &record, rotated_at, rotated_trace).await);
         }

@@ -58,6 +58,7 @@ async fn errors_after_validation_redirect_with_error_state_and_iss() {
     assert_eq!(r.status(), StatusCode::FOUND);
     let cb = Callback::parse(&location(&r));
     assert_eq!(cb.get("error"), Some("unsupported_response_type"));
+    assert_eq!(cb.get("error_uri").unwrap().rsplit('/').next(), Some("response_type_unsupported"));
     assert_eq!(cb.get("state"), Some("state-123"));
     assert_eq!(cb.get("iss"), Some(app.base.as_str()));
     assert!(cb.get("error_uri").unwrap().ends_with("/errors/response_type_unsupported"));

@@ -3,7 +3,6 @@
 use crate::helpers::*;
 use candor_core::store::SweepStore;
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
 
 #[tokio::test]
 async fn every_response_carries_a_trace_id_and_successes_are_audited_too() {
@@ -152,36 +151,8 @@ async fn sweeping_is_bounded_by_its_batch_size() {
     assert_eq!(second.access_tokens, 1);
 }
 
-/// Collects everything the server logs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("debug,hyper=info,h2=info,reqwest=info,sqlx=debug")
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
     let app = spawn_app().await;
     let (cb, p) = app.code_for(WEB, WEB_REDIRECT, "openid offline_access").await;
     let code = cb.code();
@@ -203,7 +174,7 @@ async fn no_secret_reaches_the_logs() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8_lossy(&captured_logs().0.lock().unwrap()).into_owned();
     assert!(text.contains("token request refused") && text.contains("code_already_redeemed"), "the logs were captured");
     for (what, secret) in [
         ("client secret", app.secret(WEB)),

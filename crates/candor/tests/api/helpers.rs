@@ -70,7 +70,44 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}, Disclosure::Detailed).await
 }
 
+/// Everything every server in this test binary logs (JSON lines), for the secrets scan.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs (once) a global subscriber at debug level that captures all logs.
+pub fn captured_logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("debug,hyper=info,hyper_util=info,h2=info,reqwest=info")
+            .with_writer(logs.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+}
+
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclosure) -> TestApp {
+    captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/candor.db", dir.path().display());
     let store = Arc::new(candor_store::open(&url).await.unwrap());

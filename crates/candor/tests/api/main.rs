@@ -12,5 +12,6 @@ mod client_credentials;
 mod discovery_and_keys;
 mod explain;
 mod openidconnect_rp;
+mod reasons;
 mod refresh;
 mod userinfo;

@@ -152,3 +152,36 @@ async fn a_client_may_be_configured_to_always_receive_refresh_tokens() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["refresh_token"].is_string(), "{body}");
 }
+
+#[tokio::test]
+async fn within_the_grace_interval_a_rotated_token_may_be_used_once_more_without_revoking_the_family() {
+    let app = spawn_app_with(|s| s.refresh_reuse_grace = 10, candor_server::Disclosure::Detailed).await;
+    let first = app.tokens("openid offline_access").await;
+    let old = first["refresh_token"].as_str().unwrap();
+    let (s, a) = refresh(&app, old, None).await;
+    assert_eq!(s, StatusCode::OK);
+    app.clock.advance(5);
+    let (s, b) = refresh(&app, old, None).await;
+    assert_eq!(s, StatusCode::OK, "a benign race within the grace interval succeeds: {b}");
+    for t in [&a, &b] {
+        assert_eq!(refresh(&app, t["refresh_token"].as_str().unwrap(), None).await.0, StatusCode::OK);
+    }
+    app.clock.advance(10);
+    let (_, body) = refresh(&app, old, None).await;
+    assert_reason(&body, "refresh_token_reused", "invalid_grant");
+}
+
+#[tokio::test]
+async fn withdrawn_consent_ends_the_grant_with_consent_revoked() {
+    use candor_core::store::ConsentStore;
+    let app = spawn_app().await;
+    let tokens = app.tokens("openid offline_access").await;
+    let now = candor_core::clock::Clock::now(&app.clock);
+    assert!(app.store.revoke_consent(&app.user_id, WEB, now).await.unwrap());
+    assert_eq!(app.userinfo(tokens["access_token"].as_str().unwrap()).await.status(), 401);
+    let (_, body) = refresh(&app, tokens["refresh_token"].as_str().unwrap(), None).await;
+    assert_reason(&body, "consent_revoked", "invalid_grant");
+    assert_eq!(body["facts"]["tokens_revoked_now"], 1);
+    let (_, body) = refresh(&app, tokens["refresh_token"].as_str().unwrap(), None).await;
+    assert_reason(&body, "refresh_token_revoked", "invalid_grant");
+}
