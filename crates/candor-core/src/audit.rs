@@ -82,10 +82,23 @@ pub struct Event {
     pub what: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Orders events of the same second: issuance, then requests, then revocations, then this request.
+    #[serde(skip)]
+    rank: u8,
 }
 
 fn event(at: UnixTime, what: impl Into<String>, trace: Option<&str>) -> Event {
-    Event { at, time: rfc3339(at), what: what.into(), trace_id: trace.filter(|t| !t.is_empty()).map(str::to_string) }
+    let what = what.into();
+    let rank = if what.starts_with("this request") {
+        9
+    } else if what.contains("revoked") || what.contains("expires") {
+        7
+    } else if what.contains("request") {
+        5
+    } else {
+        3
+    };
+    Event { at, time: rfc3339(at), what, trace_id: trace.filter(|t| !t.is_empty()).map(str::to_string), rank }
 }
 
 /// The diagnosis of one trace.
@@ -132,7 +145,7 @@ pub async fn explain(
         ),
         Some(&rec.trace_id),
     ));
-    timeline.sort_by_key(|e| e.at);
+    timeline.sort_by_key(|e| (e.at, e.rank));
     timeline.dedup_by(|a, b| a.at == b.at && a.what == b.what && a.trace_id == b.trace_id);
     let fix = reason.map(crate::docs::fix).unwrap_or_default();
     Ok(Some(Explanation {

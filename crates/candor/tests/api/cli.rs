@@ -170,3 +170,36 @@ async fn serve_runs_from_a_config_file_with_environment_overrides() {
     let _ = child.wait();
     assert!(dir.path().join("prod.db").exists());
 }
+
+#[tokio::test]
+async fn candor_explain_prints_the_diagnosis_timeline_and_fix_of_a_trace() {
+    let app = crate::helpers::spawn_app().await;
+    let (cb, p) = app.code_for(crate::helpers::WEB, crate::helpers::WEB_REDIRECT, "openid").await;
+    assert_eq!(app.exchange(&cb.code(), &p.verifier).await.0, 200);
+    let (_, body) = app.exchange(&cb.code(), &p.verifier).await;
+    let trace = body["trace_id"].as_str().unwrap();
+    let out = candor().args(["explain", trace, "--store", &app.store_url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "refused: code_already_redeemed (invalid_grant)",
+        "What Candor saw:",
+        "redeemed_by_trace",
+        "Timeline:",
+        "authorization code issued",
+        "authorization code redeemed",
+        "How to fix:",
+        "/errors/code_already_redeemed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // The form the trace is shown in error_description is accepted too.
+    let out =
+        candor().args(["explain", &format!("[trace {trace}]"), "--json", "--store", &app.store_url]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["reason"], "code_already_redeemed");
+    let out = candor().args(["explain", "nope", "--store", &app.store_url]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trace nope"));
+    println!("{text}");
+}

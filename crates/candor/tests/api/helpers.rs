@@ -34,6 +34,8 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
 
 pub struct TestApp {
     pub base: String,
+    /// The store's URL, for the `candor` binary's admin commands.
+    pub store_url: String,
     pub clock: ShiftedClock,
     pub store: Arc<SqliteStore>,
     pub state: Arc<AppState>,
@@ -165,7 +167,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclo
     tokio::spawn(async move {
         candor_server::serve(listener, server_state, std::future::pending()).await.unwrap();
     });
-    TestApp { base, clock, store, state, secrets, user_id: user.id, _dir: dir }
+    TestApp { base, store_url: url, clock, store, state, secrets, user_id: user.id, _dir: dir }
 }
 
 /// A PKCE pair (RFC 7636).
