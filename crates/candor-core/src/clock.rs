@@ -57,8 +57,46 @@ pub fn rfc3339(t: UnixTime) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs % 3600) / 60, secs % 60)
 }
 
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (or with a numeric offset) or Unix seconds.
+pub fn parse_time(s: &str) -> Option<UnixTime> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<i64>().ok());
+    let (y, m, d, hh, mm, ss) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = s.get(19..)?.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "Z" | "z" | "" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parse_time_inverts_rfc3339() {
+        for t in [0, 951_782_400, 1_700_000_000] {
+            assert_eq!(super::parse_time(&super::rfc3339(t)), Some(t));
+        }
+        assert_eq!(super::parse_time("2023-11-14T23:13:20+01:00"), Some(1_700_000_000));
+        assert_eq!(super::parse_time("1700000000"), Some(1_700_000_000));
+        assert_eq!(super::parse_time("yesterday"), None);
+    }
+
     use super::*;
 
     #[test]

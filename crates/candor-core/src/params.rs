@@ -96,6 +96,11 @@ impl Params {
         })
     }
 
+    /// Every parameter in the order sent, duplicates included.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.pairs.iter().map(|(k, _)| k.as_str())
     }

@@ -43,6 +43,9 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Find the client's mistake in an authorization-code exchange, offline, against any provider.
+    /// Exits 1 when it finds a problem.
+    Doctor(DoctorArgs),
     /// Explain a request by its trace id (the candor-trace-id header, or `[trace ...]` in error_description).
     Explain {
         trace_id: String,
@@ -59,6 +62,87 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// The URL the app opened for /authorize.
+    #[arg(long)]
+    authorize_url: Option<String>,
+    /// The URL the browser landed on after login.
+    #[arg(long)]
+    callback_url: Option<String>,
+    /// The token request: a curl command line, a raw HTTP request or key=value lines; `@FILE` reads
+    /// a file, `-` standard input. Repeat it for a retry or a later refresh of the same flow.
+    #[arg(long = "token-request")]
+    token_requests: Vec<String>,
+    /// The provider's discovery document (a file).
+    #[arg(long)]
+    discovery: Option<PathBuf>,
+    /// When the callback arrived (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    callback_at: Option<String>,
+    /// When the token request was sent (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    token_at: Option<String>,
+    /// The provider's code lifetime in seconds.
+    #[arg(long, default_value_t = 60)]
+    code_lifetime: i64,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_arg(value: &str) -> Result<String, String> {
+    if value == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| format!("stdin: {e}"))?;
+        Ok(s)
+    } else if let Some(path) = value.strip_prefix('@') {
+        std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+fn doctor(args: DoctorArgs) -> Result<bool, String> {
+    use candor_client::doctor::{Input, diagnose};
+    let time = |v: &Option<String>, name: &str| -> Result<Option<i64>, String> {
+        v.as_deref()
+            .map(|t| {
+                candor_core::clock::parse_time(t)
+                    .ok_or_else(|| format!("--{name}: {t:?} is neither RFC 3339 nor Unix seconds"))
+            })
+            .transpose()
+    };
+    let mut requests = args.token_requests.iter().map(|t| read_arg(t)).collect::<Result<Vec<_>, _>>()?;
+    if args.authorize_url.is_none() && args.callback_url.is_none() && requests.is_empty() {
+        return Err("give at least one of --authorize-url, --callback-url, --token-request".into());
+    }
+    let discovery = match &args.discovery {
+        Some(p) => Some(
+            serde_json::from_str(&std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?)
+                .map_err(|e| format!("{}: not JSON: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let first = if requests.is_empty() { None } else { Some(requests.remove(0)) };
+    let report = diagnose(&Input {
+        authorize_url: args.authorize_url.clone(),
+        callback_url: args.callback_url.clone(),
+        token_request: first,
+        more_token_requests: requests,
+        discovery,
+        callback_at: time(&args.callback_at, "callback-at")?,
+        token_at: time(&args.token_at, "token-at")?,
+        code_lifetime: Some(args.code_lifetime),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(report.errors() == 0)
 }
 
 #[derive(Args)]
@@ -268,6 +352,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 UserCommand::RevokeConsent { username, client_id } => {
                     admin::user_revoke_consent(store, &username, &client_id).await
                 }
+            }
+        }
+        Command::Doctor(args) => {
+            if doctor(args)? {
+                Ok(())
+            } else {
+                // Problems found: exit 1, like a linter, so CI can gate on it.
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                std::process::exit(1)
             }
         }
         Command::Explain { trace_id, json, store } => {

@@ -10,6 +10,7 @@ mod cases;
 mod cli;
 mod client_credentials;
 mod discovery_and_keys;
+mod doctor;
 mod explain;
 mod openidconnect_rp;
 mod reasons;

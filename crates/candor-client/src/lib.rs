@@ -1,0 +1,6 @@
+//! Client-side tools: `doctor` finds the client's mistake in an authorization-code exchange
+//! from the requests alone, against any provider.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
+
+pub mod doctor;
+pub mod request;
