@@ -3,4 +3,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
 pub mod doctor;
+pub mod flow;
+pub mod jwt;
 pub mod request;

@@ -43,6 +43,9 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Run one authorization-code flow against any OpenID provider, every step shown and checked.
+    /// Exits 1 when a step fails.
+    Flow(FlowArgs),
     /// Find the client's mistake in an authorization-code exchange, offline, against any provider.
     /// Exits 1 when it finds a problem.
     Doctor(DoctorArgs),
@@ -62,6 +65,59 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+}
+
+#[derive(Args)]
+struct FlowArgs {
+    /// The provider's issuer URL (discovery is read from it).
+    #[arg(long)]
+    issuer: String,
+    #[arg(long)]
+    client_id: String,
+    /// For confidential clients; also from CANDOR_FLOW_CLIENT_SECRET (keeps it out of shell history).
+    #[arg(long, env = "CANDOR_FLOW_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    #[arg(long, default_value = "openid profile email")]
+    scope: String,
+    /// Registered redirect URI to use instead of a loopback listener on 127.0.0.1 (RFC 8252).
+    #[arg(long)]
+    redirect_uri: Option<String>,
+    /// Non-interactive: the URL the browser landed on, pasted.
+    #[arg(long)]
+    callback_url: Option<String>,
+    /// Non-interactive, Candor providers: sign in through the login form as this user.
+    #[arg(long, requires = "login_password")]
+    login_user: Option<String>,
+    #[arg(long, env = "CANDOR_FLOW_LOGIN_PASSWORD", hide_env_values = true)]
+    login_password: Option<String>,
+    /// Open the authorize URL in the default browser.
+    #[arg(long)]
+    open: bool,
+    /// After the exchange, refresh once and check the rotation.
+    #[arg(long)]
+    refresh: bool,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = 300)]
+    wait: u64,
+}
+
+async fn flow(args: FlowArgs) -> Result<bool, String> {
+    let options = candor_client::flow::Options {
+        issuer: args.issuer,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        scope: args.scope,
+        redirect_uri: args.redirect_uri,
+        callback_url: args.callback_url,
+        login: args.login_user.zip(args.login_password),
+        open_browser: args.open,
+        refresh: args.refresh,
+        wait: std::time::Duration::from_secs(args.wait),
+    };
+    let mut printer = candor_client::flow::Printer { lines: Vec::new(), echo: true };
+    let ok = candor_client::flow::run(&options, &mut printer).await?;
+    println!("{}", if ok { "\nflow completed: every step passed" } else { "\nflow failed: see FAIL above" });
+    Ok(ok)
 }
 
 #[derive(Args)]
@@ -352,6 +408,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                 UserCommand::RevokeConsent { username, client_id } => {
                     admin::user_revoke_consent(store, &username, &client_id).await
                 }
+            }
+        }
+        Command::Flow(args) => {
+            if flow(args).await? {
+                Ok(())
+            } else {
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                std::process::exit(1)
             }
         }
         Command::Doctor(args) => {

@@ -140,7 +140,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclo
     for (id, method, redirects, grants, tweak) in [
         (WEB, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT, WEB_SLASH_REDIRECT], code_grants.to_vec(), 0),
         (POST_CLIENT, AuthMethod::ClientSecretPost, vec![WEB_REDIRECT], code_grants.to_vec(), 0),
-        (SPA, AuthMethod::None, vec![SPA_REDIRECT], code_grants.to_vec(), 0),
+        (SPA, AuthMethod::None, vec![SPA_REDIRECT, "http://127.0.0.1/callback"], code_grants.to_vec(), 0),
         (SERVICE, AuthMethod::ClientSecretBasic, vec![], vec![GrantType::ClientCredentials], 1),
         (PLAIN, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT], code_grants.to_vec(), 2),
         (ES, AuthMethod::ClientSecretBasic, vec![WEB_REDIRECT], code_grants.to_vec(), 3),

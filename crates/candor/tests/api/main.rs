@@ -12,6 +12,7 @@ mod client_credentials;
 mod discovery_and_keys;
 mod doctor;
 mod explain;
+mod flow;
 mod openidconnect_rp;
 mod reasons;
 mod refresh;

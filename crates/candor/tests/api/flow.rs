@@ -1,0 +1,125 @@
+//! `candor flow` end to end against a running Candor, non-interactively.
+
+use crate::helpers::*;
+use std::process::Command;
+
+#[tokio::test]
+async fn flow_completes_every_step_against_candor_and_masks_secrets() {
+    let app = spawn_app().await;
+    let (ok, text) = tokio::task::spawn_blocking({
+        let app_base = app.base.clone();
+        let secret = app.secret(WEB);
+        move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
+                .args([
+                    "flow",
+                    "--issuer",
+                    &app_base,
+                    "--client-id",
+                    WEB,
+                    "--scope",
+                    "openid profile offline_access",
+                    "--refresh",
+                ])
+                .args(["--redirect-uri", WEB_REDIRECT, "--login-user", USER])
+                .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
+                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{text}");
+    for expected in [
+        "ok   discovery",
+        "ok   callback state",
+        "ok   callback iss (RFC 9207)",
+        "ok   code exchange: HTTP 200",
+        "ok   ID token: signature (JWKS)",
+        "ok   userinfo: HTTP 200",
+        "ok   refresh rotation: a new refresh token",
+        "ok   refreshed ID token",
+        "every step passed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{text}");
+    }
+    assert!(!text.contains(&app.secret(WEB)), "the client secret is never printed");
+}
+
+#[tokio::test]
+async fn a_refused_exchange_shows_the_providers_answer_causes_and_candors_explanation() {
+    let app = spawn_app().await;
+    let (ok, text) = tokio::task::spawn_blocking({
+        let app_base = app.base.clone();
+        let secret = app.secret(WEB);
+        move || {
+            // A pasted callback whose code is not the one issued: the exchange is refused.
+            let fake = candor_core::tokens::Secret::generate(candor_core::tokens::SecretKind::AuthorizationCode)
+                .unwrap()
+                .value;
+            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
+                .args(["flow", "--issuer", &app_base, "--client-id", WEB, "--redirect-uri", WEB_REDIRECT])
+                .arg("--callback-url")
+                .arg(format!("{WEB_REDIRECT}?code={fake}&state=wrong"))
+                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
+                .output()
+                .unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(text.contains("FAIL callback state"), "{text}");
+    assert!(text.contains("FAIL code exchange: HTTP 400") && text.contains("invalid_grant"), "{text}");
+    assert!(text.contains("likely: the code expired"), "{text}");
+    assert!(text.contains("Candor explains trace") && text.contains("fix:"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loopback_listener_receives_the_callback_from_the_browser() {
+    use std::io::{BufRead, BufReader};
+    let app = spawn_app().await;
+    // A public client registered for http://127.0.0.1/callback: any port (RFC 8252 §7.3).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(["flow", "--issuer", &app.base, "--client-id", SPA, "--scope", "openid", "--wait", "30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let authorize_url = loop {
+        let line = tokio::task::block_in_place(|| rx.recv_timeout(std::time::Duration::from_secs(30)))
+            .expect("the flow prints the authorize URL");
+        seen.push(line.clone());
+        if let Some(url) = line.trim().strip_prefix(&format!("{}/authorize?", app.base)) {
+            break format!("{}/authorize?{url}", app.base);
+        }
+    };
+    // Play the browser: log in, consent, and follow the redirect to the flow's listener.
+    let b = browser();
+    let r = b.get(&authorize_url).send().await.unwrap();
+    let cb = app.complete(&b, r).await;
+    assert!(cb.url.starts_with("http://127.0.0.1:") && cb.url.contains("/callback?code="), "{}", cb.url);
+    let page = reqwest::get(&cb.url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("You can close this window"));
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
+        seen.push(line);
+    }
+    let text = seen.join("\n");
+    assert!(status.success(), "{text}");
+    assert!(text.contains("ok   ID token") && text.contains("every step passed"), "{text}");
+}
