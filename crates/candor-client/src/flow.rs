@@ -304,6 +304,20 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
     Ok(ok)
 }
 
+/// The response with every token value masked.
+fn masked_json(body: &Value) -> Value {
+    let mut shown = body.clone();
+    if let Value::Object(m) = &mut shown {
+        for k in ["access_token", "refresh_token", "id_token"] {
+            if let Some(Value::String(v)) = m.get(k) {
+                let masked = mask(v);
+                m.insert(k.to_string(), Value::String(masked));
+            }
+        }
+    }
+    shown
+}
+
 fn fmt_ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
@@ -365,6 +379,7 @@ async fn token_request(
                 body["expires_in"]
             ),
         );
+        p.info(format!("response: {}", masked_json(&body)));
         return Ok(Some(body));
     }
     let error = body["error"].as_str().unwrap_or("");

@@ -203,3 +203,61 @@ async fn candor_explain_prints_the_diagnosis_timeline_and_fix_of_a_trace() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no trace nope"));
     println!("{text}");
 }
+
+#[tokio::test]
+async fn flow_runs_end_to_end_against_candor_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = candor()
+        .args(["dev", "--port", "0", "--ephemeral"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = dev.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = l.trim().ends_with("/admin/rejections");
+        lines.push(l);
+        if done {
+            break;
+        }
+    }
+    let field =
+        |name: &str| lines.iter().find_map(|l| l.trim().strip_prefix(name)).map(|v| v.trim().to_string()).unwrap();
+    let (issuer, password, secret) = (field("issuer:"), field("password:"), field("secret:"));
+    let out = tokio::task::spawn_blocking(move || {
+        candor()
+            .args([
+                "flow",
+                "--issuer",
+                &issuer,
+                "--client-id",
+                "demo-app",
+                "--redirect-uri",
+                "http://localhost:3000/callback",
+            ])
+            .args(["--login-user", "demo", "--scope", "openid profile email offline_access", "--refresh"])
+            .env("CANDOR_FLOW_LOGIN_PASSWORD", &password)
+            .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("ok   ID token") && text.contains("ok   refreshed ID token") && text.contains("response: {"),
+        "{text}"
+    );
+    assert!(text.contains("every step passed"));
+}
