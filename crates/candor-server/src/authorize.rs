@@ -310,11 +310,21 @@ async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
     html(StatusCode::OK, page("Allow access", &body))
 }
 
-fn form_params(headers: &HeaderMap, body: &Bytes) -> Result<Params, Rejection> {
+/// The interaction a form was posted to, and the form, once the browser binding and the CSRF
+/// token have been checked.
+async fn load_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &Bytes,
+) -> Result<(Loaded, Params), Rejection> {
+    let loaded = load(state, headers, id).await?;
     if !is_form(headers) {
         return Err(Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(headers)));
     }
-    Params::from_urlencoded(body, Encoding::Form)
+    let form = Params::from_urlencoded(body, Encoding::Form)?;
+    check_csrf(&loaded, &form)?;
+    Ok((loaded, form))
 }
 
 pub async fn login(
@@ -324,12 +334,8 @@ pub async fn login(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let loaded = match load(&state, &headers, &id).await {
-        Ok(l) => l,
-        Err(r) => return error_page(&state, &r, &trace),
-    };
-    let form = match form_params(&headers, &body).and_then(|f| check_csrf(&loaded, &f).map(|()| f)) {
-        Ok(f) => f,
+    let (loaded, form) = match load_form(&state, &headers, &id, &body).await {
+        Ok(v) => v,
         Err(r) => return error_page(&state, &r, &trace),
     };
     let username = form.get("username").ok().flatten().unwrap_or_default().to_string();
@@ -424,12 +430,8 @@ pub async fn consent(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let loaded = match load(&state, &headers, &id).await {
-        Ok(l) => l,
-        Err(r) => return error_page(&state, &r, &trace),
-    };
-    let form = match form_params(&headers, &body).and_then(|f| check_csrf(&loaded, &f).map(|()| f)) {
-        Ok(f) => f,
+    let (loaded, form) = match load_form(&state, &headers, &id, &body).await {
+        Ok(v) => v,
         Err(r) => return error_page(&state, &r, &trace),
     };
     let (Some(user_id), Some(auth_time)) = (loaded.record.login_user_id.clone(), loaded.record.login_time) else {

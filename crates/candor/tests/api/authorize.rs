@@ -152,33 +152,6 @@ async fn prompt_login_forces_a_new_login_and_prompt_consent_a_new_consent() {
 }
 
 #[tokio::test]
-async fn denying_consent_returns_access_denied() {
-    let app = spawn_app().await;
-    let b = browser();
-    let p = pkce();
-    let r = app.authorize(&b, &auth_params(WEB, WEB_REDIRECT, "openid", &p)).await;
-    let interaction = location(&r);
-    let page = b.get(app.url(&interaction)).send().await.unwrap().text().await.unwrap();
-    let r = b
-        .post(app.url(&format!("{interaction}/login")))
-        .form(&[("csrf", csrf_of(&page).as_str()), ("username", USER), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let consent = b.get(app.url(&location(&r))).send().await.unwrap().text().await.unwrap();
-    assert!(consent.contains("Allow access"));
-    let r = b
-        .post(app.url(&format!("{interaction}/consent")))
-        .form(&[("csrf", csrf_of(&consent).as_str()), ("decision", "deny")])
-        .send()
-        .await
-        .unwrap();
-    let cb = Callback::parse(&location(&r));
-    assert_eq!(cb.get("error"), Some("access_denied"));
-    assert_eq!(cb.get("state"), Some("state-123"));
-}
-
-#[tokio::test]
 async fn login_needs_the_right_password_and_the_csrf_token() {
     let app = spawn_app().await;
     let b = browser();

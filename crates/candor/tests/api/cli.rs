@@ -8,21 +8,11 @@ fn candor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_candor"))
 }
 
-fn run(args: &[&str], store: &str) -> (bool, String, String) {
-    let out = candor().args(args).arg("--store").arg(store).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[tokio::test]
-async fn dev_mode_starts_with_no_setup_and_prints_what_a_developer_needs() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `candor dev --port 0 --ephemeral` in `dir` and returns it with its banner's lines.
+fn start_dev(dir: &std::path::Path) -> (std::process::Child, Vec<String>) {
     let mut child = candor()
         .args(["dev", "--port", "0", "--ephemeral"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -35,19 +25,29 @@ async fn dev_mode_starts_with_no_setup_and_prints_what_a_developer_needs() {
         }
     });
     let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) => {
-                let done = l.trim().ends_with("/admin/rejections");
-                lines.push(l);
-                if done {
-                    break;
-                }
-            }
-            Err(_) => continue,
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = l.trim().ends_with("/admin/rejections");
+        lines.push(l);
+        if done {
+            break;
         }
     }
+    (child, lines)
+}
+
+fn run(args: &[&str], store: &str) -> (bool, String, String) {
+    let out = candor().args(args).arg("--store").arg(store).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn dev_mode_starts_with_no_setup_and_prints_what_a_developer_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines) = start_dev(dir.path());
     let text = lines.join("\n");
     let issuer =
         lines.iter().find_map(|l| l.trim().strip_prefix("issuer:")).expect("issuer printed").trim().to_string();
@@ -207,28 +207,7 @@ async fn candor_explain_prints_the_diagnosis_timeline_and_fix_of_a_trace() {
 #[tokio::test]
 async fn flow_runs_end_to_end_against_candor_dev() {
     let dir = tempfile::tempdir().unwrap();
-    let mut dev = candor()
-        .args(["dev", "--port", "0", "--ephemeral"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = dev.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
-        let done = l.trim().ends_with("/admin/rejections");
-        lines.push(l);
-        if done {
-            break;
-        }
-    }
+    let (mut dev, lines) = start_dev(dir.path());
     let field =
         |name: &str| lines.iter().find_map(|l| l.trim().strip_prefix(name)).map(|v| v.trim().to_string()).unwrap();
     let (issuer, password, secret) = (field("issuer:"), field("password:"), field("secret:"));
