@@ -284,8 +284,12 @@ async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
         Ok(Some(u)) => u.username,
         _ => String::new(),
     };
-    let items: String = candor_core::scope::Scope::from_stored(&l.request.scope)
+    // "Confirm your identity" (openid) first, then the rest in order.
+    let requested = candor_core::scope::Scope::from_stored(&l.request.scope);
+    let items: String = requested
         .iter()
+        .filter(|s| *s == scope::OPENID)
+        .chain(requested.iter().filter(|s| *s != scope::OPENID))
         .map(|s| format!("<li>{}</li>", esc(describe_scope(s))))
         .collect();
     let body = format!(

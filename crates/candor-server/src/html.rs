@@ -77,6 +77,7 @@ table { width:100%; border-collapse:collapse; font-size:.9rem; }
 th, td { text-align:left; padding:.4rem .5rem; border-bottom:1px solid var(--line); vertical-align:top; }
 td.num, th.num { text-align:right; }
 pre { overflow-x:auto; padding:.75rem; border-radius:8px; background:color-mix(in srgb, var(--fg) 6%, transparent); }
+a { color:var(--accent); }
 code { font-family:ui-monospace,SFMono-Regular,Menlo,monospace; font-size:.9em; }
 "#;
 

@@ -1,0 +1,68 @@
+// panva's openid-client (certified RP library) against `candor dev`.
+// Run: cargo build -p candor && cd interop/openid-client && npm ci && node run.mjs
+import * as client from 'openid-client';
+import { startCandor, browse, checks, assert } from '../common.mjs';
+
+const REDIRECT = 'http://localhost:3000/callback';
+const candor = await startCandor();
+let code = 0;
+try {
+  const config = await client.discovery(
+    new URL(candor.issuer), 'demo-app', candor.secret, client.ClientSecretBasic(candor.secret),
+    { execute: [client.allowInsecureRequests] }, // the dev issuer is http on loopback
+  );
+  let tokens;
+  let callback;
+  let verifier;
+  const authorize = async () => {
+    verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT, scope: 'openid profile email offline_access', state, nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    callback = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
+    return { state, nonce };
+  };
+  code = await checks('openid-client', [
+    ['discovery', async () => assert(config.serverMetadata().issuer === candor.issuer, 'issuer differs')],
+    ['authorization with PKCE S256, state and nonce through the login form', async () => {
+      const { state, nonce } = await authorize();
+      tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+    }],
+    ['ID token validated by the library (signature, iss, aud, exp, nonce, at_hash)', async () => {
+      const claims = tokens.claims();
+      assert(claims && claims.aud === 'demo-app' && claims.sub, `claims: ${JSON.stringify(claims)}`);
+    }],
+    ['userinfo', async () => {
+      const info = await client.fetchUserInfo(config, tokens.access_token, tokens.claims().sub);
+      assert(info.preferred_username === 'demo' && info.email === 'demo@example.com', JSON.stringify(info));
+    }],
+    ['refresh rotates the refresh token', async () => {
+      const next = await client.refreshTokenGrant(config, tokens.refresh_token);
+      assert(next.refresh_token && next.refresh_token !== tokens.refresh_token, 'no rotation');
+      assert(next.claims()?.sub === tokens.claims().sub, 'refreshed ID token');
+    }],
+    ['client_credentials', async () => {
+      const cc = await client.clientCredentialsGrant(config);
+      assert(cc.access_token && !cc.refresh_token, JSON.stringify(cc));
+    }],
+    ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
+      const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })
+        .then(() => null, (e) => e);
+      assert(reply?.error === 'invalid_grant', `expected invalid_grant, got ${reply?.error ?? 'success'}`);
+      assert(reply.cause?.reason === 'code_already_redeemed', `reason ${reply.cause?.reason}`);
+    }],
+    ['a wrong verifier is refused with invalid_grant (pkce_verifier_mismatch)', async () => {
+      const { state, nonce } = await authorize();
+      const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: client.randomPKCECodeVerifier(), expectedState: state, expectedNonce: nonce })
+        .then(() => null, (e) => e);
+      assert(reply?.error === 'invalid_grant', `expected invalid_grant, got ${reply?.error ?? 'success'}`);
+      assert(reply.cause?.reason === 'pkce_verifier_mismatch', `reason ${reply.cause?.reason}`);
+    }],
+  ]);
+} finally {
+  candor.stop();
+}
+process.exit(code);
