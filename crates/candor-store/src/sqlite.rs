@@ -14,6 +14,15 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// What opening a store does about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply missing migrations.
+    Migrate,
+    /// Require exactly the migrations this build knows.
+    Require,
+}
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -31,8 +40,14 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database and applies migrations.
+    /// Opens (creating if needed) the database and applies migrations (dev mode, admin commands).
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(url, Schema::Migrate).await
+    }
+
+    /// Opens the database; with `Schema::Require` the schema must be exactly the one this build
+    /// knows (production: migrations are applied on purpose, with `candor migrate`).
+    pub async fn open_with(url: &str, schema: Schema) -> Result<SqliteStore, StoreError> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(url)
             .map_err(unavailable)?
@@ -49,8 +64,56 @@ impl SqliteStore {
             pool = pool.max_connections(8);
         }
         let pool = pool.connect_with(options).await.map_err(unavailable)?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        Ok(SqliteStore { pool })
+        let store = SqliteStore { pool };
+        match schema {
+            Schema::Migrate => {
+                store.migrate().await?;
+            }
+            Schema::Require => store.check_schema().await?,
+        }
+        Ok(store)
+    }
+
+    /// Applies every migration this build knows; returns the versions now applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+        self.applied_versions().await
+    }
+
+    async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(rows.into_iter().map(|(v,)| v).collect())
+    }
+
+    /// Refuses a schema this build does not know: older (run `candor migrate`) or newer (upgrade Candor).
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        let applied = self.applied_versions().await?;
+        let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        if let Some(unknown) = applied.iter().find(|v| !known.contains(v)) {
+            return Err(StoreError::Unavailable(format!(
+                "the store's schema has migration {unknown}, which this Candor does not know (it knows up to {}): upgrade Candor",
+                known.last().copied().unwrap_or(0)
+            )));
+        }
+        let missing: Vec<i64> = known.iter().copied().filter(|v| !applied.contains(v)).collect();
+        if !missing.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "the store's schema is {} (missing migrations {missing:?}): run `candor migrate` with the same configuration",
+                applied.last().map_or("empty".to_string(), |v| format!("at {v}"))
+            )));
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -217,8 +217,12 @@ Recent refusals by client and reason (user: admin, password: the admin token):
 pub async fn serve(path: &Path) -> Result<(), String> {
     let config = Config::load(path, &|k| std::env::var(k).ok())?;
     init_logs(config.log.format == "json", &config.log.level);
-    let store: Arc<dyn Store> =
-        Arc::new(candor_store::open(&config.store).await.map_err(|e| format!("store {}: {e}", config.store))?);
+    // Production never changes the schema by itself: `candor migrate` does, on purpose.
+    let store: Arc<dyn Store> = Arc::new(
+        candor_store::open_with(&config.store, candor_store::Schema::Require)
+            .await
+            .map_err(|e| format!("store {}: {e}", config.store))?,
+    );
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
     let state = AppState::with_admin_token(

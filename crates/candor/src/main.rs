@@ -29,6 +29,11 @@ enum Command {
         #[arg(long, short, default_value = "candor.toml")]
         config: PathBuf,
     },
+    /// Apply the store's schema migrations (`serve` refuses a schema it does not match).
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage clients.
     Client {
         #[command(flatten)]
@@ -409,6 +414,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                     admin::user_revoke_consent(store, &username, &client_id).await
                 }
             }
+        }
+        Command::Migrate { store } => {
+            let url = store.url()?;
+            let s = candor_store::open_with(&url, candor_store::Schema::Migrate)
+                .await
+                .map_err(|e| format!("store {url}: {e}"))?;
+            let versions = s.migrate().await.map_err(|e| format!("store {url}: {e}"))?;
+            println!(
+                "store {url}: schema at migration {} ({} applied)",
+                versions.last().copied().unwrap_or(0),
+                versions.len()
+            );
+            Ok(())
         }
         Command::Flow(args) => {
             if flow(args).await? {

@@ -139,6 +139,14 @@ async fn serve_runs_from_a_config_file_with_environment_overrides() {
         ),
     )
     .unwrap();
+    // serve never migrates by itself: a fresh store is refused with the command that fixes it.
+    let refused = candor().args(["serve", "--config"]).arg(&path).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("run `candor migrate`"), "{err}");
+    let migrated = candor().args(["migrate", "--config"]).arg(&path).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema at migration"));
     let mut child = candor()
         .args(["serve", "--config"])
         .arg(&path)

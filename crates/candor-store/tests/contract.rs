@@ -1,0 +1,284 @@
+//! The store contracts, written once against `&dyn Store` and run against every store
+//! (SQLite on disk and in memory here; PostgreSQL joins this list with its implementation).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use candor_core::audit::AuditRecord;
+use candor_core::keys::generate;
+use candor_core::model::*;
+use candor_core::store::*;
+use std::sync::Arc;
+
+struct Subject {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn stores() -> Vec<Subject> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = candor_store::open(&format!("sqlite://{}/contract.db", dir.path().display())).await.unwrap();
+    let memory = candor_store::open("sqlite::memory:").await.unwrap();
+    vec![
+        Subject { name: "sqlite file", store: Arc::new(file), _dir: Some(dir) },
+        Subject { name: "sqlite memory", store: Arc::new(memory), _dir: None },
+    ]
+}
+
+fn code(hash: &str, grant: &str) -> CodeRecord {
+    CodeRecord {
+        hash: hash.into(),
+        grant_id: grant.into(),
+        client_id: "c1".into(),
+        user_id: "u1".into(),
+        redirect_uri: "https://a/cb".into(),
+        redirect_uri_sent: true,
+        scope: "openid offline_access".into(),
+        nonce: None,
+        code_challenge: None,
+        auth_time: 100,
+        issued_at: 100,
+        expires_at: 160,
+        redeemed_at: None,
+        redeemed_trace: None,
+        issued_trace: "t-issue".into(),
+    }
+}
+
+fn issued(access: &str, refresh: Option<&str>, grant: &str) -> IssuedTokens {
+    IssuedTokens {
+        access: AccessTokenRecord {
+            hash: access.into(),
+            grant_id: grant.into(),
+            client_id: "c1".into(),
+            user_id: Some("u1".into()),
+            scope: "openid".into(),
+            issued_at: 100,
+            expires_at: 3700,
+            revoked_at: None,
+        },
+        refresh: refresh.map(|r| RefreshTokenRecord {
+            hash: r.into(),
+            grant_id: grant.into(),
+            client_id: "c1".into(),
+            user_id: "u1".into(),
+            scope: "openid offline_access".into(),
+            auth_time: 100,
+            issued_at: 100,
+            expires_at: 10_000,
+            rotated_at: None,
+            rotated_trace: None,
+            revoked_at: None,
+            issued_trace: "t".into(),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_redemptions_of_one_code_exactly_one_stores_its_tokens() {
+    for s in stores().await {
+        s.store.insert_code(&code("code-1", "g1")).await.unwrap();
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let store = s.store.clone();
+                tokio::spawn(async move {
+                    store
+                        .redeem_code(
+                            "code-1",
+                            120,
+                            &format!("t{i}"),
+                            &issued(&format!("at-{i}"), Some(&format!("rt-{i}")), "g1"),
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut redeemed = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Redemption::Redeemed => redeemed += 1,
+                Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace } => {
+                    assert_eq!(redeemed_at, 120);
+                    assert!(redeemed_trace.is_some());
+                }
+                Redemption::Missing => panic!("{}: missing", s.name),
+            }
+        }
+        assert_eq!(redeemed, 1, "{}", s.name);
+        let (access, refresh) = s.store.tokens_of_grant("g1").await.unwrap();
+        assert_eq!((access.len(), refresh.len()), (1, 1), "{}: only the winner's tokens are stored", s.name);
+        assert_eq!(s.store.redeem_code("nope", 120, "t", &issued("x", None, "g")).await.unwrap(), Redemption::Missing);
+        let stored = s.store.code("code-1").await.unwrap().unwrap();
+        assert_eq!(stored.redeemed_at, Some(120), "{}: the tombstone keeps the redemption", s.name);
+        assert_eq!(s.store.code_by_grant("g1").await.unwrap().unwrap().hash, "code-1");
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_rotations_of_one_refresh_token_exactly_one_wins() {
+    for s in stores().await {
+        s.store.insert_tokens(&issued("at-0", Some("rt-0"), "g2")).await.unwrap();
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let store = s.store.clone();
+                tokio::spawn(async move {
+                    store
+                        .rotate_refresh_token(
+                            "rt-0",
+                            200,
+                            &format!("t{i}"),
+                            &issued(&format!("at-{i}x"), Some(&format!("rt-{i}x")), "g2"),
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut rotated = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Rotation::Rotated => rotated += 1,
+                Rotation::AlreadyRotated { rotated_at, .. } => assert_eq!(rotated_at, 200),
+                other => panic!("{}: {other:?}", s.name),
+            }
+        }
+        assert_eq!(rotated, 1, "{}", s.name);
+        assert_eq!(s.store.revoke_grant("g2", 300).await.unwrap(), 4, "{}: 2 access + 2 refresh", s.name);
+        assert_eq!(s.store.revoke_grant("g2", 301).await.unwrap(), 0, "{}: revocation is idempotent", s.name);
+        let (_, refresh) = s.store.tokens_of_grant("g2").await.unwrap();
+        let live = refresh.iter().find(|r| r.rotated_at.is_none()).unwrap();
+        assert_eq!(
+            s.store.rotate_refresh_token(&live.hash, 400, "t", &issued("a", Some("b"), "g2")).await.unwrap(),
+            Rotation::Revoked
+        );
+        assert_eq!(
+            s.store.rotate_refresh_token("none", 400, "t", &issued("a", Some("b"), "g2")).await.unwrap(),
+            Rotation::Missing
+        );
+    }
+}
+
+#[tokio::test]
+async fn keys_retire_only_their_own_algorithm() {
+    for s in stores().await {
+        for alg in SigningAlg::ALL {
+            s.store.add_key(&generate(alg, 10).unwrap(), 10).await.unwrap();
+        }
+        let newer = generate(SigningAlg::ES256, 20).unwrap();
+        s.store.add_key(&newer, 20).await.unwrap();
+        let keys = s.store.keys().await.unwrap();
+        assert_eq!(keys.len(), 4);
+        let active: Vec<_> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
+        assert_eq!(active.len(), 3, "{}", s.name);
+        assert!(active.iter().any(|k| k.kid == newer.kid));
+        assert_eq!(s.store.remove_retired_keys(21).await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
+    for s in stores().await {
+        let user = User {
+            id: "u1".into(),
+            username: "alice".into(),
+            password_hash: "h".into(),
+            name: None,
+            email: None,
+            email_verified: false,
+            disabled: false,
+            created_at: 0,
+        };
+        s.store.insert_user(&user).await.unwrap();
+        let dup = User { id: "u2".into(), ..user.clone() };
+        assert!(matches!(s.store.insert_user(&dup).await, Err(StoreError::Conflict(_))), "{}", s.name);
+        let client = Client {
+            id: "c1".into(),
+            name: "C".into(),
+            secret_hash: None,
+            redirect_uris: vec!["https://a/cb".into()],
+            grant_types: vec![GrantType::AuthorizationCode],
+            auth_method: AuthMethod::None,
+            scopes: vec!["openid".into()],
+            require_pkce: true,
+            allow_plain_pkce: false,
+            id_token_alg: SigningAlg::RS256,
+            always_issue_refresh_token: false,
+            created_at: 0,
+        };
+        s.store.insert_client(&client).await.unwrap();
+        assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
+        assert_eq!(s.store.client("c1").await.unwrap().unwrap(), client, "{}: round trip", s.name);
+        s.store.insert_tokens(&issued("at-u", Some("rt-u"), "g3")).await.unwrap();
+        s.store
+            .insert_session(&SessionRecord {
+                hash: "s1".into(),
+                user_id: "u1".into(),
+                auth_time: 0,
+                created_at: 0,
+                expires_at: 99,
+            })
+            .await
+            .unwrap();
+        assert!(s.store.set_disabled("u1", true).await.unwrap());
+        assert!(s.store.session("s1").await.unwrap().is_none(), "{}: disabling ends sessions", s.name);
+        assert!(s.store.remove_client("c1", 50).await.unwrap());
+        assert_eq!(s.store.access_token("at-u").await.unwrap().unwrap().revoked_at, Some(50));
+        assert_eq!(s.store.refresh_token("rt-u").await.unwrap().unwrap().revoked_at, Some(50));
+        assert!(!s.store.remove_client("c1", 51).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn withdrawn_consent_revokes_access_tokens_of_that_client_only() {
+    for s in stores().await {
+        s.store.grant_consent("u1", "c1", &["openid".into(), "email".into()], 0).await.unwrap();
+        s.store.grant_consent("u1", "c1", &["openid".into()], 1).await.unwrap();
+        assert_eq!(s.store.consent("u1", "c1").await.unwrap(), vec!["email".to_string(), "openid".to_string()]);
+        s.store.insert_tokens(&issued("at-c", Some("rt-c"), "g4")).await.unwrap();
+        let mut other = issued("at-other", None, "g5");
+        other.access.client_id = "c2".into();
+        s.store.insert_tokens(&other).await.unwrap();
+        assert!(s.store.revoke_consent("u1", "c1", 10).await.unwrap());
+        assert!(s.store.consent("u1", "c1").await.unwrap().is_empty());
+        assert_eq!(s.store.access_token("at-c").await.unwrap().unwrap().revoked_at, Some(10), "{}", s.name);
+        assert_eq!(s.store.refresh_token("rt-c").await.unwrap().unwrap().revoked_at, None, "refresh is refused at use");
+        assert_eq!(s.store.access_token("at-other").await.unwrap().unwrap().revoked_at, None);
+        assert!(!s.store.revoke_consent("u1", "c1", 11).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn audit_records_are_found_by_trace_grant_client_and_reason() {
+    for s in stores().await {
+        let mut ok = AuditRecord::success("t-ok", 100, "token");
+        ok.client_id = Some("c1".into());
+        ok.grant_id = Some("g6".into());
+        s.store.record_audit(&ok).await.unwrap();
+        let r = candor_core::Rejection::new(candor_core::Reason::CodeExpired).with_internal("grant_id", "g6");
+        let mut bad = AuditRecord::rejected("t-bad", 110, "token", &r);
+        bad.client_id = Some("c1".into());
+        s.store.record_audit(&bad).await.unwrap();
+        assert_eq!(s.store.audit("t-bad").await.unwrap().unwrap(), bad, "{}: round trip", s.name);
+        assert_eq!(s.store.audit_by_grant("g6").await.unwrap().len(), 2);
+        assert_eq!(s.store.recent_rejections(Some("c1"), None, 10).await.unwrap().len(), 1);
+        assert_eq!(s.store.recent_rejections(None, Some("code_unknown"), 10).await.unwrap().len(), 0);
+        assert_eq!(
+            s.store.rejection_counts(0).await.unwrap(),
+            vec![(Some("c1".to_string()), "code_expired".to_string(), 1)]
+        );
+    }
+}
+
+#[tokio::test]
+async fn sweeping_keeps_tombstones_for_their_retention_and_is_bounded() {
+    for s in stores().await {
+        for i in 0..3 {
+            s.store.insert_code(&code(&format!("sw-{i}"), &format!("gs{i}"))).await.unwrap();
+        }
+        // Codes expire at 160: with a 100 s retention they stay until 260.
+        assert_eq!(s.store.sweep(250, 100, 1_000_000, 1000).await.unwrap().codes, 0, "{}", s.name);
+        assert_eq!(s.store.sweep(300, 100, 1_000_000, 2).await.unwrap().codes, 2, "{}: bounded batch", s.name);
+        assert_eq!(s.store.sweep(300, 100, 1_000_000, 2).await.unwrap().codes, 1);
+        assert!(s.store.code("sw-0").await.unwrap().is_none());
+    }
+}
