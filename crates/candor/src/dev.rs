@@ -115,47 +115,51 @@ async fn seed(store: &dyn Store) -> Result<Seeded, String> {
     } else {
         None
     };
-    let mut app_secret = None;
-    if store.client(DEMO_APP).await.map_err(|e| e.to_string())?.is_none() {
-        let (client, secret) = build_client(
-            ClientSpec {
-                id: Some(DEMO_APP.into()),
-                name: "Demo App".into(),
-                public: false,
-                redirect_uris: vec![DEMO_APP_REDIRECT.into(), DEMO_CLI_REDIRECT.into()],
-                grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials],
-                auth_method: None,
-                scopes: default_scopes(),
-                require_pkce: true,
-                allow_plain_pkce: false,
-                id_token_alg: SigningAlg::RS256,
-                always_issue_refresh_token: false,
-            },
-            now,
-        )?;
-        store.insert_client(&client).await.map_err(|e| e.to_string())?;
-        app_secret = secret;
-    }
-    if store.client(DEMO_CLI).await.map_err(|e| e.to_string())?.is_none() {
-        let (client, _) = build_client(
-            ClientSpec {
-                id: Some(DEMO_CLI.into()),
-                name: "Demo CLI".into(),
-                public: true,
-                redirect_uris: vec![DEMO_CLI_REDIRECT.into()],
-                grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-                auth_method: None,
-                scopes: default_scopes(),
-                require_pkce: true,
-                allow_plain_pkce: false,
-                id_token_alg: SigningAlg::RS256,
-                always_issue_refresh_token: false,
-            },
-            now,
-        )?;
-        store.insert_client(&client).await.map_err(|e| e.to_string())?;
-    }
+    let code_grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
+    let app = seed_client(
+        store,
+        DEMO_APP,
+        "Demo App",
+        false,
+        vec![DEMO_APP_REDIRECT.into(), DEMO_CLI_REDIRECT.into()],
+        [code_grants.clone(), vec![GrantType::ClientCredentials]].concat(),
+        now,
+    )
+    .await?;
+    seed_client(store, DEMO_CLI, "Demo CLI", true, vec![DEMO_CLI_REDIRECT.into()], code_grants, now).await?;
+    let app_secret = app.flatten();
     Ok(Seeded { password, app_secret })
+}
+
+/// Registers a demo client unless it exists; `Some(secret)` only when a confidential one was created now.
+async fn seed_client(
+    store: &dyn Store,
+    id: &str,
+    name: &str,
+    public: bool,
+    redirect_uris: Vec<String>,
+    grant_types: Vec<GrantType>,
+    now: i64,
+) -> Result<Option<Option<String>>, String> {
+    if store.client(id).await.map_err(|e| e.to_string())?.is_some() {
+        return Ok(None);
+    }
+    let spec = ClientSpec {
+        id: Some(id.into()),
+        name: name.into(),
+        public,
+        redirect_uris,
+        grant_types,
+        auth_method: None,
+        scopes: default_scopes(),
+        require_pkce: true,
+        allow_plain_pkce: false,
+        id_token_alg: SigningAlg::RS256,
+        always_issue_refresh_token: false,
+    };
+    let (client, secret) = build_client(spec, now)?;
+    store.insert_client(&client).await.map_err(|e| e.to_string())?;
+    Ok(Some(secret))
 }
 
 fn print_banner(issuer: &str, url: &str, ephemeral: bool, seeded: &Seeded, admin_token: &str) {
