@@ -23,6 +23,9 @@ pub struct Settings {
     pub tombstone_retention: i64,
     /// How long audit records (the input of `candor explain`) are kept.
     pub audit_retention: i64,
+    /// Seconds between reloads of the signing keys from the store, so a key rotated on one node
+    /// is used and published by every node within this time.
+    pub key_reload_interval: i64,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -41,6 +44,7 @@ impl Settings {
             refresh_reuse_grace: 0,
             tombstone_retention: 24 * 3600,
             audit_retention: 7 * 24 * 3600,
+            key_reload_interval: 10,
         }
     }
 
@@ -64,6 +68,9 @@ impl Settings {
         }
         if !(0..=300).contains(&self.refresh_reuse_grace) {
             return Err(format!("refresh_reuse_grace: {} is outside 0..=300 seconds", self.refresh_reuse_grace));
+        }
+        if !(1..=3600).contains(&self.key_reload_interval) {
+            return Err(format!("key_reload_interval: {} is outside 1..=3600 seconds", self.key_reload_interval));
         }
         let url = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
         if url.query().is_some() || url.fragment().is_some() {

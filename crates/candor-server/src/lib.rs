@@ -104,7 +104,8 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let reloader = spawn_key_reloader(state.clone(), Duration::from_secs(10));
+    let every = Duration::from_secs(state.settings.key_reload_interval.clamp(1, 3600).unsigned_abs());
+    let reloader = spawn_key_reloader(state.clone(), every);
     let sweeper = spawn_sweeper(state.clone(), Duration::from_secs(60));
     let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     reloader.abort();

@@ -1,27 +1,150 @@
-//! Durable stores implementing `candor_core::store`. SQLite is the embedded default.
+//! Durable stores implementing `candor_core::store`: SQLite (the embedded default) and
+//! PostgreSQL (several Candor nodes on one database). Both share one implementation
+//! (`shared.rs`): the same statements, row mapping and transactions.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
+mod shared;
+
+pub mod postgres;
+pub mod scratch;
 pub mod sqlite;
 
-pub use sqlite::{Schema, SqliteStore};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
-use candor_core::store::StoreError;
+use candor_core::store::{Store, StoreError, StoreResult};
+use std::sync::Arc;
 
-/// Opens the store named by a URL (`sqlite://path`, `sqlite::memory:`), applying migrations.
-pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+/// What opening a store does about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply missing migrations.
+    Migrate,
+    /// Require exactly the migrations this build knows.
+    Require,
+}
+
+/// An opened store of either kind.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// The store behind the traits the server uses.
+    pub fn into_store(self) -> Arc<dyn Store> {
+        match self {
+            AnyStore::Sqlite(s) => Arc::new(s),
+            AnyStore::Postgres(s) => Arc::new(s),
+        }
+    }
+
+    /// Applies every migration this build knows; returns the versions now applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.migrate().await,
+            AnyStore::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.check_schema().await,
+            AnyStore::Postgres(s) => s.check_schema().await,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Opens the store named by a URL (`sqlite://path`, `sqlite::memory:`, `postgres://…`),
+/// applying migrations.
+pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
     open_with(url, Schema::Migrate).await
 }
 
 /// Opens the store named by a URL, doing `schema` about its migrations.
-pub async fn open_with(url: &str, schema: Schema) -> Result<SqliteStore, StoreError> {
+pub async fn open_with(url: &str, schema: Schema) -> Result<AnyStore, StoreError> {
     if url.starts_with("sqlite:") {
-        SqliteStore::open_with(url, schema).await
+        Ok(AnyStore::Sqlite(SqliteStore::open_with(url, schema).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::Unavailable("PostgreSQL is not supported yet by this build; use a sqlite:// store URL".into()))
+        Ok(AnyStore::Postgres(PgStore::open_with(url, schema).await?))
     } else {
         Err(StoreError::Unavailable(format!(
-            "store URL must start with sqlite:// (got {:?})",
+            "store URL must start with sqlite:// or postgres:// (got {:?})",
             url.split(':').next().unwrap_or("")
         )))
+    }
+}
+
+/// Compares the applied migrations with the ones this build knows.
+fn check_versions(applied: &[i64], migrator: &sqlx::migrate::Migrator) -> Result<(), StoreError> {
+    let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+    if let Some(unknown) = applied.iter().find(|v| !known.contains(v)) {
+        return Err(StoreError::Unavailable(format!(
+            "the store's schema has migration {unknown}, which this Candor does not know (it knows up to {}): upgrade Candor",
+            known.last().copied().unwrap_or(0)
+        )));
+    }
+    let missing: Vec<i64> = known.iter().copied().filter(|v| !applied.contains(v)).collect();
+    if !missing.is_empty() {
+        return Err(StoreError::Unavailable(format!(
+            "the store's schema is {} (missing migrations {missing:?}): run `candor migrate` with the same configuration",
+            applied.last().map_or("empty".to_string(), |v| format!("at {v}"))
+        )));
+    }
+    Ok(())
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| corrupt("encoding", e))
+}
+
+/// The store URL for messages and logs: a password in it is replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_store_urls() {
+        assert_eq!(
+            redacted("postgres://candor:s3cr%40t@db:5432/candor?x=1"),
+            "postgres://candor:***@db:5432/candor?x=1"
+        );
+        assert_eq!(redacted("postgres://candor@db/candor"), "postgres://candor@db/candor");
+        assert_eq!(redacted("sqlite://./.candor/dev.db"), "sqlite://./.candor/dev.db");
+        assert_eq!(redacted("sqlite::memory:"), "sqlite::memory:");
     }
 }

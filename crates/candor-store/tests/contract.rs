@@ -1,5 +1,6 @@
 //! The store contracts, written once against `&dyn Store` and run against every store
-//! (SQLite on disk and in memory here; PostgreSQL joins this list with its implementation).
+//! (SQLite on disk and in memory, and PostgreSQL in a schema of its own when
+//! `CANDOR_TEST_POSTGRES_URL` is set).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use candor_core::audit::AuditRecord;
@@ -12,16 +13,35 @@ struct Subject {
     name: &'static str,
     store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
+    _scratch: Option<candor_store::scratch::PgScratch>,
 }
 
 async fn stores() -> Vec<Subject> {
     let dir = tempfile::tempdir().unwrap();
     let file = candor_store::open(&format!("sqlite://{}/contract.db", dir.path().display())).await.unwrap();
     let memory = candor_store::open("sqlite::memory:").await.unwrap();
-    vec![
-        Subject { name: "sqlite file", store: Arc::new(file), _dir: Some(dir) },
-        Subject { name: "sqlite memory", store: Arc::new(memory), _dir: None },
-    ]
+    let mut subjects = vec![
+        Subject { name: "sqlite file", store: file.into_store(), _dir: Some(dir), _scratch: None },
+        Subject { name: "sqlite memory", store: memory.into_store(), _dir: None, _scratch: None },
+    ];
+    match candor_store::scratch::test_database_url() {
+        Err(e) => panic!("{e}"),
+        Ok(None) => {
+            use std::io::Write;
+            // Written past the test harness's capture, so it shows in `cargo test` output.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the PostgreSQL store contract (set CANDOR_TEST_POSTGRES_URL=postgres://user@host/db to run it)"
+            );
+        }
+        Ok(Some(base)) => {
+            let scratch = candor_store::scratch::PgScratch::create(&base).await.unwrap();
+            let pg = candor_store::open(&scratch.url).await.unwrap();
+            assert_eq!(pg.kind(), "postgres");
+            subjects.push(Subject { name: "postgres", store: pg.into_store(), _dir: None, _scratch: Some(scratch) });
+        }
+    }
+    subjects
 }
 
 fn code(hash: &str, grant: &str) -> CodeRecord {

@@ -13,7 +13,7 @@ pub struct Config {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Store URL: `sqlite://path/to/candor.db`.
+    /// Store URL: `sqlite://path/to/candor.db` or `postgres://user@host/db` (several nodes).
     #[serde(default = "default_store")]
     pub store: String,
     /// `standard` (default) or `detailed`.
@@ -27,7 +27,23 @@ pub struct Config {
     #[serde(default)]
     pub retention: Retention,
     #[serde(default)]
+    pub keys: Keys,
+    #[serde(default)]
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Keys {
+    /// Seconds between reloads of the signing keys from the store (a rotation made by another
+    /// node or by `candor key rotate` is in use everywhere within this time).
+    pub reload_interval: i64,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys { reload_interval: Settings::new("http://x").key_reload_interval }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +131,7 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LIFETIMES_SESSION", &["lifetimes", "session"], true),
     ("CANDOR_LIFETIMES_INTERACTION", &["lifetimes", "interaction"], true),
     ("CANDOR_LIFETIMES_REFRESH_REUSE_GRACE", &["lifetimes", "refresh_reuse_grace"], true),
+    ("CANDOR_KEYS_RELOAD_INTERVAL", &["keys", "reload_interval"], true),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -161,6 +178,7 @@ impl Config {
             refresh_reuse_grace: self.lifetimes.refresh_reuse_grace,
             tombstone_retention: self.retention.tombstones,
             audit_retention: self.retention.audit,
+            key_reload_interval: self.keys.reload_interval,
         }
     }
 
@@ -170,7 +188,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         // Name the key as written in candor.toml, not the internal setting.
-        const KEYS: [(&str, &str); 9] = [
+        const KEYS: [(&str, &str); 10] = [
             ("code_lifetime", "lifetimes.code"),
             ("access_token_lifetime", "lifetimes.access_token"),
             ("refresh_token_lifetime", "lifetimes.refresh_token"),
@@ -180,6 +198,7 @@ impl Config {
             ("tombstone_retention", "retention.tombstones"),
             ("audit_retention", "retention.audit"),
             ("refresh_reuse_grace", "lifetimes.refresh_reuse_grace"),
+            ("key_reload_interval", "keys.reload_interval"),
         ];
         self.settings().validate().map_err(|e| {
             KEYS.iter()
@@ -203,8 +222,11 @@ impl Config {
         if Disclosure::parse(&self.disclosure).is_none() {
             return Err(format!("disclosure: {:?} must be \"standard\" or \"detailed\"", self.disclosure));
         }
-        if !self.store.starts_with("sqlite:") {
-            return Err(format!("store: {:?} must be a sqlite:// URL", self.store));
+        if !["sqlite:", "postgres:", "postgresql:"].iter().any(|p| self.store.starts_with(p)) {
+            return Err(format!(
+                "store: {:?} must be a sqlite:// or postgres:// URL",
+                candor_store::redacted(&self.store)
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(format!("log.format: {:?} must be \"text\" or \"json\"", self.log.format));

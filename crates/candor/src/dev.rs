@@ -79,7 +79,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir))?;
         format!("sqlite://{}/dev.db", args.data_dir)
     };
-    let store: Arc<dyn Store> = Arc::new(candor_store::open(&url).await.map_err(|e| format!("store {url}: {e}"))?);
+    let store: Arc<dyn Store> = candor_store::open(&url)
+        .await
+        .map_err(|e| format!("store {}: {e}", candor_store::redacted(&url)))?
+        .into_store();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (try --port 0)", args.port))?;
@@ -222,11 +225,10 @@ pub async fn serve(path: &Path) -> Result<(), String> {
     let config = Config::load(path, &|k| std::env::var(k).ok())?;
     init_logs(config.log.format == "json", &config.log.level);
     // Production never changes the schema by itself: `candor migrate` does, on purpose.
-    let store: Arc<dyn Store> = Arc::new(
-        candor_store::open_with(&config.store, candor_store::Schema::Require)
-            .await
-            .map_err(|e| format!("store {}: {e}", config.store))?,
-    );
+    let store: Arc<dyn Store> = candor_store::open_with(&config.store, candor_store::Schema::Require)
+        .await
+        .map_err(|e| format!("store {}: {e}", candor_store::redacted(&config.store)))?
+        .into_store();
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
     let state = AppState::with_admin_token(

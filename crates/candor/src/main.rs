@@ -239,7 +239,10 @@ impl StoreArgs {
                 dir.display()
             ));
         }
-        Ok(Arc::new(candor_store::open(&url).await.map_err(|e| format!("store {url}: {e}"))?))
+        Ok(candor_store::open(&url)
+            .await
+            .map_err(|e| format!("store {}: {e}", candor_store::redacted(&url)))?
+            .into_store())
     }
 }
 
@@ -419,10 +422,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let url = store.url()?;
             let s = candor_store::open_with(&url, candor_store::Schema::Migrate)
                 .await
-                .map_err(|e| format!("store {url}: {e}"))?;
-            let versions = s.migrate().await.map_err(|e| format!("store {url}: {e}"))?;
+                .map_err(|e| format!("store {}: {e}", candor_store::redacted(&url)))?;
+            let versions = s.migrate().await.map_err(|e| format!("store {}: {e}", candor_store::redacted(&url)))?;
             println!(
-                "store {url}: schema at migration {} ({} applied)",
+                "store {}: schema at migration {} ({} applied)",
+                candor_store::redacted(&url),
                 versions.last().copied().unwrap_or(0),
                 versions.len()
             );

@@ -49,13 +49,14 @@ async fn a_full_flow_issues_access_refresh_and_a_signed_id_token() {
 async fn codes_and_tokens_are_stored_only_as_hashes() {
     let app = spawn_app().await;
     let body = app.tokens(SCOPE).await;
-    let dump: Vec<(String,)> = sqlx::query_as(
-        "SELECT hash FROM codes UNION ALL SELECT hash FROM access_tokens UNION ALL SELECT hash FROM refresh_tokens UNION ALL SELECT secret_hash FROM clients WHERE secret_hash IS NOT NULL",
-    )
-    .fetch_all(app.store.pool())
-    .await
-    .unwrap();
-    for (h,) in &dump {
+    let dump = app
+        .sql_texts(
+            "SELECT hash FROM codes UNION ALL SELECT hash FROM access_tokens UNION ALL SELECT hash FROM refresh_tokens UNION ALL SELECT secret_hash FROM clients WHERE secret_hash IS NOT NULL",
+            &[],
+        )
+        .await;
+    let dump: Vec<String> = dump.into_iter().map(|row| row[0].clone().unwrap()).collect();
+    for h in &dump {
         assert_eq!(h.len(), 64);
         assert_ne!(h, body["access_token"].as_str().unwrap());
         assert_ne!(h, body["refresh_token"].as_str().unwrap());
@@ -112,12 +113,13 @@ async fn concurrent_redemptions_of_one_code_yield_exactly_one_success() {
             }
         }
         assert_eq!(wins, 1, "exactly one redemption wins");
-        let live: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM access_tokens a JOIN codes c ON a.grant_id = c.grant_id WHERE c.hash = ? AND a.revoked_at IS NULL")
-            .bind(candor_core::tokens::hash_secret(&code))
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
-        assert_eq!(live.0, 0, "the losers' replays revoked the winner's tokens");
+        let live = app
+            .sql_count(
+                "SELECT COUNT(*) FROM access_tokens a JOIN codes c ON a.grant_id = c.grant_id WHERE c.hash = $1 AND a.revoked_at IS NULL",
+                &[&candor_core::tokens::hash_secret(&code)],
+            )
+            .await;
+        assert_eq!(live, 0, "the losers' replays revoked the winner's tokens");
     }
 }
 
@@ -382,7 +384,6 @@ async fn duplicated_parameters_and_wrong_content_types_are_invalid_request() {
 
 #[tokio::test]
 async fn a_disabled_user_gets_no_tokens_from_an_outstanding_code() {
-    use candor_core::store::UserStore;
     let app = spawn_app().await;
     let (cb, p) = app.code_for(WEB, WEB_REDIRECT, SCOPE).await;
     app.store.set_disabled(&app.user_id, true).await.unwrap();

@@ -269,7 +269,6 @@ async fn max_age_forces_a_new_login_when_the_session_is_older() {
 
 #[tokio::test]
 async fn disabling_a_user_ends_their_sessions() {
-    use candor_core::store::UserStore;
     let app = spawn_app().await;
     let b = browser();
     let p = pkce();

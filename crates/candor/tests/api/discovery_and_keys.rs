@@ -1,7 +1,6 @@
 //! Discovery, JWKS, per-client signing algorithms and key rotation.
 
 use crate::helpers::*;
-use candor_core::store::KeyStore;
 
 #[tokio::test]
 async fn discovery_advertises_every_endpoint_and_they_answer() {

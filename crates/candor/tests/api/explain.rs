@@ -1,7 +1,6 @@
 //! Audit, explanations, the admin API, the client's own view, metrics, sweeping, and logs.
 
 use crate::helpers::*;
-use candor_core::store::SweepStore;
 use serde_json::Value;
 
 #[tokio::test]

@@ -7,11 +7,11 @@ use candor_core::clock::{Clock, ShiftedClock};
 use candor_core::model::{AuthMethod, Client, GrantType, SigningAlg, User};
 use candor_core::password::hash_password;
 use candor_core::settings::Settings;
-use candor_core::store::{ClientStore, UserStore};
+use candor_core::store::Store;
 use candor_core::tokens::{Secret, SecretKind};
 use candor_server::Disclosure;
 use candor_server::state::AppState;
-use candor_store::SqliteStore;
+use candor_store::AnyStore;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
@@ -32,17 +32,27 @@ pub const ED: &str = "ed-client";
 pub const NO_PKCE: &str = "no-pkce";
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
 
+/// Which store this test binary runs against (each binary's root says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 pub struct TestApp {
     pub base: String,
     /// The store's URL, for the `candor` binary's admin commands.
     pub store_url: String,
     pub clock: ShiftedClock,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
+    /// The same store, for the few tests that look at its tables directly.
+    pub raw: AnyStore,
     pub state: Arc<AppState>,
     /// Client secrets by client id.
     pub secrets: std::collections::HashMap<&'static str, String>,
     pub user_id: String,
     _dir: tempfile::TempDir,
+    _scratch: Option<candor_store::scratch::PgScratch>,
 }
 
 /// The argon2 hash of PASSWORD, computed once for all tests.
@@ -111,8 +121,18 @@ pub fn captured_logs() -> &'static Captured {
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclosure) -> TestApp {
     captured_logs();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/candor.db", dir.path().display());
-    let store = Arc::new(candor_store::open(&url).await.unwrap());
+    let (url, scratch) = match crate::BACKEND {
+        Backend::Sqlite => (format!("sqlite://{}/candor.db", dir.path().display()), None),
+        Backend::Postgres => {
+            let base = candor_store::scratch::test_database_url()
+                .unwrap()
+                .expect("CANDOR_TEST_POSTGRES_URL is set when the PostgreSQL suite is built");
+            let scratch = candor_store::scratch::PgScratch::create(&base).await.unwrap();
+            (scratch.url.clone(), Some(scratch))
+        }
+    };
+    let raw = candor_store::open(&url).await.unwrap();
+    let store = raw.clone().into_store();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let mut settings = Settings::new(&base);
@@ -167,7 +187,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclo
     tokio::spawn(async move {
         candor_server::serve(listener, server_state, std::future::pending()).await.unwrap();
     });
-    TestApp { base, store_url: url, clock, store, state, secrets, user_id: user.id, _dir: dir }
+    TestApp { base, store_url: url, clock, store, raw, state, secrets, user_id: user.id, _dir: dir, _scratch: scratch }
 }
 
 /// A PKCE pair (RFC 7636).
@@ -378,4 +398,55 @@ pub async fn verify_jwt(app: &TestApp, token: &str) -> Value {
     let (header, claims) = jwt_parts(token);
     assert_eq!(header["alg"], alg.as_str());
     claims
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever kind it is.
+macro_rules! with_pool {
+    ($app:expr, $pool:ident => $body:expr) => {
+        match &$app.raw {
+            AnyStore::Sqlite(s) => {
+                let $pool = s.pool();
+                $body
+            }
+            AnyStore::Postgres(s) => {
+                let $pool = s.pool();
+                $body
+            }
+        }
+    };
+}
+
+/// Direct access to the store's tables, for the tests that check what is (not) stored.
+impl TestApp {
+    pub async fn sql_execute(&self, sql: &str) {
+        with_pool!(self, pool => { sqlx::query(sql).execute(pool).await.unwrap(); })
+    }
+
+    /// The rows of a query whose columns are all text (NULL as None), with `$1…` bound to `binds`.
+    pub async fn sql_texts(&self, sql: &str, binds: &[&str]) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        with_pool!(self, pool => {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| (0..row.len()).map(|i| row.try_get::<Option<String>, _>(i).unwrap()).collect())
+                .collect()
+        })
+    }
+
+    /// The single BIGINT a query returns (a COUNT), with `$1…` bound to `binds`.
+    pub async fn sql_count(&self, sql: &str, binds: &[&str]) -> i64 {
+        with_pool!(self, pool => {
+            let mut q = sqlx::query_as::<_, (i64,)>(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.fetch_one(pool).await.unwrap().0
+        })
+    }
 }

@@ -1,6 +1,9 @@
 //! Integration tests: the real server on a random port against a temporary SQLite store,
-//! driven over HTTP through the real login and consent forms.
+//! driven over HTTP through the real login and consent forms. `tests/api_postgres/` runs the
+//! same files against PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 
 mod helpers;
 

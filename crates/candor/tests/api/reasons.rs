@@ -160,7 +160,6 @@ async fn refresh_tokens_altered_or_never_issued() {
 
 #[tokio::test]
 async fn a_removed_user_is_user_unknown() {
-    use candor_core::store::UserStore;
     let app = spawn_app().await;
     let (cb, p) = app.code_for(WEB, WEB_REDIRECT, "openid").await;
     let now = candor_core::clock::Clock::now(&app.clock);
@@ -173,7 +172,7 @@ async fn a_removed_user_is_user_unknown() {
 async fn an_internal_failure_says_nothing_on_the_wire_and_everything_to_explain() {
     let app = spawn_app().await;
     let (cb, p) = app.code_for(WEB, WEB_REDIRECT, "openid").await;
-    sqlx::query("DELETE FROM signing_keys").execute(app.store.pool()).await.unwrap();
+    app.sql_execute("DELETE FROM signing_keys").await;
     app.state.reload_keys().await.unwrap();
     let (s, body) = app.exchange(&cb.code(), &p.verifier).await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);

@@ -128,7 +128,6 @@ async fn a_refresh_token_sent_as_a_code_is_named() {
 
 #[tokio::test]
 async fn a_client_may_be_configured_to_always_receive_refresh_tokens() {
-    use candor_core::store::ClientStore;
     let app = spawn_app().await;
     let mut c = app.store.client(WEB).await.unwrap().unwrap();
     c.id = "always".into();
@@ -173,7 +172,6 @@ async fn within_the_grace_interval_a_rotated_token_may_be_used_once_more_without
 
 #[tokio::test]
 async fn withdrawn_consent_ends_the_grant_with_consent_revoked() {
-    use candor_core::store::ConsentStore;
     let app = spawn_app().await;
     let tokens = app.tokens("openid offline_access").await;
     let now = candor_core::clock::Clock::now(&app.clock);

@@ -66,7 +66,6 @@ async fn a_token_without_openid_is_insufficient_scope() {
 
 #[tokio::test]
 async fn a_disabled_users_token_is_invalid_token_401() {
-    use candor_core::store::UserStore;
     let app = spawn_app().await;
     let body = app.tokens("openid").await;
     app.store.set_disabled(&app.user_id, true).await.unwrap();

@@ -1,0 +1,907 @@
+//! The store implementation shared by SQLite and PostgreSQL: the same statements (written with
+//! `$N` parameters, which both accept), the same row mapping and the same transactions.
+//!
+//! `store_impl!` expands inside each backend's module, which provides:
+//! - `lock_grant(conn, grant_id)`: serialises the transactions that change one grant's tokens
+//!   (redeem, rotate, revoke), so a revocation cannot miss a token issued concurrently;
+//! - `SWEEP_LIMIT`: how a sweep's bounded sub-select ends (PostgreSQL skips rows another node's
+//!   sweep holds instead of waiting for them).
+
+macro_rules! store_impl {
+    ($Store:ty, $Row:ty, $Conn:ty) => {
+        use crate::{corrupt, to_json, unavailable};
+        use async_trait::async_trait;
+        use candor_core::audit::AuditRecord;
+        use candor_core::clock::UnixTime;
+        use candor_core::model::*;
+        use candor_core::pkce::{ChallengeMethod, CodeChallenge};
+        use candor_core::store::*;
+        use sqlx::Row;
+
+        fn json_list<T: serde::de::DeserializeOwned>(row: &$Row, col: &str) -> StoreResult<Vec<T>> {
+            let text: String = row.try_get(col).map_err(unavailable)?;
+            serde_json::from_str(&text).map_err(|e| corrupt(col, e))
+        }
+
+        fn client_from(row: &$Row) -> StoreResult<Client> {
+            let method: String = row.try_get("auth_method").map_err(unavailable)?;
+            let alg: String = row.try_get("id_token_alg").map_err(unavailable)?;
+            Ok(Client {
+                id: row.try_get("id").map_err(unavailable)?,
+                name: row.try_get("name").map_err(unavailable)?,
+                secret_hash: row.try_get("secret_hash").map_err(unavailable)?,
+                redirect_uris: json_list(row, "redirect_uris")?,
+                grant_types: json_list(row, "grant_types")?,
+                auth_method: AuthMethod::parse(&method).ok_or_else(|| corrupt("auth_method", &method))?,
+                scopes: json_list(row, "scopes")?,
+                require_pkce: row.try_get("require_pkce").map_err(unavailable)?,
+                allow_plain_pkce: row.try_get("allow_plain_pkce").map_err(unavailable)?,
+                id_token_alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("id_token_alg", &alg))?,
+                always_issue_refresh_token: row.try_get("always_issue_refresh_token").map_err(unavailable)?,
+                created_at: row.try_get("created_at").map_err(unavailable)?,
+            })
+        }
+
+        fn user_from(row: &$Row) -> StoreResult<User> {
+            Ok(User {
+                id: row.try_get("id").map_err(unavailable)?,
+                username: row.try_get("username").map_err(unavailable)?,
+                password_hash: row.try_get("password_hash").map_err(unavailable)?,
+                name: row.try_get("name").map_err(unavailable)?,
+                email: row.try_get("email").map_err(unavailable)?,
+                email_verified: row.try_get("email_verified").map_err(unavailable)?,
+                disabled: row.try_get("disabled").map_err(unavailable)?,
+                created_at: row.try_get("created_at").map_err(unavailable)?,
+            })
+        }
+
+        fn code_from(row: &$Row) -> StoreResult<CodeRecord> {
+            let challenge: Option<String> = row.try_get("code_challenge").map_err(unavailable)?;
+            let method: Option<String> = row.try_get("code_challenge_method").map_err(unavailable)?;
+            let code_challenge = match (challenge, method.as_deref()) {
+                (Some(value), Some("S256")) => Some(CodeChallenge { value, method: ChallengeMethod::S256 }),
+                (Some(value), Some("plain")) => Some(CodeChallenge { value, method: ChallengeMethod::Plain }),
+                (None, _) => None,
+                (Some(_), other) => return Err(corrupt("code_challenge_method", format!("{other:?}"))),
+            };
+            Ok(CodeRecord {
+                hash: row.try_get("hash").map_err(unavailable)?,
+                grant_id: row.try_get("grant_id").map_err(unavailable)?,
+                client_id: row.try_get("client_id").map_err(unavailable)?,
+                user_id: row.try_get("user_id").map_err(unavailable)?,
+                redirect_uri: row.try_get("redirect_uri").map_err(unavailable)?,
+                redirect_uri_sent: row.try_get("redirect_uri_sent").map_err(unavailable)?,
+                scope: row.try_get("scope").map_err(unavailable)?,
+                nonce: row.try_get("nonce").map_err(unavailable)?,
+                code_challenge,
+                auth_time: row.try_get("auth_time").map_err(unavailable)?,
+                issued_at: row.try_get("issued_at").map_err(unavailable)?,
+                expires_at: row.try_get("expires_at").map_err(unavailable)?,
+                redeemed_at: row.try_get("redeemed_at").map_err(unavailable)?,
+                redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
+                issued_trace: row.try_get("issued_trace").map_err(unavailable)?,
+            })
+        }
+
+        fn access_from(row: &$Row) -> StoreResult<AccessTokenRecord> {
+            Ok(AccessTokenRecord {
+                hash: row.try_get("hash").map_err(unavailable)?,
+                grant_id: row.try_get("grant_id").map_err(unavailable)?,
+                client_id: row.try_get("client_id").map_err(unavailable)?,
+                user_id: row.try_get("user_id").map_err(unavailable)?,
+                scope: row.try_get("scope").map_err(unavailable)?,
+                issued_at: row.try_get("issued_at").map_err(unavailable)?,
+                expires_at: row.try_get("expires_at").map_err(unavailable)?,
+                revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
+            })
+        }
+
+        fn refresh_from(row: &$Row) -> StoreResult<RefreshTokenRecord> {
+            Ok(RefreshTokenRecord {
+                hash: row.try_get("hash").map_err(unavailable)?,
+                grant_id: row.try_get("grant_id").map_err(unavailable)?,
+                client_id: row.try_get("client_id").map_err(unavailable)?,
+                user_id: row.try_get("user_id").map_err(unavailable)?,
+                scope: row.try_get("scope").map_err(unavailable)?,
+                auth_time: row.try_get("auth_time").map_err(unavailable)?,
+                issued_at: row.try_get("issued_at").map_err(unavailable)?,
+                expires_at: row.try_get("expires_at").map_err(unavailable)?,
+                rotated_at: row.try_get("rotated_at").map_err(unavailable)?,
+                rotated_trace: row.try_get("rotated_trace").map_err(unavailable)?,
+                revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
+                issued_trace: row.try_get("issued_trace").map_err(unavailable)?,
+            })
+        }
+
+        /// Inserts the tokens of one response inside the caller's transaction.
+        async fn insert_issued(tx: &mut $Conn, issued: &IssuedTokens) -> StoreResult<()> {
+            let a = &issued.access;
+            sqlx::query(
+                "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&a.hash)
+            .bind(&a.grant_id)
+            .bind(&a.client_id)
+            .bind(&a.user_id)
+            .bind(&a.scope)
+            .bind(a.issued_at)
+            .bind(a.expires_at)
+            .bind(a.revoked_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            if let Some(r) = &issued.refresh {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (hash, grant_id, client_id, user_id, scope, auth_time, issued_at, expires_at,
+                                                 rotated_at, rotated_trace, revoked_at, issued_trace)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&r.hash)
+                .bind(&r.grant_id)
+                .bind(&r.client_id)
+                .bind(&r.user_id)
+                .bind(&r.scope)
+                .bind(r.auth_time)
+                .bind(r.issued_at)
+                .bind(r.expires_at)
+                .bind(r.rotated_at)
+                .bind(&r.rotated_trace)
+                .bind(r.revoked_at)
+                .bind(&r.issued_trace)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+            Ok(())
+        }
+
+        #[async_trait]
+        impl ClientStore for $Store {
+            async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
+                let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(client_from).transpose()
+            }
+
+            async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
+                                          allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(&c.secret_hash)
+                .bind(to_json(&c.redirect_uris)?)
+                .bind(to_json(&c.grant_types)?)
+                .bind(c.auth_method.as_str())
+                .bind(to_json(&c.scopes)?)
+                .bind(c.require_pkce)
+                .bind(c.allow_plain_pkce)
+                .bind(c.id_token_alg.as_str())
+                .bind(c.always_issue_refresh_token)
+                .bind(c.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+                let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(client_from).collect()
+            }
+
+            async fn remove_client(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let n = sqlx::query("DELETE FROM clients WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected();
+                for table in ["access_tokens", "refresh_tokens"] {
+                    sqlx::query(&format!("UPDATE {table} SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL"))
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                sqlx::query("DELETE FROM consents WHERE client_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(n > 0)
+            }
+
+            async fn set_client_secret(&self, id: &str, secret_hash: &str) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2")
+                    .bind(secret_hash)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(r.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait]
+        impl UserStore for $Store {
+            async fn user(&self, id: &str) -> StoreResult<Option<User>> {
+                let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(user_from).transpose()
+            }
+
+            async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+                let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(user_from).transpose()
+            }
+
+            async fn insert_user(&self, u: &User) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, name, email, email_verified, disabled, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&u.id)
+                .bind(&u.username)
+                .bind(&u.password_hash)
+                .bind(&u.name)
+                .bind(&u.email)
+                .bind(u.email_verified)
+                .bind(u.disabled)
+                .bind(u.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn list_users(&self) -> StoreResult<Vec<User>> {
+                let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(user_from).collect()
+            }
+
+            async fn set_password(&self, id: &str, password_hash: &str) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn set_disabled(&self, id: &str, disabled: bool) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let r = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                    .bind(disabled)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if disabled {
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn remove_user(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let n = sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected();
+                for table in ["access_tokens", "refresh_tokens"] {
+                    sqlx::query(&format!("UPDATE {table} SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL"))
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                for table in ["sessions", "consents"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(n > 0)
+            }
+        }
+
+        #[async_trait]
+        impl CodeStore for $Store {
+            async fn insert_code(&self, c: &CodeRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce,
+                                        code_challenge, code_challenge_method, auth_time, issued_at, expires_at,
+                                        redeemed_at, redeemed_trace, issued_trace)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                )
+                .bind(&c.hash)
+                .bind(&c.grant_id)
+                .bind(&c.client_id)
+                .bind(&c.user_id)
+                .bind(&c.redirect_uri)
+                .bind(c.redirect_uri_sent)
+                .bind(&c.scope)
+                .bind(&c.nonce)
+                .bind(c.code_challenge.as_ref().map(|ch| ch.value.clone()))
+                .bind(c.code_challenge.as_ref().map(|ch| ch.method.as_str()))
+                .bind(c.auth_time)
+                .bind(c.issued_at)
+                .bind(c.expires_at)
+                .bind(c.redeemed_at)
+                .bind(&c.redeemed_trace)
+                .bind(&c.issued_trace)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn code(&self, hash: &str) -> StoreResult<Option<CodeRecord>> {
+                let row = sqlx::query("SELECT * FROM codes WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(code_from).transpose()
+            }
+
+            async fn redeem_code(
+                &self,
+                hash: &str,
+                now: UnixTime,
+                trace: &str,
+                issued: &IssuedTokens,
+            ) -> StoreResult<Redemption> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                lock_grant(&mut tx, &issued.access.grant_id).await?;
+                // The conditional UPDATE is the claim: writers of one row are serialised (SQLite: one
+                // writer; PostgreSQL: the row lock, and the WHERE is re-checked after a concurrent commit),
+                // so exactly one transaction sees `redeemed_at IS NULL` and changes the row.
+                let claimed =
+                    sqlx::query("UPDATE codes SET redeemed_at = $1, redeemed_trace = $2 WHERE hash = $3 AND redeemed_at IS NULL")
+                        .bind(now)
+                        .bind(trace)
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?
+                        .rows_affected();
+                if claimed == 0 {
+                    let row = sqlx::query("SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = $1")
+                        .bind(hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(match row {
+                        None => Redemption::Missing,
+                        Some(row) => Redemption::AlreadyRedeemed {
+                            redeemed_at: row.try_get::<Option<i64>, _>("redeemed_at").map_err(unavailable)?.unwrap_or(now),
+                            redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
+                        },
+                    });
+                }
+                insert_issued(&mut tx, issued).await?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(Redemption::Redeemed)
+            }
+
+            async fn code_by_grant(&self, grant_id: &str) -> StoreResult<Option<CodeRecord>> {
+                let row = sqlx::query("SELECT * FROM codes WHERE grant_id = $1")
+                    .bind(grant_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(code_from).transpose()
+            }
+
+            async fn pending_codes(&self, client_id: &str, now: UnixTime, limit: u32) -> StoreResult<Vec<CodeRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM codes WHERE client_id = $1 AND redeemed_at IS NULL AND expires_at > $2
+                     ORDER BY issued_at DESC LIMIT $3",
+                )
+                .bind(client_id)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter().map(code_from).collect()
+            }
+        }
+
+        #[async_trait]
+        impl TokenStore for $Store {
+            async fn access_token(&self, hash: &str) -> StoreResult<Option<AccessTokenRecord>> {
+                let row = sqlx::query("SELECT * FROM access_tokens WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(access_from).transpose()
+            }
+
+            async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+                let row = sqlx::query("SELECT * FROM refresh_tokens WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(refresh_from).transpose()
+            }
+
+            async fn insert_tokens(&self, issued: &IssuedTokens) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                insert_issued(&mut tx, issued).await?;
+                tx.commit().await.map_err(unavailable)
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                hash: &str,
+                now: UnixTime,
+                trace: &str,
+                issued: &IssuedTokens,
+            ) -> StoreResult<Rotation> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                lock_grant(&mut tx, &issued.access.grant_id).await?;
+                let claimed = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $1, rotated_trace = $2
+                     WHERE hash = $3 AND rotated_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(trace)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
+                if claimed == 0 {
+                    let row = sqlx::query("SELECT rotated_at, rotated_trace, revoked_at FROM refresh_tokens WHERE hash = $1")
+                        .bind(hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    tx.rollback().await.map_err(unavailable)?;
+                    let Some(row) = row else { return Ok(Rotation::Missing) };
+                    let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(unavailable)?;
+                    return Ok(match rotated_at {
+                        Some(rotated_at) => Rotation::AlreadyRotated {
+                            rotated_at,
+                            rotated_trace: row.try_get("rotated_trace").map_err(unavailable)?,
+                        },
+                        None => Rotation::Revoked,
+                    });
+                }
+                insert_issued(&mut tx, issued).await?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(Rotation::Rotated)
+            }
+
+            async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<(Vec<AccessTokenRecord>, Vec<RefreshTokenRecord>)> {
+                let access = sqlx::query("SELECT * FROM access_tokens WHERE grant_id = $1 ORDER BY issued_at, hash")
+                    .bind(grant_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                let refresh = sqlx::query("SELECT * FROM refresh_tokens WHERE grant_id = $1 ORDER BY issued_at, hash")
+                    .bind(grant_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok((
+                    access.iter().map(access_from).collect::<StoreResult<_>>()?,
+                    refresh.iter().map(refresh_from).collect::<StoreResult<_>>()?,
+                ))
+            }
+
+            async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                lock_grant(&mut tx, grant_id).await?;
+                let mut n = 0;
+                for table in ["access_tokens", "refresh_tokens"] {
+                    n += sqlx::query(&format!("UPDATE {table} SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL"))
+                        .bind(now)
+                        .bind(grant_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(n)
+            }
+        }
+
+        #[async_trait]
+        impl SessionStore for $Store {
+            async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+                sqlx::query("INSERT INTO sessions (hash, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&s.hash)
+                    .bind(&s.user_id)
+                    .bind(s.auth_time)
+                    .bind(s.created_at)
+                    .bind(s.expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
+                let row = sqlx::query("SELECT * FROM sessions WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.map(|row| {
+                    Ok(SessionRecord {
+                        hash: row.try_get("hash").map_err(unavailable)?,
+                        user_id: row.try_get("user_id").map_err(unavailable)?,
+                        auth_time: row.try_get("auth_time").map_err(unavailable)?,
+                        created_at: row.try_get("created_at").map_err(unavailable)?,
+                        expires_at: row.try_get("expires_at").map_err(unavailable)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn delete_session(&self, hash: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&self.pool).await.map_err(unavailable)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl InteractionStore for $Store {
+            async fn insert_interaction(&self, i: &InteractionRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO interactions (hash, request, browser_hash, csrf_hash, login_user_id, login_time, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&i.hash)
+                .bind(i.request.to_string())
+                .bind(&i.browser_hash)
+                .bind(&i.csrf_hash)
+                .bind(&i.login_user_id)
+                .bind(i.login_time)
+                .bind(i.created_at)
+                .bind(i.expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>> {
+                let row = sqlx::query("SELECT * FROM interactions WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.map(|row| {
+                    let request: String = row.try_get("request").map_err(unavailable)?;
+                    Ok(InteractionRecord {
+                        hash: row.try_get("hash").map_err(unavailable)?,
+                        request: serde_json::from_str(&request).map_err(|e| corrupt("interaction request", e))?,
+                        browser_hash: row.try_get("browser_hash").map_err(unavailable)?,
+                        csrf_hash: row.try_get("csrf_hash").map_err(unavailable)?,
+                        login_user_id: row.try_get("login_user_id").map_err(unavailable)?,
+                        login_time: row.try_get("login_time").map_err(unavailable)?,
+                        created_at: row.try_get("created_at").map_err(unavailable)?,
+                        expires_at: row.try_get("expires_at").map_err(unavailable)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()> {
+                sqlx::query("UPDATE interactions SET login_user_id = $1, login_time = $2 WHERE hash = $3")
+                    .bind(user_id)
+                    .bind(at)
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn take_interaction(&self, hash: &str) -> StoreResult<bool> {
+                let r = sqlx::query("DELETE FROM interactions WHERE hash = $1")
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(r.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait]
+        impl ConsentStore for $Store {
+            async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2 ORDER BY scope")
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(|r| r.try_get("scope").map_err(unavailable)).collect()
+            }
+
+            async fn revoke_consent(&self, user_id: &str, client_id: &str, now: UnixTime) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let n = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user_id)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected();
+                sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(user_id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(n > 0)
+            }
+
+            async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                for s in scopes {
+                    sqlx::query("INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (user_id, client_id, scope) DO NOTHING")
+                        .bind(user_id)
+                        .bind(client_id)
+                        .bind(s)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                tx.commit().await.map_err(unavailable)
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for $Store {
+            async fn keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+                let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter()
+                    .map(|row| {
+                        let alg: String = row.try_get("alg").map_err(unavailable)?;
+                        Ok(SigningKeyRecord {
+                            kid: row.try_get("kid").map_err(unavailable)?,
+                            alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("alg", &alg))?,
+                            private_der: row.try_get("private_der").map_err(unavailable)?,
+                            created_at: row.try_get("created_at").map_err(unavailable)?,
+                            retired_at: row.try_get("retired_at").map_err(unavailable)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_key(&self, key: &SigningKeyRecord, now: UnixTime) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL")
+                    .bind(now)
+                    .bind(key.alg.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                sqlx::query("INSERT INTO signing_keys (kid, alg, private_der, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&key.kid)
+                    .bind(key.alg.as_str())
+                    .bind(&key.private_der)
+                    .bind(key.created_at)
+                    .bind(key.retired_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)
+            }
+
+            async fn remove_retired_keys(&self, before: UnixTime) -> StoreResult<u64> {
+                let r = sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(r.rows_affected())
+            }
+        }
+
+        fn audit_from(row: &$Row) -> StoreResult<AuditRecord> {
+            let facts: String = row.try_get("facts").map_err(unavailable)?;
+            Ok(AuditRecord {
+                trace_id: row.try_get("trace_id").map_err(unavailable)?,
+                at: row.try_get("at").map_err(unavailable)?,
+                endpoint: row.try_get("endpoint").map_err(unavailable)?,
+                client_id: row.try_get("client_id").map_err(unavailable)?,
+                grant_type: row.try_get("grant_type").map_err(unavailable)?,
+                reason: row.try_get("reason").map_err(unavailable)?,
+                facts: serde_json::from_str(&facts).map_err(|e| corrupt("audit facts", e))?,
+                grant_id: row.try_get("grant_id").map_err(unavailable)?,
+                encoding: row.try_get("encoding").map_err(unavailable)?,
+            })
+        }
+
+        #[async_trait]
+        impl AuditStore for $Store {
+            async fn record_audit(&self, r: &AuditRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO audit (trace_id, at, endpoint, client_id, grant_type, reason, facts, grant_id, encoding)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (trace_id) DO UPDATE SET at = excluded.at, endpoint = excluded.endpoint,
+                         client_id = excluded.client_id, grant_type = excluded.grant_type, reason = excluded.reason,
+                         facts = excluded.facts, grant_id = excluded.grant_id, encoding = excluded.encoding",
+                )
+                .bind(&r.trace_id)
+                .bind(r.at)
+                .bind(&r.endpoint)
+                .bind(&r.client_id)
+                .bind(&r.grant_type)
+                .bind(&r.reason)
+                .bind(r.facts.to_string())
+                .bind(&r.grant_id)
+                .bind(&r.encoding)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn audit(&self, trace_id: &str) -> StoreResult<Option<AuditRecord>> {
+                let row = sqlx::query("SELECT * FROM audit WHERE trace_id = $1")
+                    .bind(trace_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                row.as_ref().map(audit_from).transpose()
+            }
+
+            async fn audit_by_grant(&self, grant_id: &str) -> StoreResult<Vec<AuditRecord>> {
+                let rows = sqlx::query("SELECT * FROM audit WHERE grant_id = $1 ORDER BY at, trace_id")
+                    .bind(grant_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(audit_from).collect()
+            }
+
+            async fn recent_rejections(
+                &self,
+                client_id: Option<&str>,
+                reason: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<AuditRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM audit WHERE reason IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR client_id = $1) AND (CAST($2 AS TEXT) IS NULL OR reason = $2)
+                     ORDER BY at DESC, trace_id LIMIT $3",
+                )
+                .bind(client_id)
+                .bind(reason)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter().map(audit_from).collect()
+            }
+
+            async fn rejection_counts(&self, since: UnixTime) -> StoreResult<Vec<(Option<String>, String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT client_id, reason, COUNT(*) AS n FROM audit WHERE reason IS NOT NULL AND at >= $1
+                     GROUP BY client_id, reason ORDER BY n DESC, client_id, reason LIMIT 500",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get("client_id").map_err(unavailable)?,
+                            r.try_get("reason").map_err(unavailable)?,
+                            r.try_get("n").map_err(unavailable)?,
+                        ))
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait]
+        impl SweepStore for $Store {
+            async fn sweep(&self, now: UnixTime, retention: i64, audit_retention: i64, batch: u32) -> StoreResult<Swept> {
+                let horizon = now - retention;
+                // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
+                // several nodes only ever delete rows that are dead for all of them.
+                let statements: [(&str, i64); 6] = [
+                    // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
+                    ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon),
+                    (
+                        "DELETE FROM access_tokens WHERE hash IN
+                         (SELECT hash FROM access_tokens WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
+                        horizon,
+                    ),
+                    // Rotated refresh tokens stay while their family lives, so a replay is detected (and the
+                    // family revoked) for the family's whole lifetime, not only for the retention window.
+                    (
+                        "DELETE FROM refresh_tokens WHERE hash IN
+                         (SELECT hash FROM refresh_tokens WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
+                        horizon,
+                    ),
+                    ("DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at < $1 LIMIT $2)", now),
+                    (
+                        "DELETE FROM interactions WHERE hash IN (SELECT hash FROM interactions WHERE expires_at < $1 LIMIT $2)",
+                        now,
+                    ),
+                    (
+                        "DELETE FROM audit WHERE trace_id IN (SELECT trace_id FROM audit WHERE at < $1 LIMIT $2)",
+                        now - audit_retention,
+                    ),
+                ];
+                let mut counts = [0u64; 6];
+                for (i, (sql, bound)) in statements.iter().enumerate() {
+                    counts[i] = sqlx::query(&sql.replace("LIMIT $2)", SWEEP_LIMIT))
+                        .bind(bound)
+                        .bind(i64::from(batch))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(unavailable)?
+                        .rows_affected();
+                }
+                Ok(Swept {
+                    codes: counts[0],
+                    access_tokens: counts[1],
+                    refresh_tokens: counts[2],
+                    sessions: counts[3],
+                    interactions: counts[4],
+                    audit: counts[5],
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use store_impl;
