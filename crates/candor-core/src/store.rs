@@ -99,6 +99,10 @@ pub trait TokenStore: Send + Sync {
     async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
     /// Stores tokens issued without a code (client credentials).
     async fn insert_tokens(&self, issued: &IssuedTokens) -> StoreResult<()>;
+    /// Within the reuse grace: stores tokens minted from an already rotated refresh token, in the
+    /// same family, if (atomically, against concurrent revocations of the family) that token is
+    /// not revoked. Returns false, storing nothing, if it is revoked or gone.
+    async fn insert_sibling(&self, rotated_hash: &str, issued: &IssuedTokens) -> StoreResult<bool>;
     /// Atomically: marks the refresh token rotated if it is neither rotated nor revoked, and
     /// stores `issued`. Of concurrent calls for one token, exactly one returns `Rotated`.
     async fn rotate_refresh_token(

@@ -470,6 +470,23 @@ macro_rules! store_impl {
                 tx.commit().await.map_err(unavailable)
             }
 
+            async fn insert_sibling(&self, rotated_hash: &str, issued: &IssuedTokens) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                lock_grant(&mut tx, &issued.access.grant_id).await?;
+                let live: Option<(Option<i64>,)> = sqlx::query_as("SELECT revoked_at FROM refresh_tokens WHERE hash = $1")
+                    .bind(rotated_hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if !matches!(live, Some((None,))) {
+                    tx.rollback().await.map_err(unavailable)?;
+                    return Ok(false);
+                }
+                insert_issued(&mut tx, issued).await?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(true)
+            }
+
             async fn rotate_refresh_token(
                 &self,
                 hash: &str,

@@ -163,7 +163,15 @@ async fn of_concurrent_rotations_of_one_refresh_token_exactly_one_wins() {
             }
         }
         assert_eq!(rotated, 1, "{}", s.name);
-        assert_eq!(s.store.revoke_grant("g2", 300).await.unwrap(), 4, "{}: 2 access + 2 refresh", s.name);
+        // Within a reuse grace, a sibling joins the family while the rotated token is not revoked.
+        assert!(s.store.insert_sibling("rt-0", &issued("at-sib", Some("rt-sib"), "g2")).await.unwrap(), "{}", s.name);
+        assert!(!s.store.insert_sibling("nope", &issued("at-x", Some("rt-x"), "g2")).await.unwrap(), "{}", s.name);
+        assert_eq!(s.store.revoke_grant("g2", 300).await.unwrap(), 6, "{}: 3 access + 3 refresh", s.name);
+        assert!(
+            !s.store.insert_sibling("rt-0", &issued("at-late", Some("rt-late"), "g2")).await.unwrap(),
+            "{}: no sibling joins a revoked family",
+            s.name
+        );
         assert_eq!(s.store.revoke_grant("g2", 301).await.unwrap(), 0, "{}: revocation is idempotent", s.name);
         let (_, refresh) = s.store.tokens_of_grant("g2").await.unwrap();
         let live = refresh.iter().find(|r| r.rotated_at.is_none()).unwrap();
@@ -175,6 +183,75 @@ async fn of_concurrent_rotations_of_one_refresh_token_exactly_one_wins() {
             s.store.rotate_refresh_token("none", 400, "t", &issued("a", Some("b"), "g2")).await.unwrap(),
             Rotation::Missing
         );
+    }
+}
+
+/// A family revoked while a rotation of its newest token runs (a replay on one node, the
+/// legitimate refresh on another) ends with no live token: either the rotation commits first and
+/// the revocation catches the token it inserted, or the revocation commits first and the rotation
+/// finds the token revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_racing_a_rotation_leaves_no_live_token_in_the_family() {
+    for s in stores().await {
+        for round in 0..150 {
+            let grant = format!("race-{round}");
+            let rt = format!("rt-{round}");
+            s.store.insert_tokens(&issued(&format!("at-{round}"), Some(&rt), &grant)).await.unwrap();
+            let (rotate, revoke) = {
+                let (a, b) = (s.store.clone(), s.store.clone());
+                let (g1, g2, rt1) = (grant.clone(), grant.clone(), rt.clone());
+                let next = issued(&format!("at-{round}n"), Some(&format!("rt-{round}n")), &g1);
+                tokio::join!(
+                    tokio::spawn(async move { a.rotate_refresh_token(&rt1, 200, "t-rotate", &next).await.unwrap() }),
+                    tokio::spawn(async move { b.revoke_grant(&g2, 200).await.unwrap() })
+                )
+            };
+            let (rotate, _) = (rotate.unwrap(), revoke.unwrap());
+            assert!(matches!(rotate, Rotation::Rotated | Rotation::Revoked), "{}: {rotate:?}", s.name);
+            let (access, refresh) = s.store.tokens_of_grant(&grant).await.unwrap();
+            assert!(
+                access.iter().all(|a| a.revoked_at.is_some()) && refresh.iter().all(|r| r.revoked_at.is_some()),
+                "{} round {round}: a token issued by the racing rotation ({rotate:?}) escaped the revocation",
+                s.name
+            );
+        }
+    }
+}
+
+/// Several nodes sweep at once (here: concurrent sweeps on separate connections): every dead row
+/// is deleted exactly once in all, no sweep exceeds its batch, and no live row goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sweeps_share_the_work_in_bounded_batches() {
+    for s in stores().await {
+        for i in 0..400 {
+            s.store.insert_code(&code(&format!("dead-{i}"), &format!("gd-{i}"))).await.unwrap();
+        }
+        let mut live = code("live", "g-live");
+        live.expires_at = 1_000_000;
+        s.store.insert_code(&live).await.unwrap();
+        let sweepers: Vec<_> = (0..4)
+            .map(|_| {
+                let store = s.store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let swept = store.sweep(100_000, 60, 1_000_000, 50).await.unwrap();
+                        if swept.total() == 0 {
+                            return mine;
+                        }
+                        mine.push(swept.codes);
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in sweepers {
+            let batches = t.await.unwrap();
+            assert!(batches.iter().all(|n| *n <= 50), "{}: a batch exceeded its bound: {batches:?}", s.name);
+            total += batches.iter().sum::<u64>();
+        }
+        assert_eq!(total, 400, "{}: each dead code deleted once in all", s.name);
+        assert!(s.store.code(&live.hash).await.unwrap().is_some(), "{}: the live code stays", s.name);
     }
 }
 

@@ -42,6 +42,13 @@ async fn rotate_record(
             .with_internal("issued_to", record.client_id.clone()));
     }
     if let Some(revoked_at) = record.revoked_at {
+        if let Some(rotated_at) = record.rotated_at {
+            // A rotated token presented again after its family was revoked (by an earlier replay of
+            // it, or concurrently by another node's): the cause to report is still the reuse.
+            return Err(reused(ctx, &record, rotated_at, record.rotated_trace.clone())
+                .await
+                .with("revoked_at", rfc3339(revoked_at)));
+        }
         return Err(Rejection::new(Reason::RefreshTokenRevoked).with("revoked_at", rfc3339(revoked_at)));
     }
     // A configurable grace interval lets a benign race (two tabs refreshing at once, a retry
@@ -118,8 +125,11 @@ async fn rotate_record(
     };
     match outcome {
         Rotation::Rotated => {}
-        Rotation::AlreadyRotated { rotated_at, .. } if within_grace(rotated_at) => {
-            ctx.store.insert_tokens(&issued).await.map_err(store_failed)?;
+        Rotation::AlreadyRotated { rotated_at, rotated_trace } if within_grace(rotated_at) => {
+            // The family may have been revoked since the token was read (a replay elsewhere).
+            if !ctx.store.insert_sibling(&record.hash, &issued).await.map_err(store_failed)? {
+                return Err(reused(ctx, &record, rotated_at, rotated_trace).await);
+            }
         }
         Rotation::AlreadyRotated { rotated_at, rotated_trace } => {
             return Err(reused(ctx, &record, rotated_at, rotated_trace).await);
