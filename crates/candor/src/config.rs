@@ -261,6 +261,12 @@ mod tests {
         let e = Config::parse("issuer = \"https://id.example.com\"\nissuerr = 1", &none).unwrap_err();
         assert!(e.contains("issuerr"), "{e}");
         assert!(Config::parse("", &none).unwrap_err().contains("issuer"));
+        let e = Config::parse("issuer = \"https://id.example.com\"\n[keys]\nreload_interval = 0", &none).unwrap_err();
+        assert!(e.starts_with("keys.reload_interval:"), "{e}");
+        let e = Config::parse("issuer = \"https://id.example.com\"\nstore = \"mysql://u:pw@h/db\"", &none).unwrap_err();
+        assert!(e.starts_with("store:") && !e.contains("pw"), "the password is not repeated: {e}");
+        let c = Config::parse("issuer = \"https://id.example.com\"\nstore = \"postgres://u@h/db\"", &none).unwrap();
+        assert_eq!((c.store.as_str(), c.settings().key_reload_interval), ("postgres://u@h/db", 10));
     }
 
     #[test]

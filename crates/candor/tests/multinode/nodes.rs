@@ -282,3 +282,36 @@ async fn signed_id_token_kid(c: &Cluster, node: usize, http: &reqwest::Client) -
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
     header["kid"].as_str().unwrap().to_string()
 }
+
+#[tokio::test]
+async fn serve_refuses_a_postgres_schema_it_does_not_match_and_migrate_fixes_it() {
+    let base = candor_store::scratch::test_database_url().unwrap().unwrap();
+    let scratch = candor_store::scratch::PgScratch::create(&base).await.unwrap();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!("issuer = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\nstore = \"{}\"\n", scratch.url),
+    )
+    .unwrap();
+    let out = candor().args(["serve", "--config"]).arg(config.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("schema is empty") && err.contains("candor migrate"), "{err}");
+
+    let out = candor().args(["migrate", "--config"]).arg(config.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema at migration 20261123000002 (2 applied)"));
+
+    // A migration this build does not know (a newer Candor ran): refuse, and say to upgrade.
+    let pool = candor_store::PgStore::open_with(&scratch.url, candor_store::Schema::Require).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (20991231000000, 'from the future', true, '\\x00', 0)",
+    )
+    .execute(pool.pool())
+    .await
+    .unwrap();
+    let out = candor().args(["serve", "--config"]).arg(config.path()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upgrade Candor"));
+}
