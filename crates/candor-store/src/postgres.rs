@@ -7,7 +7,7 @@
 //! transaction-scoped advisory lock on the grant, so a revocation never misses a token that a
 //! concurrent rotation inserts.
 
-use crate::{Schema, check_versions};
+use crate::Schema;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use std::str::FromStr;
@@ -36,21 +36,7 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        let store = PgStore { pool };
-        match schema {
-            Schema::Migrate => {
-                store.migrate().await?;
-            }
-            Schema::Require => store.check_schema().await?,
-        }
-        Ok(store)
-    }
-
-    /// Applies every migration this build knows; returns the versions now applied. sqlx takes a
-    /// PostgreSQL advisory lock while migrating, so nodes started together migrate once.
-    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        self.applied_versions().await
+        PgStore { pool }.prepare(schema).await
     }
 
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
@@ -67,11 +53,6 @@ impl PgStore {
             .await
             .map_err(unavailable)?;
         Ok(rows.into_iter().map(|(v,)| v).collect())
-    }
-
-    /// Refuses a schema this build does not know: older (run `candor migrate`) or newer (upgrade Candor).
-    pub async fn check_schema(&self) -> Result<(), StoreError> {
-        check_versions(&self.applied_versions().await?, &MIGRATOR)
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -1,7 +1,7 @@
 //! The store implementation shared by SQLite and PostgreSQL: the same statements (written with
 //! `$N` parameters, which both accept), the same row mapping and the same transactions.
 //!
-//! `store_impl!` expands inside each backend's module, which provides:
+//! `store_impl!` expands inside each backend's module, which provides `MIGRATOR`, `applied_versions()` and:
 //! - `lock_grant(conn, grant_id)`: serialises the transactions that change one grant's tokens
 //!   (redeem, rotate, revoke), so a revocation cannot miss a token issued concurrently;
 //! - `SWEEP_LIMIT`: how a sweep's bounded sub-select ends (PostgreSQL skips rows another node's
@@ -17,6 +17,32 @@ macro_rules! store_impl {
         use candor_core::pkce::{ChallengeMethod, CodeChallenge};
         use candor_core::store::*;
         use sqlx::Row;
+
+        impl $Store {
+            /// Applies every migration this build knows; returns the versions now applied.
+            /// (On PostgreSQL sqlx holds an advisory lock while migrating, so nodes started
+            /// together migrate once.)
+            pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+                MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
+                self.applied_versions().await
+            }
+
+            /// Refuses a schema this build does not know: older (run `candor migrate`) or newer (upgrade Candor).
+            pub async fn check_schema(&self) -> Result<(), StoreError> {
+                crate::check_versions(&self.applied_versions().await?, &MIGRATOR)
+            }
+
+            /// Does `schema` about the migrations of a freshly opened store.
+            async fn prepare(self, schema: crate::Schema) -> Result<Self, StoreError> {
+                match schema {
+                    crate::Schema::Migrate => {
+                        self.migrate().await?;
+                    }
+                    crate::Schema::Require => self.check_schema().await?,
+                }
+                Ok(self)
+            }
+        }
 
         fn json_list<T: serde::de::DeserializeOwned>(row: &$Row, col: &str) -> StoreResult<Vec<T>> {
             let text: String = row.try_get(col).map_err(unavailable)?;

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL journal, `synchronous=FULL` so every commit is durable
 //! before the call returns (a token is on disk before the response that carries it is sent).
 
-use crate::{Schema, check_versions};
+use crate::Schema;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use std::str::FromStr;
@@ -39,20 +39,7 @@ impl SqliteStore {
             pool = pool.max_connections(8);
         }
         let pool = pool.connect_with(options).await.map_err(unavailable)?;
-        let store = SqliteStore { pool };
-        match schema {
-            Schema::Migrate => {
-                store.migrate().await?;
-            }
-            Schema::Require => store.check_schema().await?,
-        }
-        Ok(store)
-    }
-
-    /// Applies every migration this build knows; returns the versions now applied.
-    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))?;
-        self.applied_versions().await
+        SqliteStore { pool }.prepare(schema).await
     }
 
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
@@ -69,11 +56,6 @@ impl SqliteStore {
             .await
             .map_err(unavailable)?;
         Ok(rows.into_iter().map(|(v,)| v).collect())
-    }
-
-    /// Refuses a schema this build does not know: older (run `candor migrate`) or newer (upgrade Candor).
-    pub async fn check_schema(&self) -> Result<(), StoreError> {
-        check_versions(&self.applied_versions().await?, &MIGRATOR)
     }
 
     pub fn pool(&self) -> &SqlitePool {

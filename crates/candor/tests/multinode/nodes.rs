@@ -46,6 +46,26 @@ async fn login_on_a_consent_on_b(c: &Cluster, b: &reqwest::Client, p: &Pkce) -> 
     code_of(&location(&r))
 }
 
+/// A browser whose session and consent exist (login on A, consent on B, the code redeemed on A),
+/// and an HTTP client for token requests.
+async fn signed_in(c: &Cluster) -> (reqwest::Client, reqwest::Client) {
+    let (b, http) = (browser(), client());
+    let p = pkce(0);
+    let first = login_on_a_consent_on_b(c, &b, &p).await;
+    assert_eq!(c.exchange(0, &first, &p.verifier, &http).await.0, StatusCode::OK);
+    (b, http)
+}
+
+/// The same request sent four times at once, two to each node (0, 1, 0, 1).
+async fn two_on_each_node<F, Fut>(request: F) -> [(StatusCode, serde_json::Value); 4]
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = (StatusCode, serde_json::Value)>,
+{
+    let (r0, r1, r2, r3) = tokio::join!(request(0), request(1), request(0), request(1));
+    [r0, r1, r2, r3]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_on_one_node_continue_on_another_redeem_on_the_first() {
     let c = Cluster::start(2, "").await;
@@ -95,10 +115,7 @@ async fn login_on_one_node_continue_on_another_redeem_on_the_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_code_redeemed_concurrently_on_both_nodes_wins_exactly_once_per_round() {
     let c = Cluster::start(2, "").await;
-    let (b, http) = (browser(), client());
-    let p = pkce(0);
-    let first = login_on_a_consent_on_b(&c, &b, &p).await;
-    assert_eq!(c.exchange(0, &first, &p.verifier, &http).await.0, StatusCode::OK);
+    let (b, http) = signed_in(&c).await;
 
     let rounds = rounds();
     let started = Instant::now();
@@ -107,13 +124,7 @@ async fn one_code_redeemed_concurrently_on_both_nodes_wins_exactly_once_per_roun
         let p = pkce(round + 1);
         let code = c.quick_code(round % 2, &b, &p).await;
         // Two requests on each node, sent together.
-        let (r0, r1, r2, r3) = tokio::join!(
-            c.exchange(0, &code, &p.verifier, &http),
-            c.exchange(1, &code, &p.verifier, &http),
-            c.exchange(0, &code, &p.verifier, &http),
-            c.exchange(1, &code, &p.verifier, &http),
-        );
-        let results = [r0, r1, r2, r3];
+        let results = two_on_each_node(|node| c.exchange(node, &code, &p.verifier, &http)).await;
         let wins = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
         assert_eq!(wins, 1, "round {round}: exactly one redemption wins: {results:?}");
         for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
@@ -143,21 +154,12 @@ async fn refresh_on(c: &Cluster, node: usize, rt: &str, http: &reqwest::Client) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refresh_token_used_concurrently_on_both_nodes_rotates_exactly_once() {
     let c = Cluster::start(2, "").await;
-    let (b, http) = (browser(), client());
-    let p = pkce(0);
-    let first = login_on_a_consent_on_b(&c, &b, &p).await;
-    assert_eq!(c.exchange(0, &first, &p.verifier, &http).await.0, StatusCode::OK);
+    let (b, http) = signed_in(&c).await;
 
     let rounds = rounds();
     for round in 0..rounds {
         let rt = fresh_refresh_token(&c, &b, &http, round + 1).await;
-        let (r0, r1, r2, r3) = tokio::join!(
-            refresh_on(&c, 0, &rt, &http),
-            refresh_on(&c, 1, &rt, &http),
-            refresh_on(&c, 0, &rt, &http),
-            refresh_on(&c, 1, &rt, &http),
-        );
-        let results = [r0, r1, r2, r3];
+        let results = two_on_each_node(|node| refresh_on(&c, node, &rt, &http)).await;
         let winners: Vec<_> = results.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
         assert_eq!(winners.len(), 1, "round {round}: exactly one rotation wins: {results:?}");
         for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
@@ -176,20 +178,11 @@ async fn one_refresh_token_used_concurrently_on_both_nodes_rotates_exactly_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn within_the_reuse_grace_concurrent_refreshes_on_both_nodes_all_succeed_and_keep_the_family() {
     let c = Cluster::start(2, "[lifetimes]\nrefresh_reuse_grace = 2").await;
-    let (b, http) = (browser(), client());
-    let p = pkce(0);
-    let first = login_on_a_consent_on_b(&c, &b, &p).await;
-    assert_eq!(c.exchange(0, &first, &p.verifier, &http).await.0, StatusCode::OK);
+    let (b, http) = signed_in(&c).await;
 
     for round in 0..20 {
         let rt = fresh_refresh_token(&c, &b, &http, round + 1).await;
-        let (r0, r1, r2, r3) = tokio::join!(
-            refresh_on(&c, 0, &rt, &http),
-            refresh_on(&c, 1, &rt, &http),
-            refresh_on(&c, 0, &rt, &http),
-            refresh_on(&c, 1, &rt, &http),
-        );
-        let results = [r0, r1, r2, r3];
+        let results = two_on_each_node(|node| refresh_on(&c, node, &rt, &http)).await;
         assert!(
             results.iter().all(|(s, _)| *s == StatusCode::OK),
             "round {round}: a benign race within the grace: {results:?}"
