@@ -2,6 +2,7 @@
 //! from the requests alone, against any provider.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
+pub mod bench;
 pub mod doctor;
 pub mod flow;
 pub mod jwt;

@@ -166,6 +166,13 @@ impl KeyRing {
         Ok(KeyRing { keys })
     }
 
+    /// Whether `records` are exactly the keys of this ring (same ids, same retirement), so the
+    /// ring need not be parsed again.
+    pub fn same_keys(&self, records: &[SigningKeyRecord]) -> bool {
+        self.keys.len() == records.len()
+            && self.keys.iter().zip(records).all(|(k, r)| k.kid == r.kid && k.retired_at == r.retired_at)
+    }
+
     /// The key that signs for `alg` now.
     pub fn active(&self, alg: SigningAlg) -> Result<&SigningKey, KeyError> {
         self.keys
@@ -218,6 +225,20 @@ mod tests {
             }
             SigningAlg::EdDSA => UnparsedPublicKey::new(&ED25519, field("x")).verify(input.as_bytes(), &sig).is_ok(),
         }
+    }
+
+    #[test]
+    fn a_ring_knows_whether_stored_records_are_its_keys() {
+        let records = vec![generate(SigningAlg::ES256, 1000).unwrap(), generate(SigningAlg::EdDSA, 1000).unwrap()];
+        let ring = KeyRing::from_records(&records).unwrap();
+        assert!(ring.same_keys(&records));
+        let mut retired = records.clone();
+        retired[0].retired_at = Some(2000);
+        assert!(!ring.same_keys(&retired), "a retirement must be picked up");
+        let mut added = records.clone();
+        added.insert(0, generate(SigningAlg::ES256, 3000).unwrap());
+        assert!(!ring.same_keys(&added), "a new key must be picked up");
+        assert!(!ring.same_keys(&records[..1]), "a removed key must be picked up");
     }
 
     #[test]

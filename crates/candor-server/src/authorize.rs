@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use candor_core::authorize::{self, AuthorizationRequest, AuthorizeFailure, LoggedIn, Next};
 use candor_core::model::{InteractionRecord, SessionRecord};
 use candor_core::params::{Encoding, Params};
-use candor_core::password::{dummy_hash, verify_password};
+use candor_core::password::dummy_hash;
 use candor_core::rejection::{Reason, Rejection};
 use candor_core::scope;
 use candor_core::tokens::{Secret, SecretKind, b64url, hash_secret, hashes_equal};
@@ -349,7 +349,8 @@ pub async fn login(
         Err(e) => return error_page(&state, &internal(e), &trace),
     };
     // Verify against a real hash even for unknown users, so timing does not reveal usernames.
-    let password_ok = verify_password(&password, user.as_ref().map_or(dummy_hash(), |u| u.password_hash.as_str()));
+    let stored = user.as_ref().map_or_else(|| dummy_hash().to_string(), |u| u.password_hash.clone());
+    let password_ok = state.verify_password(password, stored).await;
     let user = match user {
         Some(u) if password_ok && !u.disabled => u,
         Some(u) if password_ok && u.disabled => {

@@ -7,6 +7,7 @@ pub mod cookies;
 pub mod discovery;
 pub mod html;
 pub mod metrics;
+mod passwords;
 pub mod respond;
 pub mod state;
 pub mod token;

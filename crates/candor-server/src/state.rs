@@ -41,6 +41,8 @@ pub struct AppState {
     pub admin_token_hash: Option<String>,
     pub metrics: Arc<crate::metrics::Metrics>,
     keys: RwLock<Arc<KeyRing>>,
+    /// argon2 verifications, one thread per core (see `passwords.rs`).
+    passwords: crate::passwords::Verifier,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,9 @@ impl AppState {
             admin_token_hash: admin_token.map(candor_core::tokens::hash_secret),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             keys: RwLock::new(Arc::new(ring)),
+            passwords: crate::passwords::Verifier::start(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
         }))
     }
 
@@ -103,10 +108,20 @@ impl AppState {
         }
     }
 
+    /// Verifies a password against a stored argon2 hash, off the async threads, one per core at a time.
+    pub async fn verify_password(&self, password: String, stored: String) -> bool {
+        self.passwords.verify(password, stored).await
+    }
+
     /// Re-reads keys from the store, so a rotation made by `candor key rotate` (or another
     /// node) is picked up. Called periodically by the server.
     pub async fn reload_keys(&self) -> Result<(), StartError> {
-        let ring = KeyRing::from_records(&self.store.keys().await?)?;
+        let records = self.store.keys().await?;
+        // Parse keys only when the set changed: parsing an RSA key is the costly part.
+        if self.keys().same_keys(&records) {
+            return Ok(());
+        }
+        let ring = KeyRing::from_records(&records)?;
         match self.keys.write() {
             Ok(mut k) => *k = Arc::new(ring),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),

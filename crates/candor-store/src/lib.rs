@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
 mod shared;
+mod writer;
 
 pub mod postgres;
 pub mod scratch;
@@ -13,7 +14,12 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use candor_core::store::{Store, StoreError, StoreResult};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// The body of a write transaction: borrows the connection for as long as it runs.
+pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// What opening a store does about its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

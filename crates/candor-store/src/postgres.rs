@@ -7,7 +7,7 @@
 //! transaction-scoped advisory lock on the grant, so a revocation never misses a token that a
 //! concurrent rotation inserts.
 
-use crate::Schema;
+use crate::{BoxFuture, Schema};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use std::str::FromStr;
@@ -57,6 +57,26 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs `body` in its own transaction and commits it (PostgreSQL groups concurrent commits itself).
+    async fn write<T, F>(&self, body: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut sqlx::PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        match body(&mut tx).await {
+            Ok(v) => {
+                tx.commit().await.map_err(unavailable)?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping the transaction also rolls it back; this returns the connection sooner.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
     }
 }
 

@@ -368,6 +368,8 @@ macro_rules! store_impl {
         #[async_trait]
         impl CodeStore for $Store {
             async fn insert_code(&self, c: &CodeRecord) -> StoreResult<()> {
+                let c = c.clone();
+                self.write(move |tx| Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce,
                                         code_challenge, code_challenge_method, auth_time, issued_at, expires_at,
@@ -390,10 +392,11 @@ macro_rules! store_impl {
                 .bind(c.redeemed_at)
                 .bind(&c.redeemed_trace)
                 .bind(&c.issued_trace)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
                 Ok(())
+                })).await
             }
 
             async fn code(&self, hash: &str) -> StoreResult<Option<CodeRecord>> {
@@ -412,27 +415,27 @@ macro_rules! store_impl {
                 trace: &str,
                 issued: &IssuedTokens,
             ) -> StoreResult<Redemption> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                lock_grant(&mut tx, &issued.access.grant_id).await?;
+                let (hash, trace, issued) = (hash.to_string(), trace.to_string(), issued.clone());
+                self.write(move |tx| Box::pin(async move {
+                lock_grant(&mut *tx, &issued.access.grant_id).await?;
                 // The conditional UPDATE is the claim: writers of one row are serialised (SQLite: one
                 // writer; PostgreSQL: the row lock, and the WHERE is re-checked after a concurrent commit),
                 // so exactly one transaction sees `redeemed_at IS NULL` and changes the row.
                 let claimed =
                     sqlx::query("UPDATE codes SET redeemed_at = $1, redeemed_trace = $2 WHERE hash = $3 AND redeemed_at IS NULL")
                         .bind(now)
-                        .bind(trace)
-                        .bind(hash)
+                        .bind(&trace)
+                        .bind(&hash)
                         .execute(&mut *tx)
                         .await
                         .map_err(unavailable)?
                         .rows_affected();
                 if claimed == 0 {
                     let row = sqlx::query("SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = $1")
-                        .bind(hash)
+                        .bind(&hash)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(unavailable)?;
-                    tx.rollback().await.map_err(unavailable)?;
                     return Ok(match row {
                         None => Redemption::Missing,
                         Some(row) => Redemption::AlreadyRedeemed {
@@ -441,9 +444,9 @@ macro_rules! store_impl {
                         },
                     });
                 }
-                insert_issued(&mut tx, issued).await?;
-                tx.commit().await.map_err(unavailable)?;
+                insert_issued(&mut *tx, &issued).await?;
                 Ok(Redemption::Redeemed)
+                })).await
             }
 
             async fn code_by_grant(&self, grant_id: &str) -> StoreResult<Option<CodeRecord>> {
@@ -491,26 +494,25 @@ macro_rules! store_impl {
             }
 
             async fn insert_tokens(&self, issued: &IssuedTokens) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                insert_issued(&mut tx, issued).await?;
-                tx.commit().await.map_err(unavailable)
+                let issued = issued.clone();
+                self.write(move |tx| Box::pin(async move { insert_issued(&mut *tx, &issued).await })).await
             }
 
             async fn insert_sibling(&self, rotated_hash: &str, issued: &IssuedTokens) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                lock_grant(&mut tx, &issued.access.grant_id).await?;
+                let (rotated_hash, issued) = (rotated_hash.to_string(), issued.clone());
+                self.write(move |tx| Box::pin(async move {
+                lock_grant(&mut *tx, &issued.access.grant_id).await?;
                 let live: Option<(Option<i64>,)> = sqlx::query_as("SELECT revoked_at FROM refresh_tokens WHERE hash = $1")
-                    .bind(rotated_hash)
+                    .bind(&rotated_hash)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(unavailable)?;
                 if !matches!(live, Some((None,))) {
-                    tx.rollback().await.map_err(unavailable)?;
                     return Ok(false);
                 }
-                insert_issued(&mut tx, issued).await?;
-                tx.commit().await.map_err(unavailable)?;
+                insert_issued(&mut *tx, &issued).await?;
                 Ok(true)
+                })).await
             }
 
             async fn rotate_refresh_token(
@@ -520,26 +522,26 @@ macro_rules! store_impl {
                 trace: &str,
                 issued: &IssuedTokens,
             ) -> StoreResult<Rotation> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                lock_grant(&mut tx, &issued.access.grant_id).await?;
+                let (hash, trace, issued) = (hash.to_string(), trace.to_string(), issued.clone());
+                self.write(move |tx| Box::pin(async move {
+                lock_grant(&mut *tx, &issued.access.grant_id).await?;
                 let claimed = sqlx::query(
                     "UPDATE refresh_tokens SET rotated_at = $1, rotated_trace = $2
                      WHERE hash = $3 AND rotated_at IS NULL AND revoked_at IS NULL",
                 )
                 .bind(now)
-                .bind(trace)
-                .bind(hash)
+                .bind(&trace)
+                .bind(&hash)
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?
                 .rows_affected();
                 if claimed == 0 {
                     let row = sqlx::query("SELECT rotated_at, rotated_trace, revoked_at FROM refresh_tokens WHERE hash = $1")
-                        .bind(hash)
+                        .bind(&hash)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(unavailable)?;
-                    tx.rollback().await.map_err(unavailable)?;
                     let Some(row) = row else { return Ok(Rotation::Missing) };
                     let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(unavailable)?;
                     return Ok(match rotated_at {
@@ -550,9 +552,9 @@ macro_rules! store_impl {
                         None => Rotation::Revoked,
                     });
                 }
-                insert_issued(&mut tx, issued).await?;
-                tx.commit().await.map_err(unavailable)?;
+                insert_issued(&mut *tx, &issued).await?;
                 Ok(Rotation::Rotated)
+                })).await
             }
 
             async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<(Vec<AccessTokenRecord>, Vec<RefreshTokenRecord>)> {
@@ -573,36 +575,40 @@ macro_rules! store_impl {
             }
 
             async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                lock_grant(&mut tx, grant_id).await?;
+                let grant_id = grant_id.to_string();
+                self.write(move |tx| Box::pin(async move {
+                lock_grant(&mut *tx, &grant_id).await?;
                 let mut n = 0;
                 for table in ["access_tokens", "refresh_tokens"] {
                     n += sqlx::query(&format!("UPDATE {table} SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL"))
                         .bind(now)
-                        .bind(grant_id)
+                        .bind(&grant_id)
                         .execute(&mut *tx)
                         .await
                         .map_err(unavailable)?
                         .rows_affected();
                 }
-                tx.commit().await.map_err(unavailable)?;
                 Ok(n)
+                })).await
             }
         }
 
         #[async_trait]
         impl SessionStore for $Store {
             async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+                let s = s.clone();
+                self.write(move |tx| Box::pin(async move {
                 sqlx::query("INSERT INTO sessions (hash, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&s.hash)
                     .bind(&s.user_id)
                     .bind(s.auth_time)
                     .bind(s.created_at)
                     .bind(s.expires_at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
                 Ok(())
+                })).await
             }
 
             async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
@@ -624,14 +630,19 @@ macro_rules! store_impl {
             }
 
             async fn delete_session(&self, hash: &str) -> StoreResult<()> {
-                sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(hash).execute(&self.pool).await.map_err(unavailable)?;
-                Ok(())
+                let hash = hash.to_string();
+                self.write(move |tx| Box::pin(async move {
+                    sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(&hash).execute(&mut *tx).await.map_err(unavailable)?;
+                    Ok(())
+                })).await
             }
         }
 
         #[async_trait]
         impl InteractionStore for $Store {
             async fn insert_interaction(&self, i: &InteractionRecord) -> StoreResult<()> {
+                let i = i.clone();
+                self.write(move |tx| Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO interactions (hash, request, browser_hash, csrf_hash, login_user_id, login_time, created_at, expires_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -644,10 +655,11 @@ macro_rules! store_impl {
                 .bind(i.login_time)
                 .bind(i.created_at)
                 .bind(i.expires_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
                 Ok(())
+                })).await
             }
 
             async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>> {
@@ -673,23 +685,29 @@ macro_rules! store_impl {
             }
 
             async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()> {
+                let (hash, user_id) = (hash.to_string(), user_id.to_string());
+                self.write(move |tx| Box::pin(async move {
                 sqlx::query("UPDATE interactions SET login_user_id = $1, login_time = $2 WHERE hash = $3")
-                    .bind(user_id)
+                    .bind(&user_id)
                     .bind(at)
-                    .bind(hash)
-                    .execute(&self.pool)
+                    .bind(&hash)
+                    .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
                 Ok(())
+                })).await
             }
 
             async fn take_interaction(&self, hash: &str) -> StoreResult<bool> {
+                let hash = hash.to_string();
+                self.write(move |tx| Box::pin(async move {
                 let r = sqlx::query("DELETE FROM interactions WHERE hash = $1")
-                    .bind(hash)
-                    .execute(&self.pool)
+                    .bind(&hash)
+                    .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
                 Ok(r.rows_affected() > 0)
+                })).await
             }
         }
 
@@ -706,10 +724,11 @@ macro_rules! store_impl {
             }
 
             async fn revoke_consent(&self, user_id: &str, client_id: &str, now: UnixTime) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let (user_id, client_id) = (user_id.to_string(), client_id.to_string());
+                self.write(move |tx| Box::pin(async move {
                 let n = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
-                    .bind(user_id)
-                    .bind(client_id)
+                    .bind(&user_id)
+                    .bind(&client_id)
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?
@@ -718,29 +737,31 @@ macro_rules! store_impl {
                     "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
                 )
                 .bind(now)
-                .bind(user_id)
-                .bind(client_id)
+                .bind(&user_id)
+                .bind(&client_id)
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
-                tx.commit().await.map_err(unavailable)?;
                 Ok(n > 0)
+                })).await
             }
 
             async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err(unavailable)?;
-                for s in scopes {
+                let (user_id, client_id, scopes) = (user_id.to_string(), client_id.to_string(), scopes.to_vec());
+                self.write(move |tx| Box::pin(async move {
+                for s in &scopes {
                     sqlx::query("INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
                          ON CONFLICT (user_id, client_id, scope) DO NOTHING")
-                        .bind(user_id)
-                        .bind(client_id)
+                        .bind(&user_id)
+                        .bind(&client_id)
                         .bind(s)
                         .bind(now)
                         .execute(&mut *tx)
                         .await
                         .map_err(unavailable)?;
                 }
-                tx.commit().await.map_err(unavailable)
+                Ok(())
+                })).await
             }
         }
 
@@ -813,6 +834,8 @@ macro_rules! store_impl {
         #[async_trait]
         impl AuditStore for $Store {
             async fn record_audit(&self, r: &AuditRecord) -> StoreResult<()> {
+                let r = r.clone();
+                self.write(move |tx| Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO audit (trace_id, at, endpoint, client_id, grant_type, reason, facts, grant_id, encoding)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -829,10 +852,11 @@ macro_rules! store_impl {
                 .bind(r.facts.to_string())
                 .bind(&r.grant_id)
                 .bind(&r.encoding)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
                 Ok(())
+                })).await
             }
 
             async fn audit(&self, trace_id: &str) -> StoreResult<Option<AuditRecord>> {

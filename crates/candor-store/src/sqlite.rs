@@ -1,7 +1,10 @@
 //! The SQLite store: one file, WAL journal, `synchronous=FULL` so every commit is durable
 //! before the call returns (a token is on disk before the response that carries it is sent).
+//! Reads use a pool of connections (WAL readers do not block the writer); the writes of the
+//! request paths go through one writer task that commits them in groups (`writer.rs`).
 
-use crate::Schema;
+use crate::writer::Writer;
+use crate::{BoxFuture, Schema};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use std::str::FromStr;
@@ -12,6 +15,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -39,7 +43,8 @@ impl SqliteStore {
             pool = pool.max_connections(8);
         }
         let pool = pool.connect_with(options).await.map_err(unavailable)?;
-        SqliteStore { pool }.prepare(schema).await
+        let writer = Writer::start(pool.clone());
+        SqliteStore { pool, writer }.prepare(schema).await
     }
 
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
@@ -60,6 +65,15 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Runs `body` in a durable write transaction, grouped with concurrent ones (one fsync for all).
+    async fn write<T, F>(&self, body: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut sqlx::SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        self.writer.write(body).await
     }
 }
 

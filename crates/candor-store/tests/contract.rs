@@ -379,3 +379,37 @@ async fn sweeping_keeps_tombstones_for_their_retention_and_is_bounded() {
         assert!(s.store.code("sw-0").await.unwrap().is_none());
     }
 }
+
+/// Writes from many concurrent requests share transactions (SQLite commits them in groups): a
+/// write that fails leaves nothing of itself behind and takes nothing of the others with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_among_concurrent_writes_leaves_nothing_and_spoils_no_other() {
+    for s in stores().await {
+        s.store.insert_tokens(&issued("a-taken", Some("r-taken"), "g-taken")).await.unwrap();
+        // Alone: the access token goes in, then the refresh token's hash is taken; the call fails whole.
+        let alone = s.store.insert_tokens(&issued("a-alone", Some("r-taken"), "g-alone")).await;
+        assert!(matches!(alone, Err(StoreError::Conflict(_))), "{}: {alone:?}", s.name);
+        assert!(s.store.access_token("a-alone").await.unwrap().is_none(), "{}: half a write was kept", s.name);
+        // Together: every third write fails the same way, at its second statement.
+        let mut calls = Vec::new();
+        for i in 0..60 {
+            let store = s.store.clone();
+            let refresh = if i % 3 == 0 { "r-taken".to_string() } else { format!("r-{i}") };
+            calls.push(tokio::spawn(async move {
+                store.insert_tokens(&issued(&format!("a-{i}"), Some(&refresh), &format!("g-{i}"))).await
+            }));
+        }
+        for (i, call) in calls.into_iter().enumerate() {
+            let result = call.await.unwrap();
+            let stored = s.store.access_token(&format!("a-{i}")).await.unwrap();
+            if i % 3 == 0 {
+                assert!(matches!(result, Err(StoreError::Conflict(_))), "{}: write {i}: {result:?}", s.name);
+                assert!(stored.is_none(), "{}: write {i} failed but its access token was kept", s.name);
+            } else {
+                assert!(result.is_ok(), "{}: write {i} was spoiled by another: {result:?}", s.name);
+                assert!(stored.is_some(), "{}: write {i} succeeded but is not stored", s.name);
+                assert!(s.store.refresh_token(&format!("r-{i}")).await.unwrap().is_some(), "{}", s.name);
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
 
 mod admin;
+mod bench;
 mod config;
 mod dev;
 
@@ -63,6 +64,8 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Drive load at any OpenID provider over HTTP and report throughput, latency and errors.
+    Bench(bench::BenchArgs),
     /// Manage signing keys.
     Key {
         #[command(flatten)]
@@ -467,6 +470,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 )),
             }
         }
+        Command::Bench(_) => Err("bench runs on its own runtime".into()),
         Command::Key { store, command } => {
             let store = store.open().await?;
             match command {
@@ -479,6 +483,15 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Bench(args) = cli.command {
+        return match bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("candor bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
