@@ -9,6 +9,7 @@ mod helpers;
 
 mod authorization_code;
 mod authorize;
+mod bench;
 mod cases;
 mod cli;
 mod client_credentials;
