@@ -9,7 +9,10 @@
 # http://127.0.0.1:9999/cb), PKCE required, an in-memory store and an interaction that logs a
 # fixed account in without a form. Without PEER_DIR only Candor is measured.
 #
-# Scenarios: client-credentials code refresh userinfo (default: all four). Environment knobs:
+# Scenarios: client-credentials code code-sso refresh userinfo (default: all five). `code` logs in
+# with a fresh browser every flow (Candor checks the password with argon2id, the peer's interaction
+# signs its fixed account in without one); `code-sso` is the same round trip by a signed-in user
+# (one browser per worker), where neither side checks a password. Environment knobs:
 # C (concurrency, 16), D (measured seconds, 10), W (warm-up seconds, 2), ALG (RS256 or ES256),
 # OUT (results directory, default target/bench/<date>), CANDOR_BIN (a built candor binary).
 set -euo pipefail
@@ -22,7 +25,7 @@ OUT=${OUT:-target/bench/$(date +%Y%m%d-%H%M%S)}
 CANDOR_PORT=${CANDOR_PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(client-credentials code refresh userinfo)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(client-credentials code code-sso refresh userinfo)
 mkdir -p "$OUT"
 
 if [ -n "${CANDOR_BIN:-}" ]; then

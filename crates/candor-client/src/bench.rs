@@ -5,7 +5,8 @@
 //! loop, as `wrk` does, so the driver itself stays light on the cores it shares with the provider.
 //! Scenarios: `client-credentials`, `code` (the whole authorization-code round trip with a fresh
 //! cookie jar per flow: authorize, whatever login and consent forms the provider shows, the
-//! redirect captured without following it, the token exchange with the PKCE verifier), `refresh`
+//! redirect captured without following it, the token exchange with the PKCE verifier),
+//! `code-sso` (the same round trip by a signed-in user: one cookie jar per worker), `refresh`
 //! (rotation chains), `userinfo`, `introspection`, and `startup` (process start to first answer).
 
 use crate::request::UrlParts;
@@ -25,6 +26,10 @@ use std::time::{Duration, Instant};
 pub enum Scenario {
     ClientCredentials,
     Code,
+    /// The code round trip of a user who is already signed in: one cookie jar per worker, kept
+    /// across its flows, so after its first flow the provider's session (and remembered consent)
+    /// lets the authorization request through without a login (single sign-on).
+    CodeSso,
     Refresh,
     Userinfo,
     Introspection,
@@ -35,6 +40,7 @@ impl Scenario {
         Some(match s {
             "client-credentials" | "client_credentials" | "cc" => Scenario::ClientCredentials,
             "code" | "authorization-code" | "authorization_code" => Scenario::Code,
+            "code-sso" | "sso" => Scenario::CodeSso,
             "refresh" | "refresh-token" | "refresh_token" => Scenario::Refresh,
             "userinfo" => Scenario::Userinfo,
             "introspection" | "introspect" => Scenario::Introspection,
@@ -46,6 +52,7 @@ impl Scenario {
         match self {
             Scenario::ClientCredentials => "client-credentials",
             Scenario::Code => "code",
+            Scenario::CodeSso => "code-sso",
             Scenario::Refresh => "refresh",
             Scenario::Userinfo => "userinfo",
             Scenario::Introspection => "introspection",
@@ -57,6 +64,7 @@ impl Scenario {
         match self {
             Scenario::ClientCredentials => "token request",
             Scenario::Code => "authorization-code round trip",
+            Scenario::CodeSso => "signed-in authorization-code round trip",
             Scenario::Refresh => "refresh rotation",
             Scenario::Userinfo => "userinfo request",
             Scenario::Introspection => "introspection request",
@@ -320,7 +328,7 @@ impl Credentials {
     }
 }
 
-/// A cookie jar for one flow: every cookie the provider set is sent back to it.
+/// A cookie jar (one browser): every cookie the provider set is sent back to it.
 #[derive(Default)]
 struct Jar(Vec<(String, String)>);
 
@@ -469,6 +477,17 @@ struct Tokens {
 
 /// One authorization-code round trip with a fresh cookie jar.
 async fn code_flow(http: &mut Http, o: &Options, ep: &Endpoints, creds: &Credentials) -> Result<Tokens, String> {
+    code_flow_in(http, o, ep, creds, &mut Jar::default()).await
+}
+
+/// One authorization-code round trip that sends the cookies of `jar` and keeps the ones set.
+async fn code_flow_in(
+    http: &mut Http,
+    o: &Options,
+    ep: &Endpoints,
+    creds: &Credentials,
+    jar: &mut Jar,
+) -> Result<Tokens, String> {
     let authorize = ep.authorization.as_deref().ok_or("the provider advertises no authorization_endpoint")?;
     let verifier = random(64)?;
     let state = random(22)?;
@@ -484,7 +503,6 @@ async fn code_flow(http: &mut Http, o: &Options, ep: &Endpoints, creds: &Credent
     for (k, v) in &o.extra_authorize {
         url.push_str(&format!("&{}={}", encode(k), encode(v)));
     }
-    let mut jar = Jar::default();
     let mut method = http::Method::GET;
     let mut body: Option<String> = None;
     let callback = 'steps: {
@@ -558,10 +576,12 @@ fn tokens_from(a: &Answer, what: &str) -> Result<Tokens, String> {
     Ok(Tokens { access, refresh: v["refresh_token"].as_str().map(str::to_string) })
 }
 
-/// What a worker keeps between operations (a refresh chain's current token, a bearer token).
+/// What a worker keeps between operations (a refresh chain's current token, a bearer token,
+/// the cookies of a signed-in browser).
 #[derive(Default)]
 struct Carry {
     tokens: Option<Tokens>,
+    jar: Jar,
 }
 
 async fn operation(
@@ -581,6 +601,14 @@ async fn operation(
             tokens_from(&a, "token").map(|_| ())
         }
         Scenario::Code => code_flow(http, o, ep, creds).await.map(|_| ()),
+        Scenario::CodeSso => {
+            let result = code_flow_in(http, o, ep, creds, &mut carry.jar).await.map(|_| ());
+            if result.is_err() {
+                // Start the next flow signed out, as a new browser.
+                carry.jar = Jar::default();
+            }
+            result
+        }
         Scenario::Refresh => {
             let current = match carry.tokens.as_ref().and_then(|t| t.refresh.clone()) {
                 Some(r) => r,

@@ -9,7 +9,7 @@ use crate::redirect_uri;
 use crate::rejection::{Reason, Rejection};
 use crate::scope::{self, Scope};
 use crate::settings::Settings;
-use crate::tokens::{Secret, SecretKind, random_id};
+use crate::tokens::{Secret, SecretKind, ordered_id};
 use serde::{Deserialize, Serialize};
 
 /// A validated authorization request: everything needed to finish it after login and consent.
@@ -273,7 +273,7 @@ pub fn issue_code(
     trace: &str,
 ) -> Result<(Secret, CodeRecord), Rejection> {
     let secret = Secret::generate(SecretKind::AuthorizationCode).map_err(|_| Rejection::internal())?;
-    let grant_id = random_id().map_err(|_| Rejection::internal())?;
+    let grant_id = ordered_id().map_err(|_| Rejection::internal())?;
     let record = CodeRecord {
         hash: secret.hash.clone(),
         grant_id,

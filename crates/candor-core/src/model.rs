@@ -191,6 +191,8 @@ pub struct RefreshTokenRecord {
 pub struct IssuedTokens {
     pub access: AccessTokenRecord,
     pub refresh: Option<RefreshTokenRecord>,
+    /// The request's audit record, committed with the tokens (one transaction per response).
+    pub audit: Option<crate::audit::AuditRecord>,
 }
 
 /// A logged-in browser.

@@ -30,7 +30,7 @@ pub use state::{Disclosure, ensure_keys, rotate_keys};
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 async fn trace_layer(mut req: Request, next: Next) -> Response {
-    let id = candor_core::tokens::random_id().map(|s| s[..20].to_string()).unwrap_or_else(|_| "no-trace".into());
+    let id = candor_core::tokens::ordered_id().unwrap_or_else(|_| "no-trace".into());
     req.extensions_mut().insert(Trace(id.clone()));
     let mut response = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {

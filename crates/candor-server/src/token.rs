@@ -70,8 +70,7 @@ pub async fn token(
     let result = exchange(&state, &trace, &headers, &body, &mut audit).await;
     match result {
         Ok(resp) => {
-            audit.grant_id = Some(resp.grant_id.clone());
-            record(&state, &audit).await;
+            // The success's audit record was committed with the tokens (GrantContext::audit).
             let mut h = HeaderMap::new();
             no_store(&mut h);
             (StatusCode::OK, h, axum::Json(resp)).into_response()
@@ -125,6 +124,7 @@ async fn exchange(
         settings: &state.settings,
         now: state.now(),
         trace: &trace.0,
+        audit: Some(&*audit),
     };
     let grant = request.grant_type();
     let result = grant::handle(&ctx, &client, request).await;

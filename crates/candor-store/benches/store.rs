@@ -31,6 +31,16 @@ const USER: &str = "8f14e45fceea167a5a36dedd4bea2543";
 const CONCURRENT: usize = 16;
 
 /// A store-shaped key (64 hex chars, as `hash_secret` stores them) never used before in this run.
+/// The audit record the token endpoint commits with a success's tokens.
+fn audit() -> candor_core::audit::AuditRecord {
+    candor_core::audit::AuditRecord {
+        client_id: Some(CLIENT.into()),
+        grant_type: Some("client_credentials".into()),
+        encoding: Some("form".into()),
+        ..candor_core::audit::AuditRecord::success(&fresh("trace"), NOW, "token")
+    }
+}
+
 fn fresh(what: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     hash_secret(&format!("bench-{what}-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
@@ -114,6 +124,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
             revoked_at: None,
             issued_trace: "trace-token".into(),
         }),
+        audit: Some(audit()),
     };
     (code, tokens)
 }
@@ -132,6 +143,7 @@ fn client_credentials_tokens() -> IssuedTokens {
             revoked_at: None,
         },
         refresh: None,
+        audit: Some(audit()),
     }
 }
 

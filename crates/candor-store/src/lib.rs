@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
 mod shared;
+mod sql;
 mod writer;
 
 pub mod postgres;
@@ -13,13 +14,51 @@ pub mod sqlite;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use candor_core::store::{Store, StoreError, StoreResult};
-use std::future::Future;
-use std::pin::Pin;
+use async_trait::async_trait;
+use candor_core::audit::AuditRecord;
+use candor_core::clock::UnixTime;
+use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, SessionRecord};
+use candor_core::store::{Redemption, Rotation, Store, StoreError, StoreResult};
 use std::sync::Arc;
 
-/// The body of a write transaction: borrows the connection for as long as it runs.
-pub(crate) type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+/// The write transactions of the request paths (one durable transaction each), which each backend
+/// runs its own way: PostgreSQL in a transaction per call on its pool, SQLite on one writer
+/// thread that commits concurrent calls together. Both run the statements of `sql.rs`.
+#[async_trait]
+pub(crate) trait Writes: Send + Sync {
+    async fn insert_code(&self, c: CodeRecord) -> StoreResult<()>;
+    async fn redeem_code(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Redemption>;
+    async fn insert_tokens(&self, issued: IssuedTokens) -> StoreResult<()>;
+    async fn insert_sibling(&self, rotated_hash: String, issued: IssuedTokens) -> StoreResult<bool>;
+    async fn rotate_refresh_token(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Rotation>;
+    async fn revoke_grant(&self, grant_id: String, now: UnixTime) -> StoreResult<u64>;
+    async fn insert_session(&self, s: SessionRecord) -> StoreResult<()>;
+    async fn delete_session(&self, hash: String) -> StoreResult<()>;
+    async fn insert_interaction(&self, i: InteractionRecord) -> StoreResult<()>;
+    async fn record_login(&self, hash: String, user_id: String, at: UnixTime) -> StoreResult<()>;
+    async fn take_interaction(&self, hash: String) -> StoreResult<bool>;
+    async fn revoke_consent(&self, user_id: String, client_id: String, now: UnixTime) -> StoreResult<bool>;
+    async fn grant_consent(
+        &self,
+        user_id: String,
+        client_id: String,
+        scopes: Vec<String>,
+        now: UnixTime,
+    ) -> StoreResult<()>;
+    async fn record_audit(&self, r: AuditRecord) -> StoreResult<()>;
+}
 
 /// What opening a store does about its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,11 @@
 //! transaction-scoped advisory lock on the grant, so a revocation never misses a token that a
 //! concurrent rotation inserts.
 
-use crate::{BoxFuture, Schema};
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use crate::{Schema, Writes, sql};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, PgPool, Postgres};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -59,11 +61,17 @@ impl PgStore {
         &self.pool
     }
 
+    fn writes(&self) -> &PgStore {
+        self
+    }
+
     /// Runs `body` in its own transaction and commits it (PostgreSQL groups concurrent commits itself).
     async fn write<T, F>(&self, body: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut sqlx::PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'c>>
+            + Send
+            + 'static,
     {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         match body(&mut tx).await {
@@ -103,8 +111,14 @@ fn split_pool_size(url: &str) -> Result<(String, u32), StoreError> {
     Ok((url, max))
 }
 
-/// Serialises, across nodes, the transactions that change one grant's tokens.
-async fn lock_grant(tx: &mut sqlx::PgConnection, grant_id: &str) -> StoreResult<()> {
+/// A sweep on one node skips the rows another node's sweep is deleting instead of waiting.
+const SWEEP_LIMIT: &str = "LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+crate::shared::store_impl!(PgStore, PgRow, sqlx::PgConnection);
+
+/// Serialises, across nodes, the transactions that change one grant's tokens (redeem, rotate,
+/// revoke), so a revocation cannot miss a token that a concurrent rotation inserts.
+async fn lock_grant(tx: &mut PgConnection, grant_id: &str) -> StoreResult<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
         .bind(grant_id)
         .execute(&mut *tx)
@@ -113,10 +127,284 @@ async fn lock_grant(tx: &mut sqlx::PgConnection, grant_id: &str) -> StoreResult<
     Ok(())
 }
 
-/// A sweep on one node skips the rows another node's sweep is deleting instead of waiting.
-const SWEEP_LIMIT: &str = "LIMIT $2 FOR UPDATE SKIP LOCKED)";
+async fn execute(tx: &mut PgConnection, query: sqlx::query::Query<'_, Postgres, PgArguments>) -> StoreResult<u64> {
+    Ok(query.execute(&mut *tx).await.map_err(unavailable)?.rows_affected())
+}
 
-crate::shared::store_impl!(PgStore, PgRow, sqlx::PgConnection);
+/// Inserts the tokens of one response inside the caller's transaction.
+async fn insert_issued(tx: &mut PgConnection, issued: &IssuedTokens) -> StoreResult<()> {
+    let a = &issued.access;
+    let q = sqlx::query(sql::INSERT_ACCESS)
+        .bind(&a.hash)
+        .bind(&a.grant_id)
+        .bind(&a.client_id)
+        .bind(&a.user_id)
+        .bind(&a.scope)
+        .bind(a.issued_at)
+        .bind(a.expires_at)
+        .bind(a.revoked_at);
+    execute(tx, q).await?;
+    if let Some(r) = &issued.refresh {
+        let q = sqlx::query(sql::INSERT_REFRESH)
+            .bind(&r.hash)
+            .bind(&r.grant_id)
+            .bind(&r.client_id)
+            .bind(&r.user_id)
+            .bind(&r.scope)
+            .bind(r.auth_time)
+            .bind(r.issued_at)
+            .bind(r.expires_at)
+            .bind(r.rotated_at)
+            .bind(&r.rotated_trace)
+            .bind(r.revoked_at)
+            .bind(&r.issued_trace);
+        execute(tx, q).await?;
+    }
+    if let Some(r) = &issued.audit {
+        insert_audit(tx, r).await?;
+    }
+    Ok(())
+}
+
+async fn insert_audit(tx: &mut PgConnection, r: &AuditRecord) -> StoreResult<()> {
+    let q = sqlx::query(sql::INSERT_AUDIT)
+        .bind(&r.trace_id)
+        .bind(r.at)
+        .bind(&r.endpoint)
+        .bind(&r.client_id)
+        .bind(&r.grant_type)
+        .bind(&r.reason)
+        .bind(r.facts.to_string())
+        .bind(&r.grant_id)
+        .bind(&r.encoding);
+    execute(tx, q).await.map(|_| ())
+}
+
+#[async_trait]
+impl Writes for PgStore {
+    async fn insert_code(&self, c: CodeRecord) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let q = sqlx::query(sql::INSERT_CODE)
+                    .bind(&c.hash)
+                    .bind(&c.grant_id)
+                    .bind(&c.client_id)
+                    .bind(&c.user_id)
+                    .bind(&c.redirect_uri)
+                    .bind(c.redirect_uri_sent)
+                    .bind(&c.scope)
+                    .bind(&c.nonce)
+                    .bind(c.code_challenge.as_ref().map(|ch| ch.value.as_str()))
+                    .bind(c.code_challenge.as_ref().map(|ch| ch.method.as_str()))
+                    .bind(c.auth_time)
+                    .bind(c.issued_at)
+                    .bind(c.expires_at)
+                    .bind(c.redeemed_at)
+                    .bind(&c.redeemed_trace)
+                    .bind(&c.issued_trace);
+                execute(tx, q).await.map(|_| ())
+            })
+        })
+        .await
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Redemption> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                lock_grant(tx, &issued.access.grant_id).await?;
+                let claimed = execute(tx, sqlx::query(sql::CLAIM_CODE).bind(now).bind(&trace).bind(&hash)).await?;
+                if claimed == 0 {
+                    let row = sqlx::query(sql::CODE_REDEMPTION)
+                        .bind(&hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    return Ok(match row {
+                        None => Redemption::Missing,
+                        Some(row) => Redemption::AlreadyRedeemed {
+                            redeemed_at: row
+                                .try_get::<Option<i64>, _>("redeemed_at")
+                                .map_err(unavailable)?
+                                .unwrap_or(now),
+                            redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
+                        },
+                    });
+                }
+                insert_issued(tx, &issued).await?;
+                Ok(Redemption::Redeemed)
+            })
+        })
+        .await
+    }
+
+    async fn insert_tokens(&self, issued: IssuedTokens) -> StoreResult<()> {
+        self.write(move |tx| Box::pin(async move { insert_issued(tx, &issued).await })).await
+    }
+
+    async fn insert_sibling(&self, rotated_hash: String, issued: IssuedTokens) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                lock_grant(tx, &issued.access.grant_id).await?;
+                let live: Option<(Option<i64>,)> = sqlx::query_as(sql::REFRESH_REVOKED_AT)
+                    .bind(&rotated_hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if !matches!(live, Some((None,))) {
+                    return Ok(false);
+                }
+                insert_issued(tx, &issued).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Rotation> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                lock_grant(tx, &issued.access.grant_id).await?;
+                let claimed = execute(tx, sqlx::query(sql::CLAIM_REFRESH).bind(now).bind(&trace).bind(&hash)).await?;
+                if claimed == 0 {
+                    let row = sqlx::query(sql::REFRESH_ROTATION)
+                        .bind(&hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    let Some(row) = row else { return Ok(Rotation::Missing) };
+                    let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(unavailable)?;
+                    return Ok(match rotated_at {
+                        Some(rotated_at) => Rotation::AlreadyRotated {
+                            rotated_at,
+                            rotated_trace: row.try_get("rotated_trace").map_err(unavailable)?,
+                        },
+                        None => Rotation::Revoked,
+                    });
+                }
+                insert_issued(tx, &issued).await?;
+                Ok(Rotation::Rotated)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, grant_id: String, now: UnixTime) -> StoreResult<u64> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                lock_grant(tx, &grant_id).await?;
+                let mut n = 0;
+                for statement in sql::REVOKE_GRANT {
+                    n += execute(tx, sqlx::query(statement).bind(now).bind(&grant_id)).await?;
+                }
+                Ok(n)
+            })
+        })
+        .await
+    }
+
+    async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let q = sqlx::query(sql::INSERT_SESSION)
+                    .bind(&s.hash)
+                    .bind(&s.user_id)
+                    .bind(s.auth_time)
+                    .bind(s.created_at)
+                    .bind(s.expires_at);
+                execute(tx, q).await.map(|_| ())
+            })
+        })
+        .await
+    }
+
+    async fn delete_session(&self, hash: String) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move { execute(tx, sqlx::query(sql::DELETE_SESSION).bind(&hash)).await.map(|_| ()) })
+        })
+        .await
+    }
+
+    async fn insert_interaction(&self, i: InteractionRecord) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let q = sqlx::query(sql::INSERT_INTERACTION)
+                    .bind(&i.hash)
+                    .bind(i.request.to_string())
+                    .bind(&i.browser_hash)
+                    .bind(&i.csrf_hash)
+                    .bind(&i.login_user_id)
+                    .bind(i.login_time)
+                    .bind(i.created_at)
+                    .bind(i.expires_at);
+                execute(tx, q).await.map(|_| ())
+            })
+        })
+        .await
+    }
+
+    async fn record_login(&self, hash: String, user_id: String, at: UnixTime) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                execute(tx, sqlx::query(sql::RECORD_LOGIN).bind(&user_id).bind(at).bind(&hash)).await.map(|_| ())
+            })
+        })
+        .await
+    }
+
+    async fn take_interaction(&self, hash: String) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Box::pin(async move { Ok(execute(tx, sqlx::query(sql::TAKE_INTERACTION).bind(&hash)).await? > 0) })
+        })
+        .await
+    }
+
+    async fn revoke_consent(&self, user_id: String, client_id: String, now: UnixTime) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let n = execute(tx, sqlx::query(sql::DELETE_CONSENT).bind(&user_id).bind(&client_id)).await?;
+                execute(tx, sqlx::query(sql::REVOKE_CONSENTED_TOKENS).bind(now).bind(&user_id).bind(&client_id))
+                    .await?;
+                Ok(n > 0)
+            })
+        })
+        .await
+    }
+
+    async fn grant_consent(
+        &self,
+        user_id: String,
+        client_id: String,
+        scopes: Vec<String>,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                for s in &scopes {
+                    execute(tx, sqlx::query(sql::GRANT_CONSENT).bind(&user_id).bind(&client_id).bind(s).bind(now))
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn record_audit(&self, r: AuditRecord) -> StoreResult<()> {
+        self.write(move |tx| Box::pin(async move { insert_audit(tx, &r).await })).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

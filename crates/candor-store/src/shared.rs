@@ -1,9 +1,8 @@
 //! The store implementation shared by SQLite and PostgreSQL: the same statements (written with
 //! `$N` parameters, which both accept), the same row mapping and the same transactions.
 //!
-//! `store_impl!` expands inside each backend's module, which provides `MIGRATOR`, `applied_versions()` and:
-//! - `lock_grant(conn, grant_id)`: serialises the transactions that change one grant's tokens
-//!   (redeem, rotate, revoke), so a revocation cannot miss a token issued concurrently;
+//! `store_impl!` expands inside each backend's module, which provides `MIGRATOR`, `applied_versions()`,
+//! `writes()` (the backend's `crate::Writes`: the request paths' write transactions) and:
 //! - `SWEEP_LIMIT`: how a sweep's bounded sub-select ends (PostgreSQL skips rows another node's
 //!   sweep holds instead of waiting for them).
 
@@ -137,49 +136,6 @@ macro_rules! store_impl {
                 revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
                 issued_trace: row.try_get("issued_trace").map_err(unavailable)?,
             })
-        }
-
-        /// Inserts the tokens of one response inside the caller's transaction.
-        async fn insert_issued(tx: &mut $Conn, issued: &IssuedTokens) -> StoreResult<()> {
-            let a = &issued.access;
-            sqlx::query(
-                "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&a.hash)
-            .bind(&a.grant_id)
-            .bind(&a.client_id)
-            .bind(&a.user_id)
-            .bind(&a.scope)
-            .bind(a.issued_at)
-            .bind(a.expires_at)
-            .bind(a.revoked_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            if let Some(r) = &issued.refresh {
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (hash, grant_id, client_id, user_id, scope, auth_time, issued_at, expires_at,
-                                                 rotated_at, rotated_trace, revoked_at, issued_trace)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(&r.hash)
-                .bind(&r.grant_id)
-                .bind(&r.client_id)
-                .bind(&r.user_id)
-                .bind(&r.scope)
-                .bind(r.auth_time)
-                .bind(r.issued_at)
-                .bind(r.expires_at)
-                .bind(r.rotated_at)
-                .bind(&r.rotated_trace)
-                .bind(r.revoked_at)
-                .bind(&r.issued_trace)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            }
-            Ok(())
         }
 
         #[async_trait]
@@ -368,35 +324,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl CodeStore for $Store {
             async fn insert_code(&self, c: &CodeRecord) -> StoreResult<()> {
-                let c = c.clone();
-                self.write(move |tx| Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope, nonce,
-                                        code_challenge, code_challenge_method, auth_time, issued_at, expires_at,
-                                        redeemed_at, redeemed_trace, issued_trace)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                )
-                .bind(&c.hash)
-                .bind(&c.grant_id)
-                .bind(&c.client_id)
-                .bind(&c.user_id)
-                .bind(&c.redirect_uri)
-                .bind(c.redirect_uri_sent)
-                .bind(&c.scope)
-                .bind(&c.nonce)
-                .bind(c.code_challenge.as_ref().map(|ch| ch.value.clone()))
-                .bind(c.code_challenge.as_ref().map(|ch| ch.method.as_str()))
-                .bind(c.auth_time)
-                .bind(c.issued_at)
-                .bind(c.expires_at)
-                .bind(c.redeemed_at)
-                .bind(&c.redeemed_trace)
-                .bind(&c.issued_trace)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                Ok(())
-                })).await
+                crate::Writes::insert_code(self.writes(), c.clone()).await
             }
 
             async fn code(&self, hash: &str) -> StoreResult<Option<CodeRecord>> {
@@ -415,38 +343,7 @@ macro_rules! store_impl {
                 trace: &str,
                 issued: &IssuedTokens,
             ) -> StoreResult<Redemption> {
-                let (hash, trace, issued) = (hash.to_string(), trace.to_string(), issued.clone());
-                self.write(move |tx| Box::pin(async move {
-                lock_grant(&mut *tx, &issued.access.grant_id).await?;
-                // The conditional UPDATE is the claim: writers of one row are serialised (SQLite: one
-                // writer; PostgreSQL: the row lock, and the WHERE is re-checked after a concurrent commit),
-                // so exactly one transaction sees `redeemed_at IS NULL` and changes the row.
-                let claimed =
-                    sqlx::query("UPDATE codes SET redeemed_at = $1, redeemed_trace = $2 WHERE hash = $3 AND redeemed_at IS NULL")
-                        .bind(now)
-                        .bind(&trace)
-                        .bind(&hash)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(unavailable)?
-                        .rows_affected();
-                if claimed == 0 {
-                    let row = sqlx::query("SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = $1")
-                        .bind(&hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                    return Ok(match row {
-                        None => Redemption::Missing,
-                        Some(row) => Redemption::AlreadyRedeemed {
-                            redeemed_at: row.try_get::<Option<i64>, _>("redeemed_at").map_err(unavailable)?.unwrap_or(now),
-                            redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
-                        },
-                    });
-                }
-                insert_issued(&mut *tx, &issued).await?;
-                Ok(Redemption::Redeemed)
-                })).await
+                crate::Writes::redeem_code(self.writes(), hash.to_string(), now, trace.to_string(), issued.clone()).await
             }
 
             async fn code_by_grant(&self, grant_id: &str) -> StoreResult<Option<CodeRecord>> {
@@ -494,25 +391,11 @@ macro_rules! store_impl {
             }
 
             async fn insert_tokens(&self, issued: &IssuedTokens) -> StoreResult<()> {
-                let issued = issued.clone();
-                self.write(move |tx| Box::pin(async move { insert_issued(&mut *tx, &issued).await })).await
+                crate::Writes::insert_tokens(self.writes(), issued.clone()).await
             }
 
             async fn insert_sibling(&self, rotated_hash: &str, issued: &IssuedTokens) -> StoreResult<bool> {
-                let (rotated_hash, issued) = (rotated_hash.to_string(), issued.clone());
-                self.write(move |tx| Box::pin(async move {
-                lock_grant(&mut *tx, &issued.access.grant_id).await?;
-                let live: Option<(Option<i64>,)> = sqlx::query_as("SELECT revoked_at FROM refresh_tokens WHERE hash = $1")
-                    .bind(&rotated_hash)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                if !matches!(live, Some((None,))) {
-                    return Ok(false);
-                }
-                insert_issued(&mut *tx, &issued).await?;
-                Ok(true)
-                })).await
+                crate::Writes::insert_sibling(self.writes(), rotated_hash.to_string(), issued.clone()).await
             }
 
             async fn rotate_refresh_token(
@@ -522,39 +405,7 @@ macro_rules! store_impl {
                 trace: &str,
                 issued: &IssuedTokens,
             ) -> StoreResult<Rotation> {
-                let (hash, trace, issued) = (hash.to_string(), trace.to_string(), issued.clone());
-                self.write(move |tx| Box::pin(async move {
-                lock_grant(&mut *tx, &issued.access.grant_id).await?;
-                let claimed = sqlx::query(
-                    "UPDATE refresh_tokens SET rotated_at = $1, rotated_trace = $2
-                     WHERE hash = $3 AND rotated_at IS NULL AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&trace)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?
-                .rows_affected();
-                if claimed == 0 {
-                    let row = sqlx::query("SELECT rotated_at, rotated_trace, revoked_at FROM refresh_tokens WHERE hash = $1")
-                        .bind(&hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                    let Some(row) = row else { return Ok(Rotation::Missing) };
-                    let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(unavailable)?;
-                    return Ok(match rotated_at {
-                        Some(rotated_at) => Rotation::AlreadyRotated {
-                            rotated_at,
-                            rotated_trace: row.try_get("rotated_trace").map_err(unavailable)?,
-                        },
-                        None => Rotation::Revoked,
-                    });
-                }
-                insert_issued(&mut *tx, &issued).await?;
-                Ok(Rotation::Rotated)
-                })).await
+                crate::Writes::rotate_refresh_token(self.writes(), hash.to_string(), now, trace.to_string(), issued.clone()).await
             }
 
             async fn tokens_of_grant(&self, grant_id: &str) -> StoreResult<(Vec<AccessTokenRecord>, Vec<RefreshTokenRecord>)> {
@@ -575,40 +426,14 @@ macro_rules! store_impl {
             }
 
             async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64> {
-                let grant_id = grant_id.to_string();
-                self.write(move |tx| Box::pin(async move {
-                lock_grant(&mut *tx, &grant_id).await?;
-                let mut n = 0;
-                for table in ["access_tokens", "refresh_tokens"] {
-                    n += sqlx::query(&format!("UPDATE {table} SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL"))
-                        .bind(now)
-                        .bind(&grant_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(unavailable)?
-                        .rows_affected();
-                }
-                Ok(n)
-                })).await
+                crate::Writes::revoke_grant(self.writes(), grant_id.to_string(), now).await
             }
         }
 
         #[async_trait]
         impl SessionStore for $Store {
             async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
-                let s = s.clone();
-                self.write(move |tx| Box::pin(async move {
-                sqlx::query("INSERT INTO sessions (hash, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(&s.hash)
-                    .bind(&s.user_id)
-                    .bind(s.auth_time)
-                    .bind(s.created_at)
-                    .bind(s.expires_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(())
-                })).await
+                crate::Writes::insert_session(self.writes(), s.clone()).await
             }
 
             async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
@@ -630,36 +455,14 @@ macro_rules! store_impl {
             }
 
             async fn delete_session(&self, hash: &str) -> StoreResult<()> {
-                let hash = hash.to_string();
-                self.write(move |tx| Box::pin(async move {
-                    sqlx::query("DELETE FROM sessions WHERE hash = $1").bind(&hash).execute(&mut *tx).await.map_err(unavailable)?;
-                    Ok(())
-                })).await
+                crate::Writes::delete_session(self.writes(), hash.to_string()).await
             }
         }
 
         #[async_trait]
         impl InteractionStore for $Store {
             async fn insert_interaction(&self, i: &InteractionRecord) -> StoreResult<()> {
-                let i = i.clone();
-                self.write(move |tx| Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO interactions (hash, request, browser_hash, csrf_hash, login_user_id, login_time, created_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&i.hash)
-                .bind(i.request.to_string())
-                .bind(&i.browser_hash)
-                .bind(&i.csrf_hash)
-                .bind(&i.login_user_id)
-                .bind(i.login_time)
-                .bind(i.created_at)
-                .bind(i.expires_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                Ok(())
-                })).await
+                crate::Writes::insert_interaction(self.writes(), i.clone()).await
             }
 
             async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>> {
@@ -685,29 +488,11 @@ macro_rules! store_impl {
             }
 
             async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()> {
-                let (hash, user_id) = (hash.to_string(), user_id.to_string());
-                self.write(move |tx| Box::pin(async move {
-                sqlx::query("UPDATE interactions SET login_user_id = $1, login_time = $2 WHERE hash = $3")
-                    .bind(&user_id)
-                    .bind(at)
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(())
-                })).await
+                crate::Writes::record_login(self.writes(), hash.to_string(), user_id.to_string(), at).await
             }
 
             async fn take_interaction(&self, hash: &str) -> StoreResult<bool> {
-                let hash = hash.to_string();
-                self.write(move |tx| Box::pin(async move {
-                let r = sqlx::query("DELETE FROM interactions WHERE hash = $1")
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(r.rows_affected() > 0)
-                })).await
+                crate::Writes::take_interaction(self.writes(), hash.to_string()).await
             }
         }
 
@@ -724,44 +509,11 @@ macro_rules! store_impl {
             }
 
             async fn revoke_consent(&self, user_id: &str, client_id: &str, now: UnixTime) -> StoreResult<bool> {
-                let (user_id, client_id) = (user_id.to_string(), client_id.to_string());
-                self.write(move |tx| Box::pin(async move {
-                let n = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
-                    .bind(&user_id)
-                    .bind(&client_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?
-                    .rows_affected();
-                sqlx::query(
-                    "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&user_id)
-                .bind(&client_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                Ok(n > 0)
-                })).await
+                crate::Writes::revoke_consent(self.writes(), user_id.to_string(), client_id.to_string(), now).await
             }
 
             async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> StoreResult<()> {
-                let (user_id, client_id, scopes) = (user_id.to_string(), client_id.to_string(), scopes.to_vec());
-                self.write(move |tx| Box::pin(async move {
-                for s in &scopes {
-                    sqlx::query("INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (user_id, client_id, scope) DO NOTHING")
-                        .bind(&user_id)
-                        .bind(&client_id)
-                        .bind(s)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                }
-                Ok(())
-                })).await
+                crate::Writes::grant_consent(self.writes(), user_id.to_string(), client_id.to_string(), scopes.to_vec(), now).await
             }
         }
 
@@ -834,29 +586,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl AuditStore for $Store {
             async fn record_audit(&self, r: &AuditRecord) -> StoreResult<()> {
-                let r = r.clone();
-                self.write(move |tx| Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO audit (trace_id, at, endpoint, client_id, grant_type, reason, facts, grant_id, encoding)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                     ON CONFLICT (trace_id) DO UPDATE SET at = excluded.at, endpoint = excluded.endpoint,
-                         client_id = excluded.client_id, grant_type = excluded.grant_type, reason = excluded.reason,
-                         facts = excluded.facts, grant_id = excluded.grant_id, encoding = excluded.encoding",
-                )
-                .bind(&r.trace_id)
-                .bind(r.at)
-                .bind(&r.endpoint)
-                .bind(&r.client_id)
-                .bind(&r.grant_type)
-                .bind(&r.reason)
-                .bind(r.facts.to_string())
-                .bind(&r.grant_id)
-                .bind(&r.encoding)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-                Ok(())
-                })).await
+                crate::Writes::record_audit(self.writes(), r.clone()).await
             }
 
             async fn audit(&self, trace_id: &str) -> StoreResult<Option<AuditRecord>> {

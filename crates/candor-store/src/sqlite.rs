@@ -1,13 +1,14 @@
 //! The SQLite store: one file, WAL journal, `synchronous=FULL` so every commit is durable
 //! before the call returns (a token is on disk before the response that carries it is sent).
 //! Reads use a pool of connections (WAL readers do not block the writer); the writes of the
-//! request paths go through one writer task that commits them in groups (`writer.rs`).
+//! request paths go through one writer thread that commits them in groups (`writer.rs`).
 
+use crate::Schema;
 use crate::writer::Writer;
-use crate::{BoxFuture, Schema};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -16,6 +17,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Writer,
+    /// A throwaway store's directory, removed when the last handle is dropped.
+    _scratch: Option<Arc<tempfile::TempDir>>,
 }
 
 impl SqliteStore {
@@ -26,25 +29,35 @@ impl SqliteStore {
 
     /// Opens the database; with `Schema::Require` the schema must be exactly the one this build
     /// knows (production: migrations are applied on purpose, with `candor migrate`).
+    ///
+    /// `sqlite::memory:` (or `mode=memory`) is a throwaway store: a database file in a private
+    /// temporary directory, removed when the store is dropped, and not synced to disk. It is a
+    /// file, not SQLite's in-memory database, so that the writer thread and the readers share it.
     pub async fn open_with(url: &str, schema: Schema) -> Result<SqliteStore, StoreError> {
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(unavailable)?
+        let throwaway = url.contains(":memory:") || url.contains("mode=memory");
+        let (options, scratch) = if throwaway {
+            let dir = tempfile::Builder::new()
+                .prefix("candor-store-")
+                .tempdir()
+                .map_err(|e| StoreError::Unavailable(format!("cannot create a temporary store: {e}")))?;
+            (SqliteConnectOptions::new().filename(dir.path().join("candor.db")), Some(Arc::new(dir)))
+        } else {
+            (SqliteConnectOptions::from_str(url).map_err(unavailable)?, None)
+        };
+        let options = options
             .create_if_missing(true)
-            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
-            .synchronous(SqliteSynchronous::Full)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if throwaway { SqliteSynchronous::Off } else { SqliteSynchronous::Full })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let mut pool = SqlitePoolOptions::new();
-        if memory {
-            // Every connection to ":memory:" is a separate database: keep exactly one, forever.
-            pool = pool.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
-        } else {
-            pool = pool.max_connections(8);
-        }
-        let pool = pool.connect_with(options).await.map_err(unavailable)?;
-        let writer = Writer::start(pool.clone());
-        SqliteStore { pool, writer }.prepare(schema).await
+        let path = options.get_filename().to_path_buf();
+        // Readers (WAL readers do not block the writer). sqlx's pool connections only read on the
+        // request paths; admin commands and migrations also write through it, as other processes do.
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(unavailable)?;
+        // The file exists now (the pool created it); the writer prepares its statements only when
+        // the first write comes, after the schema step below.
+        let writer = Writer::start(&path, !throwaway)?;
+        SqliteStore { pool, writer, _scratch: scratch }.prepare(schema).await
     }
 
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
@@ -67,19 +80,9 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Runs `body` in a durable write transaction, grouped with concurrent ones (one fsync for all).
-    async fn write<T, F>(&self, body: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut sqlx::SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-    {
-        self.writer.write(body).await
+    fn writes(&self) -> &Writer {
+        &self.writer
     }
-}
-
-/// SQLite has one writer at a time: a transaction that writes already excludes every other.
-async fn lock_grant(_tx: &mut sqlx::SqliteConnection, _grant_id: &str) -> StoreResult<()> {
-    Ok(())
 }
 
 /// SQLite has no row locks to skip; sweeps from several processes are serialised as writers.

@@ -1,28 +1,47 @@
-//! SQLite's group commit: one writer task runs the write transactions of many concurrent
-//! requests in one SQLite transaction, each inside its own savepoint, and acknowledges them only
-//! after the one `COMMIT` (and its fsync under `synchronous=FULL`) has returned.
+//! SQLite's writer: one thread owns the one write connection and runs the write transactions of
+//! many concurrent requests in one SQLite transaction (group commit), each inside its own
+//! savepoint, and acknowledges them only after the one `COMMIT` (and its fsync under
+//! `synchronous=FULL`) has returned.
 //!
-//! SQLite allows one writer at a time, and a durable commit costs an fsync: without batching,
-//! every token costs a full fsync and concurrent requests queue behind each other's. With it, the
-//! requests that arrive while a batch is being written go into the next batch, so the fsync is
-//! shared and nothing waits for a timer. Every caller still gets its answer only once its writes
-//! are on disk; a job that fails is rolled back to its savepoint without touching the others, and
-//! a failed `COMMIT` fails every job of the batch (nothing of it is stored).
+//! Why a thread of its own, with its statements run in place: SQLite allows one writer at a time
+//! and a durable commit costs an fsync, so writes are serialised anyway. Run through sqlx, each
+//! statement is a round trip to the connection's worker thread (two thread wake-ups), and those
+//! round trips, not SQLite, were most of the cost of a token request (see docs/performance.md).
+//! Here a request costs one hand-over to this thread and one answer back, whatever its number of
+//! statements, and statements are prepared once (a per-connection statement cache).
+//!
+//! The requests that arrive while a batch is being written form the next batch, so the fsync is
+//! shared and nothing waits for a timer. A job that fails is rolled back to its savepoint without
+//! touching the others; a failed `COMMIT` fails every job of the batch (nothing of it is stored).
 
-use crate::BoxFuture;
-use candor_core::store::{StoreError, StoreResult};
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use crate::{Writes, sql};
+use async_trait::async_trait;
+use candor_core::audit::AuditRecord;
+use candor_core::clock::UnixTime;
+use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, SessionRecord};
+use candor_core::store::{Redemption, Rotation, StoreError, StoreResult};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, ErrorCode, Row, Statement};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many jobs share one transaction (bounds a batch's latency and its WAL growth).
 const MAX_BATCH: usize = 256;
 /// Jobs waiting for the writer; when full, callers wait (back-pressure, not unbounded memory).
 const QUEUE: usize = 4096;
+/// How long the checkpointer lets commits gather before copying them into the database file.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
+/// The WAL size (pages) at which the writer checkpoints by itself: only if the checkpointer falls
+/// far behind (SQLite's default is 1000 pages, with the writer doing every checkpoint).
+const BACKSTOP_CHECKPOINT_PAGES: u32 = 4_000;
+/// Prepared statements kept by the writer's connection (every statement it runs fits).
+const STATEMENT_CACHE: usize = 64;
 
 /// A write transaction's body: runs on the writer's connection, inside a savepoint.
-pub(crate) trait Job: Send {
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Done>;
+trait Job: Send {
+    fn run(self: Box<Self>, conn: &Connection) -> Done;
     /// The job could not run (no transaction could be started): tell its caller why.
     fn fail(self: Box<Self>, error: StoreError);
 }
@@ -32,7 +51,7 @@ type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// A job that ran: whether its writes are kept, and how to answer its caller once the batch's
 /// commit is known.
-pub(crate) struct Done {
+struct Done {
     keep: bool,
     answer: Answer,
 }
@@ -45,24 +64,21 @@ struct Typed<T, F> {
 impl<T, F> Job for Typed<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
 {
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Done> {
+    fn run(self: Box<Self>, conn: &Connection) -> Done {
         let Typed { body, reply } = *self;
-        Box::pin(async move {
-            let result = body(conn).await;
-            let keep = result.is_ok();
-            Done {
-                keep,
-                answer: Box::new(move |commit_error: Option<&str>| {
-                    let _ = reply.send(match (result, commit_error) {
-                        (Err(e), _) => Err(e),
-                        (Ok(v), None) => Ok(v),
-                        (Ok(_), Some(e)) => Err(StoreError::Unavailable(format!("the commit failed: {e}"))),
-                    });
-                }),
-            }
-        })
+        let result = body(conn);
+        Done {
+            keep: result.is_ok(),
+            answer: Box::new(move |commit_error: Option<&str>| {
+                let _ = reply.send(match (result, commit_error) {
+                    (Err(e), _) => Err(e),
+                    (Ok(v), None) => Ok(v),
+                    (Ok(_), Some(e)) => Err(StoreError::Unavailable(format!("the commit failed: {e}"))),
+                });
+            }),
+        }
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
@@ -77,18 +93,50 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime; it ends when the last handle is dropped.
-    pub(crate) fn start(pool: SqlitePool) -> Writer {
+    /// Opens the write connection to the database file at `path` (already created and migrated)
+    /// and starts the writer thread; it ends when the last handle is dropped. `durable`: every
+    /// commit is on disk before it is acknowledged (`synchronous=FULL`); off only for a throwaway
+    /// database.
+    pub(crate) fn start(path: &Path, durable: bool) -> StoreResult<Writer> {
+        let conn = Connection::open(path).map_err(db_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "{}: cannot use the WAL journal (got {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch(if durable { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = OFF" })
+            .map_err(db_error)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON").map_err(db_error)?;
+        // The checkpointer thread copies the WAL into the database file; the writer checkpoints
+        // by itself only if the WAL grows far beyond what the checkpointer normally lets it.
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")).map_err(db_error)?;
+        let checkpointer = Connection::open(path).map_err(db_error)?;
+        checkpointer.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
+        checkpointer
+            .execute_batch(if durable { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = OFF" })
+            .map_err(db_error)?;
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("candor-sqlite-checkpointer".into())
+            .spawn(move || checkpoint(checkpointer, commits))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the store's checkpointer thread: {e}")))?;
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, queue));
-        Writer { jobs }
+        std::thread::Builder::new()
+            .name("candor-sqlite-writer".into())
+            .spawn(move || run(conn, queue, committed))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the store's writer thread: {e}")))?;
+        Ok(Writer { jobs })
     }
 
     /// Runs `body` as (part of) a durable write transaction; returns once it is committed.
-    pub(crate) async fn write<T, F>(&self, body: F) -> StoreResult<T>
+    async fn write<T, F>(&self, body: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         self.jobs
@@ -99,70 +147,78 @@ impl Writer {
     }
 }
 
-async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Box<dyn Job>>) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let jobs = std::mem::take(&mut batch);
-        match pool.acquire().await {
-            Ok(mut conn) => commit_batch(&mut conn, jobs).await,
-            Err(e) => {
-                let e = e.to_string();
-                for job in jobs {
-                    job.fail(StoreError::Unavailable(e.clone()));
-                }
+fn run(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>, committed: SyncSender<()>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
         }
+        commit_batch(&conn, batch);
+        // Wakes the checkpointer unless a wake-up is already pending.
+        let _ = committed.try_send(());
     }
 }
 
-async fn exec(conn: &mut SqliteConnection, sql: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(sql).execute(&mut *conn).await.map(|_| ())
+/// Copies committed pages from the WAL into the database file, off the writer's path: a
+/// checkpoint writes and syncs the database file, and while the writer did that, no commit
+/// could happen. PASSIVE never waits for readers or the writer; what it cannot copy yet is
+/// copied at a later round. Ends when the writer ends.
+fn checkpoint(conn: Connection, commits: Receiver<()>) {
+    while commits.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed (the writer checkpoints by itself if this lasts)");
+        }
+        // Lets the WAL gather a few batches' pages: one sync of the database file for all.
+        std::thread::sleep(CHECKPOINT_PAUSE);
+    }
 }
 
-async fn commit_batch(conn: &mut PoolConnection<Sqlite>, jobs: Vec<Box<dyn Job>>) {
+fn control(conn: &Connection, statement: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(statement)?.execute([]).map(|_| ())
+}
+
+fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>) {
     // IMMEDIATE: take the write lock now (waiting up to busy_timeout for another process, e.g.
     // an admin command), not at the first write, where a deadlock could only be reported.
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let e = e.to_string();
         for job in jobs {
             job.fail(StoreError::Unavailable(format!("cannot start a write transaction: {e}")));
         }
         return;
     }
-    let single = jobs.len() == 1;
     let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
     for job in jobs {
-        // One job alone needs no savepoint: its failure rolls the whole transaction back.
-        if !single && let Err(e) = exec(conn, "SAVEPOINT job").await {
+        if let Err(e) = control(conn, "SAVEPOINT job") {
             job.fail(StoreError::Unavailable(e.to_string()));
             continue;
         }
-        let done = job.run(conn).await;
-        if !single {
-            let end = if done.keep { exec(conn, "RELEASE job").await } else { rollback_to(conn).await };
-            if let Err(e) = end {
-                // The savepoint could not be closed: the transaction's state is unknown, so
-                // nothing of this batch may be committed.
-                let e = e.to_string();
-                let _ = exec(conn, "ROLLBACK").await;
-                (done.answer)(Some(&e));
-                for answer in answers {
-                    answer(Some(&e));
-                }
-                return;
+        let done = job.run(conn);
+        let end = if done.keep {
+            control(conn, "RELEASE job")
+        } else {
+            control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
+        };
+        if let Err(e) = end {
+            // The savepoint could not be closed: the transaction's state is unknown, so nothing
+            // of this batch may be committed.
+            let e = e.to_string();
+            let _ = control(conn, "ROLLBACK");
+            (done.answer)(Some(&e));
+            for answer in answers {
+                answer(Some(&e));
             }
-        }
-        if single && !done.keep {
-            // Its own error answers it; nothing of it may stay.
-            let _ = exec(conn, "ROLLBACK").await;
-            (done.answer)(None);
             return;
         }
         answers.push(done.answer);
     }
-    let commit = exec(conn, "COMMIT").await.map_err(|e| e.to_string());
-    if commit.is_err() {
-        let _ = exec(conn, "ROLLBACK").await;
+    let commit = control(conn, "COMMIT").map_err(|e| e.to_string());
+    if commit.is_err() && !conn.is_autocommit() {
+        let _ = control(conn, "ROLLBACK");
     }
     let error = commit.err();
     for answer in answers {
@@ -170,7 +226,382 @@ async fn commit_batch(conn: &mut PoolConnection<Sqlite>, jobs: Vec<Box<dyn Job>>
     }
 }
 
-async fn rollback_to(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    exec(conn, "ROLLBACK TO job").await?;
-    exec(conn, "RELEASE job").await
+fn db_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, message)
+            if f.code == ErrorCode::ConstraintViolation
+                && matches!(
+                    f.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+        {
+            StoreError::Conflict(message.clone().unwrap_or_else(|| e.to_string()))
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// The names SQLite gives `$1`…`$16` (it numbers named parameters by first appearance, so they
+/// are bound by name: the statements of `sql.rs` are written for PostgreSQL's positional `$N`).
+const NAMES: [&str; 16] =
+    ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16"];
+
+fn bound<'c>(conn: &'c Connection, statement: &str, args: &[&dyn ToSql]) -> StoreResult<rusqlite::CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(statement).map_err(db_error)?;
+    bind(&mut stmt, args)?;
+    Ok(stmt)
+}
+
+fn bind(stmt: &mut Statement<'_>, args: &[&dyn ToSql]) -> StoreResult<()> {
+    if stmt.parameter_count() != args.len() || args.len() > NAMES.len() {
+        return Err(StoreError::Unavailable(format!(
+            "a statement takes {} parameters, {} were given",
+            stmt.parameter_count(),
+            args.len()
+        )));
+    }
+    for (name, arg) in NAMES.iter().zip(args) {
+        let index = stmt
+            .parameter_index(name)
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::Unavailable(format!("a statement has no parameter {name}")))?;
+        stmt.raw_bind_parameter(index, arg).map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Runs a statement that returns no rows; returns the number of rows it changed.
+fn execute(conn: &Connection, statement: &str, args: &[&dyn ToSql]) -> StoreResult<u64> {
+    let n = bound(conn, statement, args)?.raw_execute().map_err(db_error)?;
+    Ok(n as u64)
+}
+
+/// Runs a query; maps its first row, if any.
+fn first_row<T>(
+    conn: &Connection,
+    statement: &str,
+    args: &[&dyn ToSql],
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Option<T>> {
+    let mut stmt = bound(conn, statement, args)?;
+    let mut rows = stmt.raw_query();
+    match rows.next().map_err(db_error)? {
+        Some(row) => map(row).map(Some).map_err(db_error),
+        None => Ok(None),
+    }
+}
+
+/// Inserts the tokens of one response inside the current transaction.
+fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
+    let a = &issued.access;
+    execute(
+        conn,
+        sql::INSERT_ACCESS,
+        &[&a.hash, &a.grant_id, &a.client_id, &a.user_id, &a.scope, &a.issued_at, &a.expires_at, &a.revoked_at],
+    )?;
+    if let Some(r) = &issued.refresh {
+        execute(
+            conn,
+            sql::INSERT_REFRESH,
+            &[
+                &r.hash,
+                &r.grant_id,
+                &r.client_id,
+                &r.user_id,
+                &r.scope,
+                &r.auth_time,
+                &r.issued_at,
+                &r.expires_at,
+                &r.rotated_at,
+                &r.rotated_trace,
+                &r.revoked_at,
+                &r.issued_trace,
+            ],
+        )?;
+    }
+    if let Some(r) = &issued.audit {
+        insert_audit(conn, r)?;
+    }
+    Ok(())
+}
+
+fn insert_audit(conn: &Connection, r: &AuditRecord) -> StoreResult<()> {
+    let facts = r.facts.to_string();
+    execute(
+        conn,
+        sql::INSERT_AUDIT,
+        &[&r.trace_id, &r.at, &r.endpoint, &r.client_id, &r.grant_type, &r.reason, &facts, &r.grant_id, &r.encoding],
+    )
+    .map(|_| ())
+}
+
+#[async_trait]
+impl Writes for Writer {
+    async fn insert_code(&self, c: CodeRecord) -> StoreResult<()> {
+        self.write(move |conn| {
+            let challenge = c.code_challenge.as_ref().map(|ch| ch.value.as_str());
+            let method = c.code_challenge.as_ref().map(|ch| ch.method.as_str());
+            execute(
+                conn,
+                sql::INSERT_CODE,
+                &[
+                    &c.hash,
+                    &c.grant_id,
+                    &c.client_id,
+                    &c.user_id,
+                    &c.redirect_uri,
+                    &c.redirect_uri_sent,
+                    &c.scope,
+                    &c.nonce,
+                    &challenge,
+                    &method,
+                    &c.auth_time,
+                    &c.issued_at,
+                    &c.expires_at,
+                    &c.redeemed_at,
+                    &c.redeemed_trace,
+                    &c.issued_trace,
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Redemption> {
+        // One writer at a time: the claim cannot race another transaction.
+        self.write(move |conn| {
+            if execute(conn, sql::CLAIM_CODE, &[&now, &trace, &hash])? == 0 {
+                let state = first_row(conn, sql::CODE_REDEMPTION, &[&hash], |row| {
+                    Ok((row.get::<_, Option<i64>>("redeemed_at")?, row.get::<_, Option<String>>("redeemed_trace")?))
+                })?;
+                return Ok(match state {
+                    None => Redemption::Missing,
+                    Some((redeemed_at, redeemed_trace)) => {
+                        Redemption::AlreadyRedeemed { redeemed_at: redeemed_at.unwrap_or(now), redeemed_trace }
+                    }
+                });
+            }
+            insert_issued(conn, &issued)?;
+            Ok(Redemption::Redeemed)
+        })
+        .await
+    }
+
+    async fn insert_tokens(&self, issued: IssuedTokens) -> StoreResult<()> {
+        self.write(move |conn| insert_issued(conn, &issued)).await
+    }
+
+    async fn insert_sibling(&self, rotated_hash: String, issued: IssuedTokens) -> StoreResult<bool> {
+        self.write(move |conn| {
+            let revoked_at = first_row(conn, sql::REFRESH_REVOKED_AT, &[&rotated_hash], |row| {
+                row.get::<_, Option<i64>>("revoked_at")
+            })?;
+            if !matches!(revoked_at, Some(None)) {
+                return Ok(false);
+            }
+            insert_issued(conn, &issued)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Rotation> {
+        self.write(move |conn| {
+            if execute(conn, sql::CLAIM_REFRESH, &[&now, &trace, &hash])? == 0 {
+                let state = first_row(conn, sql::REFRESH_ROTATION, &[&hash], |row| {
+                    Ok((row.get::<_, Option<i64>>("rotated_at")?, row.get::<_, Option<String>>("rotated_trace")?))
+                })?;
+                return Ok(match state {
+                    None => Rotation::Missing,
+                    Some((Some(rotated_at), rotated_trace)) => Rotation::AlreadyRotated { rotated_at, rotated_trace },
+                    Some((None, _)) => Rotation::Revoked,
+                });
+            }
+            insert_issued(conn, &issued)?;
+            Ok(Rotation::Rotated)
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, grant_id: String, now: UnixTime) -> StoreResult<u64> {
+        self.write(move |conn| {
+            let mut n = 0;
+            for statement in sql::REVOKE_GRANT {
+                n += execute(conn, statement, &[&now, &grant_id])?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {
+        self.write(move |conn| {
+            execute(conn, sql::INSERT_SESSION, &[&s.hash, &s.user_id, &s.auth_time, &s.created_at, &s.expires_at])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn delete_session(&self, hash: String) -> StoreResult<()> {
+        self.write(move |conn| execute(conn, sql::DELETE_SESSION, &[&hash]).map(|_| ())).await
+    }
+
+    async fn insert_interaction(&self, i: InteractionRecord) -> StoreResult<()> {
+        self.write(move |conn| {
+            let request = i.request.to_string();
+            execute(
+                conn,
+                sql::INSERT_INTERACTION,
+                &[
+                    &i.hash,
+                    &request,
+                    &i.browser_hash,
+                    &i.csrf_hash,
+                    &i.login_user_id,
+                    &i.login_time,
+                    &i.created_at,
+                    &i.expires_at,
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn record_login(&self, hash: String, user_id: String, at: UnixTime) -> StoreResult<()> {
+        self.write(move |conn| execute(conn, sql::RECORD_LOGIN, &[&user_id, &at, &hash]).map(|_| ())).await
+    }
+
+    async fn take_interaction(&self, hash: String) -> StoreResult<bool> {
+        self.write(move |conn| Ok(execute(conn, sql::TAKE_INTERACTION, &[&hash])? > 0)).await
+    }
+
+    async fn revoke_consent(&self, user_id: String, client_id: String, now: UnixTime) -> StoreResult<bool> {
+        self.write(move |conn| {
+            let n = execute(conn, sql::DELETE_CONSENT, &[&user_id, &client_id])?;
+            execute(conn, sql::REVOKE_CONSENTED_TOKENS, &[&now, &user_id, &client_id])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn grant_consent(
+        &self,
+        user_id: String,
+        client_id: String,
+        scopes: Vec<String>,
+        now: UnixTime,
+    ) -> StoreResult<()> {
+        self.write(move |conn| {
+            for scope in &scopes {
+                execute(conn, sql::GRANT_CONSENT, &[&user_id, &client_id, scope, &now])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_audit(&self, r: AuditRecord) -> StoreResult<()> {
+        self.write(move |conn| insert_audit(conn, &r)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a TEXT PRIMARY KEY, b INTEGER, c TEXT)").unwrap();
+        conn
+    }
+
+    #[test]
+    fn parameters_are_bound_by_their_number_not_their_place_in_the_text() {
+        let conn = table();
+        // SQLite numbers `$N` by first appearance: here `$3` would be parameter 1.
+        execute(&conn, "INSERT INTO t (c, b, a) VALUES ($3, $2, $1)", &[&"a1", &7_i64, &"c1"]).unwrap();
+        let row = first_row(&conn, "SELECT a, b, c FROM t WHERE b = $1 AND a = $2", &[&7_i64, &"a1"], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+        })
+        .unwrap();
+        assert_eq!(row, Some(("a1".to_string(), 7, "c1".to_string())));
+        assert_eq!(
+            first_row(&conn, "SELECT a FROM t WHERE a = $1", &[&"none"], |r| r.get::<_, String>(0)).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_wrong_number_of_arguments_is_an_error_not_a_stale_binding() {
+        let conn = table();
+        let e = execute(&conn, "INSERT INTO t (a, b) VALUES ($1, $2)", &[&"a1"]).unwrap_err();
+        assert!(e.to_string().contains("takes 2 parameters, 1 were given"), "{e}");
+    }
+
+    #[test]
+    fn a_duplicate_key_is_a_conflict_and_other_failures_are_unavailable() {
+        let conn = table();
+        execute(&conn, "INSERT INTO t (a) VALUES ($1)", &[&"a1"]).unwrap();
+        match execute(&conn, "INSERT INTO t (a) VALUES ($1)", &[&"a1"]) {
+            Err(StoreError::Conflict(m)) => assert!(m.contains("UNIQUE constraint failed: t.a"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            execute(&conn, "INSERT INTO nope (a) VALUES ($1)", &[&"a1"]),
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn every_caller_is_answered_after_the_commit_and_a_failed_job_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        table_at(&path);
+        let writer = Writer::start(&path, true).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let w = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                w.write(move |conn| {
+                    execute(conn, "INSERT INTO t (a, b) VALUES ($1, $2)", &[&format!("k{i}"), &i])?;
+                    // Every fourth job fails after its first write.
+                    if i % 4 == 0 { execute(conn, "INSERT INTO t (a) VALUES ($1)", &[&format!("k{i}")]) } else { Ok(1) }
+                })
+                .await
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            if t.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 10);
+        // A separate connection sees exactly the kept jobs: they were committed before the answers.
+        let other = Connection::open(&path).unwrap();
+        let n: i64 = other.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        let failed_kept: i64 = other.query_row("SELECT COUNT(*) FROM t WHERE b % 4 = 0", [], |r| r.get(0)).unwrap();
+        assert_eq!((n, failed_kept), (30, 0));
+    }
+
+    fn table_at(path: &Path) {
+        Connection::open(path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a TEXT PRIMARY KEY, b INTEGER, c TEXT)")
+            .unwrap();
+    }
 }

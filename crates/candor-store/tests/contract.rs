@@ -90,6 +90,7 @@ fn issued(access: &str, refresh: Option<&str>, grant: &str) -> IssuedTokens {
             revoked_at: None,
             issued_trace: "t".into(),
         }),
+        audit: None,
     }
 }
 
@@ -131,6 +132,61 @@ async fn of_concurrent_redemptions_of_one_code_exactly_one_stores_its_tokens() {
         let stored = s.store.code("code-1").await.unwrap().unwrap();
         assert_eq!(stored.redeemed_at, Some(120), "{}: the tombstone keeps the redemption", s.name);
         assert_eq!(s.store.code_by_grant("g1").await.unwrap().unwrap().hash, "code-1");
+    }
+}
+
+#[tokio::test]
+async fn a_success_audit_record_is_committed_with_its_tokens_and_only_with_them() {
+    for s in stores().await {
+        s.store.insert_code(&code("code-a", "ga")).await.unwrap();
+        let with_audit = |access: &str, trace: &str| IssuedTokens {
+            audit: Some(AuditRecord {
+                client_id: Some("c1".into()),
+                grant_id: Some("ga".into()),
+                ..AuditRecord::success(trace, 120, "token")
+            }),
+            ..issued(access, None, "ga")
+        };
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let store = s.store.clone();
+                let tokens = with_audit(&format!("at-a{i}"), &format!("trace-{i}"));
+                tokio::spawn(
+                    async move { store.redeem_code("code-a", 120, &format!("trace-{i}"), &tokens).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut winner = None;
+        for (i, t) in tasks.into_iter().enumerate() {
+            if t.await.unwrap() == Redemption::Redeemed {
+                winner = Some(i);
+            }
+        }
+        let winner = winner.expect("one redemption wins");
+        let records = s.store.audit_by_grant("ga").await.unwrap();
+        let traces: Vec<&str> = records.iter().map(|r| r.trace_id.as_str()).collect();
+        assert_eq!(
+            traces,
+            [format!("trace-{winner}")],
+            "{}: only the winner's record, committed with its tokens",
+            s.name
+        );
+        // Client credentials: the record travels with the access token.
+        s.store
+            .insert_tokens(&IssuedTokens {
+                audit: Some(AuditRecord::success("trace-cc", 130, "token")),
+                ..issued("at-cc", None, "gcc")
+            })
+            .await
+            .unwrap();
+        assert!(s.store.audit("trace-cc").await.unwrap().is_some(), "{}", s.name);
+        // A token that cannot be stored (a duplicate) takes its record down with it.
+        let duplicate = IssuedTokens {
+            audit: Some(AuditRecord::success("trace-dup", 130, "token")),
+            ..issued("at-cc", None, "gcc")
+        };
+        assert!(s.store.insert_tokens(&duplicate).await.is_err());
+        assert!(s.store.audit("trace-dup").await.unwrap().is_none(), "{}", s.name);
     }
 }
 

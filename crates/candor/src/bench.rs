@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// client-credentials, code, refresh, userinfo, introspection, or startup.
+    /// client-credentials, code, code-sso (signed-in users), refresh, userinfo, introspection, or startup.
     #[arg(long, short)]
     scenario: String,
     /// The provider's issuer URL (plain http://; discovery is read from it).
@@ -80,7 +80,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     let scenario = Scenario::parse(&args.scenario).ok_or_else(|| {
         format!(
-            "unknown scenario {:?}: client-credentials, code, refresh, userinfo, introspection or startup",
+            "unknown scenario {:?}: client-credentials, code, code-sso, refresh, userinfo, introspection or startup",
             args.scenario
         )
     })?;

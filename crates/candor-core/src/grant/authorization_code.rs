@@ -118,7 +118,11 @@ async fn redeem(
         None
     };
 
-    let issued = IssuedTokens { access: access_record, refresh: refresh.as_ref().map(|(_, r)| r.clone()) };
+    let issued = IssuedTokens {
+        audit: ctx.success_audit(&access_record.grant_id),
+        access: access_record,
+        refresh: refresh.as_ref().map(|(_, r)| r.clone()),
+    };
     match ctx.store.redeem_code(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)? {
         Redemption::Redeemed => {}
         Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace } => {

@@ -4,7 +4,7 @@ use super::{GrantContext, TokenResponse, new_access_token, store_failed};
 use crate::model::{Client, IssuedTokens};
 use crate::rejection::{Reason, Rejection};
 use crate::scope::{self, Scope};
-use crate::tokens::random_id;
+use crate::tokens::ordered_id;
 
 pub async fn issue(
     ctx: &GrantContext<'_>,
@@ -40,9 +40,12 @@ pub async fn issue(
         }
         None => allowed,
     };
-    let grant_id = random_id().map_err(|_| Rejection::internal())?;
+    let grant_id = ordered_id().map_err(|_| Rejection::internal())?;
     let (access, record) = new_access_token(ctx, &grant_id, &client.id, None, &scope.to_string())?;
-    ctx.store.insert_tokens(&IssuedTokens { access: record, refresh: None }).await.map_err(store_failed)?;
+    ctx.store
+        .insert_tokens(&IssuedTokens { access: record, refresh: None, audit: ctx.success_audit(&grant_id) })
+        .await
+        .map_err(store_failed)?;
     Ok(TokenResponse {
         access_token: access.value,
         token_type: "Bearer",

@@ -4,6 +4,7 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 
+use crate::audit::AuditRecord;
 use crate::clock::UnixTime;
 use crate::keys::KeyRing;
 use crate::model::{AccessTokenRecord, Client, GrantType};
@@ -67,6 +68,15 @@ pub struct GrantContext<'a> {
     pub settings: &'a Settings,
     pub now: UnixTime,
     pub trace: &'a str,
+    /// The audit record of the request so far; a grant that issues tokens stores it with them.
+    pub audit: Option<&'a AuditRecord>,
+}
+
+impl GrantContext<'_> {
+    /// The audit record to commit with the tokens of `grant_id`.
+    pub fn success_audit(&self, grant_id: &str) -> Option<AuditRecord> {
+        self.audit.map(|a| AuditRecord { grant_id: Some(grant_id.to_string()), ..a.clone() })
+    }
 }
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).

@@ -1,0 +1,59 @@
+//! The statements of the request paths' write transactions, shared by both backends (PostgreSQL
+//! runs them through sqlx, SQLite on its writer thread). Parameters are `$N`, which both accept;
+//! the SQLite writer binds them by name, so their order in the text does not matter.
+
+pub(crate) const INSERT_CODE: &str = "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope,
+        nonce, code_challenge, code_challenge_method, auth_time, issued_at, expires_at, redeemed_at, redeemed_trace, issued_trace)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// The claim of a code: writers of one row are serialised (SQLite: one writer; PostgreSQL: the
+/// row lock, and the WHERE is re-checked after a concurrent commit), so exactly one transaction
+/// sees `redeemed_at IS NULL` and changes the row.
+pub(crate) const CLAIM_CODE: &str =
+    "UPDATE codes SET redeemed_at = $1, redeemed_trace = $2 WHERE hash = $3 AND redeemed_at IS NULL";
+pub(crate) const CODE_REDEMPTION: &str = "SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = $1";
+
+pub(crate) const INSERT_ACCESS: &str =
+    "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const INSERT_REFRESH: &str =
+    "INSERT INTO refresh_tokens (hash, grant_id, client_id, user_id, scope, auth_time, issued_at,
+        expires_at, rotated_at, rotated_trace, revoked_at, issued_trace)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+pub(crate) const REFRESH_REVOKED_AT: &str = "SELECT revoked_at FROM refresh_tokens WHERE hash = $1";
+/// The claim of a refresh token's rotation (see `CLAIM_CODE`).
+pub(crate) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $1, rotated_trace = $2
+     WHERE hash = $3 AND rotated_at IS NULL AND revoked_at IS NULL";
+pub(crate) const REFRESH_ROTATION: &str =
+    "SELECT rotated_at, rotated_trace, revoked_at FROM refresh_tokens WHERE hash = $1";
+
+pub(crate) const REVOKE_GRANT: [&str; 2] = [
+    "UPDATE access_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+    "UPDATE refresh_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+];
+
+pub(crate) const INSERT_SESSION: &str =
+    "INSERT INTO sessions (hash, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE hash = $1";
+
+pub(crate) const INSERT_INTERACTION: &str =
+    "INSERT INTO interactions (hash, request, browser_hash, csrf_hash, login_user_id,
+        login_time, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const RECORD_LOGIN: &str = "UPDATE interactions SET login_user_id = $1, login_time = $2 WHERE hash = $3";
+pub(crate) const TAKE_INTERACTION: &str = "DELETE FROM interactions WHERE hash = $1";
+
+pub(crate) const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
+pub(crate) const REVOKE_CONSENTED_TOKENS: &str =
+    "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL";
+pub(crate) const GRANT_CONSENT: &str =
+    "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (user_id, client_id, scope) DO NOTHING";
+
+pub(crate) const INSERT_AUDIT: &str =
+    "INSERT INTO audit (trace_id, at, endpoint, client_id, grant_type, reason, facts, grant_id, encoding)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (trace_id) DO UPDATE SET at = excluded.at, endpoint = excluded.endpoint,
+         client_id = excluded.client_id, grant_type = excluded.grant_type, reason = excluded.reason,
+         facts = excluded.facts, grant_id = excluded.grant_id, encoding = excluded.encoding";
