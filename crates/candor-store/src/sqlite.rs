@@ -13,6 +13,10 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Reader connections. Each read is a few µs of SQLite work; more connections than this only add
+/// threads (sqlx runs each connection on its own) and page caches.
+const READERS: u32 = 4;
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -49,11 +53,16 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if throwaway { SqliteSynchronous::Off } else { SqliteSynchronous::Full })
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Each reader keeps at most 1 MiB of pages (SQLite's default is 2 MiB): the hot pages
+            // (clients, upper index levels) fit, the rest is in the OS page cache anyway, and the
+            // memory target (docs/performance.md) counts every connection's cache.
+            .pragma("cache_size", "-1024");
         let path = options.get_filename().to_path_buf();
         // Readers (WAL readers do not block the writer). sqlx's pool connections only read on the
         // request paths; admin commands and migrations also write through it, as other processes do.
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(unavailable)?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(READERS).connect_with(options).await.map_err(unavailable)?;
         // The file exists now (the pool created it); the writer prepares its statements only when
         // the first write comes, after the schema step below.
         let writer = Writer::start(&path, !throwaway)?;
