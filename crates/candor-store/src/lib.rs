@@ -1,6 +1,8 @@
 //! Durable stores implementing `candor_core::store`: SQLite (the embedded default) and
-//! PostgreSQL (several Candor nodes on one database). Both share one implementation
-//! (`shared.rs`): the same statements, row mapping and transactions.
+//! PostgreSQL (several Candor nodes on one database). Both share the reads, admin writes and row
+//! mapping (`shared.rs`) and the statements of the request paths' writes (`sql.rs`); each runs
+//! those writes its own way (`Writes`: a transaction per call on PostgreSQL, the group-commit
+//! writer thread on SQLite).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
 mod shared;

@@ -1,5 +1,6 @@
 //! The store implementation shared by SQLite and PostgreSQL: the same statements (written with
-//! `$N` parameters, which both accept), the same row mapping and the same transactions.
+//! `$N` parameters, which both accept), the same row mapping and the same transactions, except
+//! for the request paths' writes, which each backend runs through its `crate::Writes`.
 //!
 //! `store_impl!` expands inside each backend's module, which provides `MIGRATOR`, `applied_versions()`,
 //! `writes()` (the backend's `crate::Writes`: the request paths' write transactions) and:

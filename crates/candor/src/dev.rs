@@ -30,7 +30,7 @@ pub struct DevArgs {
     /// Port on 127.0.0.1 (0 picks a free one and prints it).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Keep everything in memory; nothing is written to disk.
+    /// Use a throwaway store: a private temporary file, deleted when Candor stops.
     #[arg(long)]
     ephemeral: bool,
     /// Directory of the dev store.

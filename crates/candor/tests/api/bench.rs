@@ -47,6 +47,12 @@ async fn every_scenario_runs_clean_against_candor() {
     let (ok, r, err) = bench(&app, WEB, &[&["-s", "code"][..], &flow].concat()).await;
     assert!(ok, "{err}");
     assert_clean(&r, "code", 3.0);
+    // Signed-in users: after a worker's first flow its session and the remembered consent let the
+    // authorization request straight through: authorize (redirect with the code) and the exchange.
+    let (ok, r, err) = bench(&app, WEB, &[&["-s", "code-sso"][..], &flow].concat()).await;
+    assert!(ok, "{err}");
+    assert_clean(&r, "code-sso", 2.0);
+    assert!(r["http_requests_per_op"].as_f64().unwrap() < 3.0, "no login form after the first flow: {r}");
     for scenario in ["refresh", "userinfo"] {
         let (ok, r, err) = bench(&app, WEB, &[&["-s", scenario][..], &flow].concat()).await;
         assert!(ok, "{scenario}: {err}");
