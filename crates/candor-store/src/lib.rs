@@ -5,6 +5,9 @@
 //! writer thread on SQLite).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
+mod native;
+mod reader;
+mod rows;
 mod shared;
 mod sql;
 mod writer;
@@ -22,6 +25,29 @@ use candor_core::clock::UnixTime;
 use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, SessionRecord};
 use candor_core::store::{Redemption, Rotation, Store, StoreError, StoreResult};
 use std::sync::Arc;
+
+/// Maps a row, whichever driver read it.
+pub(crate) type MapRow<T> = for<'r> fn(&'r (dyn rows::Col + 'r)) -> StoreResult<T>;
+
+/// The reads of the request paths: rows found by key (`sql.rs`) and mapped by `rows.rs`.
+/// PostgreSQL runs them on its pool; SQLite in place, on the caller's thread (`reader.rs`).
+#[async_trait]
+pub(crate) trait Reads: Send + Sync {
+    /// The row `statement` finds for `key`, if any.
+    async fn one<T: Send + 'static>(
+        &self,
+        statement: &'static str,
+        key: &str,
+        map: MapRow<T>,
+    ) -> StoreResult<Option<T>>;
+    /// Every row `statement` finds for `keys` (`$1`, `$2`, … in order).
+    async fn all<T: Send + 'static>(
+        &self,
+        statement: &'static str,
+        keys: &[&str],
+        map: MapRow<T>,
+    ) -> StoreResult<Vec<T>>;
+}
 
 /// The write transactions of the request paths (one durable transaction each), which each backend
 /// runs its own way: PostgreSQL in a transaction per call on its pool, SQLite on one writer

@@ -7,7 +7,7 @@
 //! transaction-scoped advisory lock on the grant, so a revocation never misses a token that a
 //! concurrent rotation inserts.
 
-use crate::{Schema, Writes, sql};
+use crate::{MapRow, Reads, Schema, Writes, sql};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::future::Future;
@@ -62,6 +62,10 @@ impl PgStore {
     }
 
     fn writes(&self) -> &PgStore {
+        self
+    }
+
+    fn reads(&self) -> &PgStore {
         self
     }
 
@@ -178,6 +182,33 @@ async fn insert_audit(tx: &mut PgConnection, r: &AuditRecord) -> StoreResult<()>
         .bind(&r.grant_id)
         .bind(&r.encoding);
     execute(tx, q).await.map(|_| ())
+}
+
+#[async_trait]
+impl Reads for PgStore {
+    async fn one<T: Send + 'static>(
+        &self,
+        statement: &'static str,
+        key: &str,
+        map: MapRow<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = sqlx::query(statement).bind(key).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.as_ref().map(|row| map(row)).transpose()
+    }
+
+    async fn all<T: Send + 'static>(
+        &self,
+        statement: &'static str,
+        keys: &[&str],
+        map: MapRow<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut query = sqlx::query(statement);
+        for key in keys {
+            query = query.bind(*key);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(unavailable)?;
+        rows.iter().map(|row| map(row)).collect()
+    }
 }
 
 #[async_trait]

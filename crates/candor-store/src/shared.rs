@@ -3,7 +3,8 @@
 //! for the request paths' writes, which each backend runs through its `crate::Writes`.
 //!
 //! `store_impl!` expands inside each backend's module, which provides `MIGRATOR`, `applied_versions()`,
-//! `writes()` (the backend's `crate::Writes`: the request paths' write transactions) and:
+//! `reads()` and `writes()` (the backend's `crate::Reads` and `crate::Writes`: the request paths'
+//! reads by key and write transactions) and:
 //! - `SWEEP_LIMIT`: how a sweep's bounded sub-select ends (PostgreSQL skips rows another node's
 //!   sweep holds instead of waiting for them).
 
@@ -14,7 +15,6 @@ macro_rules! store_impl {
         use candor_core::audit::AuditRecord;
         use candor_core::clock::UnixTime;
         use candor_core::model::*;
-        use candor_core::pkce::{ChallengeMethod, CodeChallenge};
         use candor_core::store::*;
         use sqlx::Row;
 
@@ -44,110 +44,30 @@ macro_rules! store_impl {
             }
         }
 
-        fn json_list<T: serde::de::DeserializeOwned>(row: &$Row, col: &str) -> StoreResult<Vec<T>> {
-            let text: String = row.try_get(col).map_err(unavailable)?;
-            serde_json::from_str(&text).map_err(|e| corrupt(col, e))
-        }
-
         fn client_from(row: &$Row) -> StoreResult<Client> {
-            let method: String = row.try_get("auth_method").map_err(unavailable)?;
-            let alg: String = row.try_get("id_token_alg").map_err(unavailable)?;
-            Ok(Client {
-                id: row.try_get("id").map_err(unavailable)?,
-                name: row.try_get("name").map_err(unavailable)?,
-                secret_hash: row.try_get("secret_hash").map_err(unavailable)?,
-                redirect_uris: json_list(row, "redirect_uris")?,
-                grant_types: json_list(row, "grant_types")?,
-                auth_method: AuthMethod::parse(&method).ok_or_else(|| corrupt("auth_method", &method))?,
-                scopes: json_list(row, "scopes")?,
-                require_pkce: row.try_get("require_pkce").map_err(unavailable)?,
-                allow_plain_pkce: row.try_get("allow_plain_pkce").map_err(unavailable)?,
-                id_token_alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("id_token_alg", &alg))?,
-                always_issue_refresh_token: row.try_get("always_issue_refresh_token").map_err(unavailable)?,
-                created_at: row.try_get("created_at").map_err(unavailable)?,
-            })
+            crate::rows::client(row)
         }
 
         fn user_from(row: &$Row) -> StoreResult<User> {
-            Ok(User {
-                id: row.try_get("id").map_err(unavailable)?,
-                username: row.try_get("username").map_err(unavailable)?,
-                password_hash: row.try_get("password_hash").map_err(unavailable)?,
-                name: row.try_get("name").map_err(unavailable)?,
-                email: row.try_get("email").map_err(unavailable)?,
-                email_verified: row.try_get("email_verified").map_err(unavailable)?,
-                disabled: row.try_get("disabled").map_err(unavailable)?,
-                created_at: row.try_get("created_at").map_err(unavailable)?,
-            })
+            crate::rows::user(row)
         }
 
         fn code_from(row: &$Row) -> StoreResult<CodeRecord> {
-            let challenge: Option<String> = row.try_get("code_challenge").map_err(unavailable)?;
-            let method: Option<String> = row.try_get("code_challenge_method").map_err(unavailable)?;
-            let code_challenge = match (challenge, method.as_deref()) {
-                (Some(value), Some("S256")) => Some(CodeChallenge { value, method: ChallengeMethod::S256 }),
-                (Some(value), Some("plain")) => Some(CodeChallenge { value, method: ChallengeMethod::Plain }),
-                (None, _) => None,
-                (Some(_), other) => return Err(corrupt("code_challenge_method", format!("{other:?}"))),
-            };
-            Ok(CodeRecord {
-                hash: row.try_get("hash").map_err(unavailable)?,
-                grant_id: row.try_get("grant_id").map_err(unavailable)?,
-                client_id: row.try_get("client_id").map_err(unavailable)?,
-                user_id: row.try_get("user_id").map_err(unavailable)?,
-                redirect_uri: row.try_get("redirect_uri").map_err(unavailable)?,
-                redirect_uri_sent: row.try_get("redirect_uri_sent").map_err(unavailable)?,
-                scope: row.try_get("scope").map_err(unavailable)?,
-                nonce: row.try_get("nonce").map_err(unavailable)?,
-                code_challenge,
-                auth_time: row.try_get("auth_time").map_err(unavailable)?,
-                issued_at: row.try_get("issued_at").map_err(unavailable)?,
-                expires_at: row.try_get("expires_at").map_err(unavailable)?,
-                redeemed_at: row.try_get("redeemed_at").map_err(unavailable)?,
-                redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
-                issued_trace: row.try_get("issued_trace").map_err(unavailable)?,
-            })
+            crate::rows::code(row)
         }
 
         fn access_from(row: &$Row) -> StoreResult<AccessTokenRecord> {
-            Ok(AccessTokenRecord {
-                hash: row.try_get("hash").map_err(unavailable)?,
-                grant_id: row.try_get("grant_id").map_err(unavailable)?,
-                client_id: row.try_get("client_id").map_err(unavailable)?,
-                user_id: row.try_get("user_id").map_err(unavailable)?,
-                scope: row.try_get("scope").map_err(unavailable)?,
-                issued_at: row.try_get("issued_at").map_err(unavailable)?,
-                expires_at: row.try_get("expires_at").map_err(unavailable)?,
-                revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
-            })
+            crate::rows::access(row)
         }
 
         fn refresh_from(row: &$Row) -> StoreResult<RefreshTokenRecord> {
-            Ok(RefreshTokenRecord {
-                hash: row.try_get("hash").map_err(unavailable)?,
-                grant_id: row.try_get("grant_id").map_err(unavailable)?,
-                client_id: row.try_get("client_id").map_err(unavailable)?,
-                user_id: row.try_get("user_id").map_err(unavailable)?,
-                scope: row.try_get("scope").map_err(unavailable)?,
-                auth_time: row.try_get("auth_time").map_err(unavailable)?,
-                issued_at: row.try_get("issued_at").map_err(unavailable)?,
-                expires_at: row.try_get("expires_at").map_err(unavailable)?,
-                rotated_at: row.try_get("rotated_at").map_err(unavailable)?,
-                rotated_trace: row.try_get("rotated_trace").map_err(unavailable)?,
-                revoked_at: row.try_get("revoked_at").map_err(unavailable)?,
-                issued_trace: row.try_get("issued_trace").map_err(unavailable)?,
-            })
+            crate::rows::refresh(row)
         }
 
         #[async_trait]
         impl ClientStore for $Store {
             async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
-                let row = sqlx::query("SELECT * FROM clients WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.as_ref().map(client_from).transpose()
+                crate::Reads::one(self.reads(), crate::sql::CLIENT, id, |row| crate::rows::client(row)).await
             }
 
             async fn insert_client(&self, c: &Client) -> StoreResult<()> {
@@ -221,21 +141,11 @@ macro_rules! store_impl {
         #[async_trait]
         impl UserStore for $Store {
             async fn user(&self, id: &str) -> StoreResult<Option<User>> {
-                let row = sqlx::query("SELECT * FROM users WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.as_ref().map(user_from).transpose()
+                crate::Reads::one(self.reads(), crate::sql::USER, id, |row| crate::rows::user(row)).await
             }
 
             async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-                let row = sqlx::query("SELECT * FROM users WHERE username = $1")
-                    .bind(username)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.as_ref().map(user_from).transpose()
+                crate::Reads::one(self.reads(), crate::sql::USER_BY_USERNAME, username, |row| crate::rows::user(row)).await
             }
 
             async fn insert_user(&self, u: &User) -> StoreResult<()> {
@@ -329,12 +239,7 @@ macro_rules! store_impl {
             }
 
             async fn code(&self, hash: &str) -> StoreResult<Option<CodeRecord>> {
-                let row = sqlx::query("SELECT * FROM codes WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.as_ref().map(code_from).transpose()
+                crate::Reads::one(self.reads(), crate::sql::CODE, hash, |row| crate::rows::code(row)).await
             }
 
             async fn redeem_code(
@@ -374,21 +279,11 @@ macro_rules! store_impl {
         #[async_trait]
         impl TokenStore for $Store {
             async fn access_token(&self, hash: &str) -> StoreResult<Option<AccessTokenRecord>> {
-                let row = sqlx::query("SELECT * FROM access_tokens WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.as_ref().map(access_from).transpose()
+                crate::Reads::one(self.reads(), crate::sql::ACCESS_TOKEN, hash, |row| crate::rows::access(row)).await
             }
 
             async fn refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
-                let row = sqlx::query("SELECT * FROM refresh_tokens WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.as_ref().map(refresh_from).transpose()
+                crate::Reads::one(self.reads(), crate::sql::REFRESH_TOKEN, hash, |row| crate::rows::refresh(row)).await
             }
 
             async fn insert_tokens(&self, issued: &IssuedTokens) -> StoreResult<()> {
@@ -438,21 +333,7 @@ macro_rules! store_impl {
             }
 
             async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>> {
-                let row = sqlx::query("SELECT * FROM sessions WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.map(|row| {
-                    Ok(SessionRecord {
-                        hash: row.try_get("hash").map_err(unavailable)?,
-                        user_id: row.try_get("user_id").map_err(unavailable)?,
-                        auth_time: row.try_get("auth_time").map_err(unavailable)?,
-                        created_at: row.try_get("created_at").map_err(unavailable)?,
-                        expires_at: row.try_get("expires_at").map_err(unavailable)?,
-                    })
-                })
-                .transpose()
+                crate::Reads::one(self.reads(), crate::sql::SESSION, hash, |row| crate::rows::session(row)).await
             }
 
             async fn delete_session(&self, hash: &str) -> StoreResult<()> {
@@ -467,25 +348,7 @@ macro_rules! store_impl {
             }
 
             async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>> {
-                let row = sqlx::query("SELECT * FROM interactions WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                row.map(|row| {
-                    let request: String = row.try_get("request").map_err(unavailable)?;
-                    Ok(InteractionRecord {
-                        hash: row.try_get("hash").map_err(unavailable)?,
-                        request: serde_json::from_str(&request).map_err(|e| corrupt("interaction request", e))?,
-                        browser_hash: row.try_get("browser_hash").map_err(unavailable)?,
-                        csrf_hash: row.try_get("csrf_hash").map_err(unavailable)?,
-                        login_user_id: row.try_get("login_user_id").map_err(unavailable)?,
-                        login_time: row.try_get("login_time").map_err(unavailable)?,
-                        created_at: row.try_get("created_at").map_err(unavailable)?,
-                        expires_at: row.try_get("expires_at").map_err(unavailable)?,
-                    })
-                })
-                .transpose()
+                crate::Reads::one(self.reads(), crate::sql::INTERACTION, hash, |row| crate::rows::interaction(row)).await
             }
 
             async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()> {
@@ -500,13 +363,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl ConsentStore for $Store {
             async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
-                let rows = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2 ORDER BY scope")
-                    .bind(user_id)
-                    .bind(client_id)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                rows.iter().map(|r| r.try_get("scope").map_err(unavailable)).collect()
+                crate::Reads::all(self.reads(), crate::sql::CONSENT, &[user_id, client_id], |row| row.text("scope")).await
             }
 
             async fn revoke_consent(&self, user_id: &str, client_id: &str, now: UnixTime) -> StoreResult<bool> {

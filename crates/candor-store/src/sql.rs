@@ -57,3 +57,15 @@ pub(crate) const INSERT_AUDIT: &str =
      ON CONFLICT (trace_id) DO UPDATE SET at = excluded.at, endpoint = excluded.endpoint,
          client_id = excluded.client_id, grant_type = excluded.grant_type, reason = excluded.reason,
          facts = excluded.facts, grant_id = excluded.grant_id, encoding = excluded.encoding";
+
+// The reads of the request paths, one row (or a few) by key. On SQLite they run in place on the
+// caller's thread (`reader.rs`), on PostgreSQL through the pool.
+pub(crate) const CLIENT: &str = "SELECT * FROM clients WHERE id = $1";
+pub(crate) const USER: &str = "SELECT * FROM users WHERE id = $1";
+pub(crate) const USER_BY_USERNAME: &str = "SELECT * FROM users WHERE username = $1";
+pub(crate) const CODE: &str = "SELECT * FROM codes WHERE hash = $1";
+pub(crate) const ACCESS_TOKEN: &str = "SELECT * FROM access_tokens WHERE hash = $1";
+pub(crate) const REFRESH_TOKEN: &str = "SELECT * FROM refresh_tokens WHERE hash = $1";
+pub(crate) const SESSION: &str = "SELECT * FROM sessions WHERE hash = $1";
+pub(crate) const INTERACTION: &str = "SELECT * FROM interactions WHERE hash = $1";
+pub(crate) const CONSENT: &str = "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2 ORDER BY scope";

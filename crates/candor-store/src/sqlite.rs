@@ -4,6 +4,7 @@
 //! request paths go through one writer thread that commits them in groups (`writer.rs`).
 
 use crate::Schema;
+use crate::reader::Readers;
 use crate::writer::Writer;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -21,6 +22,7 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: Writer,
+    readers: Arc<Readers>,
     /// A throwaway store's directory, removed when the last handle is dropped.
     _scratch: Option<Arc<tempfile::TempDir>>,
 }
@@ -66,7 +68,8 @@ impl SqliteStore {
         // The file exists now (the pool created it); the writer prepares its statements only when
         // the first write comes, after the schema step below.
         let writer = Writer::start(&path, !throwaway)?;
-        SqliteStore { pool, writer, _scratch: scratch }.prepare(schema).await
+        let readers = Arc::new(Readers::new(&path));
+        SqliteStore { pool, writer, readers, _scratch: scratch }.prepare(schema).await
     }
 
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
@@ -91,6 +94,10 @@ impl SqliteStore {
 
     fn writes(&self) -> &Writer {
         &self.writer
+    }
+
+    fn reads(&self) -> &Readers {
+        &self.readers
     }
 }
 

@@ -14,14 +14,15 @@
 //! shared and nothing waits for a timer. A job that fails is rolled back to its savepoint without
 //! touching the others; a failed `COMMIT` fails every job of the batch (nothing of it is stored).
 
+use crate::native::{db_error, execute, first_row};
+use crate::rows::Col;
 use crate::{Writes, sql};
 use async_trait::async_trait;
 use candor_core::audit::AuditRecord;
 use candor_core::clock::UnixTime;
 use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, SessionRecord};
 use candor_core::store::{Redemption, Rotation, StoreError, StoreResult};
-use rusqlite::types::ToSql;
-use rusqlite::{Connection, ErrorCode, Row, Statement};
+use rusqlite::Connection;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Duration;
@@ -229,71 +230,6 @@ fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>) {
     }
 }
 
-fn db_error(e: rusqlite::Error) -> StoreError {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, message)
-            if f.code == ErrorCode::ConstraintViolation
-                && matches!(
-                    f.extended_code,
-                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                ) =>
-        {
-            StoreError::Conflict(message.clone().unwrap_or_else(|| e.to_string()))
-        }
-        _ => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-/// The names SQLite gives `$1`…`$16` (it numbers named parameters by first appearance, so they
-/// are bound by name: the statements of `sql.rs` are written for PostgreSQL's positional `$N`).
-const NAMES: [&str; 16] =
-    ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16"];
-
-fn bound<'c>(conn: &'c Connection, statement: &str, args: &[&dyn ToSql]) -> StoreResult<rusqlite::CachedStatement<'c>> {
-    let mut stmt = conn.prepare_cached(statement).map_err(db_error)?;
-    bind(&mut stmt, args)?;
-    Ok(stmt)
-}
-
-fn bind(stmt: &mut Statement<'_>, args: &[&dyn ToSql]) -> StoreResult<()> {
-    if stmt.parameter_count() != args.len() || args.len() > NAMES.len() {
-        return Err(StoreError::Unavailable(format!(
-            "a statement takes {} parameters, {} were given",
-            stmt.parameter_count(),
-            args.len()
-        )));
-    }
-    for (name, arg) in NAMES.iter().zip(args) {
-        let index = stmt
-            .parameter_index(name)
-            .map_err(db_error)?
-            .ok_or_else(|| StoreError::Unavailable(format!("a statement has no parameter {name}")))?;
-        stmt.raw_bind_parameter(index, arg).map_err(db_error)?;
-    }
-    Ok(())
-}
-
-/// Runs a statement that returns no rows; returns the number of rows it changed.
-fn execute(conn: &Connection, statement: &str, args: &[&dyn ToSql]) -> StoreResult<u64> {
-    let n = bound(conn, statement, args)?.raw_execute().map_err(db_error)?;
-    Ok(n as u64)
-}
-
-/// Runs a query; maps its first row, if any.
-fn first_row<T>(
-    conn: &Connection,
-    statement: &str,
-    args: &[&dyn ToSql],
-    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-) -> StoreResult<Option<T>> {
-    let mut stmt = bound(conn, statement, args)?;
-    let mut rows = stmt.raw_query();
-    match rows.next().map_err(db_error)? {
-        Some(row) => map(row).map(Some).map_err(db_error),
-        None => Ok(None),
-    }
-}
-
 /// Inserts the tokens of one response inside the current transaction.
 fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
     let a = &issued.access;
@@ -382,7 +318,7 @@ impl Writes for Writer {
         self.write(move |conn| {
             if execute(conn, sql::CLAIM_CODE, &[&now, &trace, &hash])? == 0 {
                 let state = first_row(conn, sql::CODE_REDEMPTION, &[&hash], |row| {
-                    Ok((row.get::<_, Option<i64>>("redeemed_at")?, row.get::<_, Option<String>>("redeemed_trace")?))
+                    Ok((row.opt_int("redeemed_at")?, row.opt_text("redeemed_trace")?))
                 })?;
                 return Ok(match state {
                     None => Redemption::Missing,
@@ -403,9 +339,8 @@ impl Writes for Writer {
 
     async fn insert_sibling(&self, rotated_hash: String, issued: IssuedTokens) -> StoreResult<bool> {
         self.write(move |conn| {
-            let revoked_at = first_row(conn, sql::REFRESH_REVOKED_AT, &[&rotated_hash], |row| {
-                row.get::<_, Option<i64>>("revoked_at")
-            })?;
+            let revoked_at =
+                first_row(conn, sql::REFRESH_REVOKED_AT, &[&rotated_hash], |row| row.opt_int("revoked_at"))?;
             if !matches!(revoked_at, Some(None)) {
                 return Ok(false);
             }
@@ -425,7 +360,7 @@ impl Writes for Writer {
         self.write(move |conn| {
             if execute(conn, sql::CLAIM_REFRESH, &[&now, &trace, &hash])? == 0 {
                 let state = first_row(conn, sql::REFRESH_ROTATION, &[&hash], |row| {
-                    Ok((row.get::<_, Option<i64>>("rotated_at")?, row.get::<_, Option<String>>("rotated_trace")?))
+                    Ok((row.opt_int("rotated_at")?, row.opt_text("rotated_trace")?))
                 })?;
                 return Ok(match state {
                     None => Rotation::Missing,
@@ -525,49 +460,6 @@ impl Writes for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn table() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (a TEXT PRIMARY KEY, b INTEGER, c TEXT)").unwrap();
-        conn
-    }
-
-    #[test]
-    fn parameters_are_bound_by_their_number_not_their_place_in_the_text() {
-        let conn = table();
-        // SQLite numbers `$N` by first appearance: here `$3` would be parameter 1.
-        execute(&conn, "INSERT INTO t (c, b, a) VALUES ($3, $2, $1)", &[&"a1", &7_i64, &"c1"]).unwrap();
-        let row = first_row(&conn, "SELECT a, b, c FROM t WHERE b = $1 AND a = $2", &[&7_i64, &"a1"], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
-        })
-        .unwrap();
-        assert_eq!(row, Some(("a1".to_string(), 7, "c1".to_string())));
-        assert_eq!(
-            first_row(&conn, "SELECT a FROM t WHERE a = $1", &[&"none"], |r| r.get::<_, String>(0)).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn a_wrong_number_of_arguments_is_an_error_not_a_stale_binding() {
-        let conn = table();
-        let e = execute(&conn, "INSERT INTO t (a, b) VALUES ($1, $2)", &[&"a1"]).unwrap_err();
-        assert!(e.to_string().contains("takes 2 parameters, 1 were given"), "{e}");
-    }
-
-    #[test]
-    fn a_duplicate_key_is_a_conflict_and_other_failures_are_unavailable() {
-        let conn = table();
-        execute(&conn, "INSERT INTO t (a) VALUES ($1)", &[&"a1"]).unwrap();
-        match execute(&conn, "INSERT INTO t (a) VALUES ($1)", &[&"a1"]) {
-            Err(StoreError::Conflict(m)) => assert!(m.contains("UNIQUE constraint failed: t.a"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            execute(&conn, "INSERT INTO nope (a) VALUES ($1)", &[&"a1"]),
-            Err(StoreError::Unavailable(_))
-        ));
-    }
 
     #[tokio::test]
     async fn every_caller_is_answered_after_the_commit_and_a_failed_job_leaves_nothing() {
