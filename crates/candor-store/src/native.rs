@@ -5,6 +5,14 @@ use candor_core::store::{StoreError, StoreResult};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, ErrorCode, Row, Statement};
 
+/// Opens an existing database file: never creates one (a file that disappeared must fail,
+/// not be replaced by an empty database). One thread uses a connection at a time.
+pub(crate) fn open_existing(path: &std::path::Path) -> StoreResult<Connection> {
+    use rusqlite::OpenFlags;
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))
+}
+
 pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
     match &e {
         rusqlite::Error::SqliteFailure(f, message)
@@ -131,5 +139,14 @@ mod tests {
             execute(&conn, "INSERT INTO nope (a) VALUES ($1)", &[&"a1"]),
             Err(StoreError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn a_missing_database_file_is_an_error_not_a_new_empty_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.db");
+        let e = open_existing(&path).unwrap_err();
+        assert!(e.to_string().contains("gone.db"), "{e}");
+        assert!(!path.exists());
     }
 }

@@ -8,7 +8,7 @@
 //! system's cache holds one runtime thread for a disk read. The connections are kept in a small
 //! stack; a caller that finds it empty opens another.
 
-use crate::native::{all_rows, db_error, first_row};
+use crate::native::{all_rows, db_error, first_row, open_existing};
 use crate::{MapRow, Reads};
 use async_trait::async_trait;
 use candor_core::store::StoreResult;
@@ -41,7 +41,7 @@ impl Readers {
     }
 
     fn open(&self) -> StoreResult<Connection> {
-        let conn = Connection::open(&self.path).map_err(db_error)?;
+        let conn = open_existing(&self.path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // WAL readers wait only in rare cases (another process recovering the WAL index).
         conn.busy_timeout(Duration::from_secs(5)).map_err(db_error)?;

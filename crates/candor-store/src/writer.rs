@@ -14,7 +14,7 @@
 //! shared and nothing waits for a timer. A job that fails is rolled back to its savepoint without
 //! touching the others; a failed `COMMIT` fails every job of the batch (nothing of it is stored).
 
-use crate::native::{db_error, execute, first_row};
+use crate::native::{db_error, execute, first_row, open_existing};
 use crate::rows::Col;
 use crate::{Writes, sql};
 use async_trait::async_trait;
@@ -102,7 +102,7 @@ impl Writer {
     /// commit is on disk before it is acknowledged (`synchronous=FULL`); off only for a throwaway
     /// database.
     pub(crate) fn start(path: &Path, durable: bool) -> StoreResult<Writer> {
-        let conn = Connection::open(path).map_err(db_error)?;
+        let conn = open_existing(path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db_error)?;
@@ -118,7 +118,7 @@ impl Writer {
         // The checkpointer thread copies the WAL into the database file; the writer checkpoints
         // by itself only to let the WAL start over (see BACKSTOP_CHECKPOINT_PAGES).
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")).map_err(db_error)?;
-        let checkpointer = Connection::open(path).map_err(db_error)?;
+        let checkpointer = open_existing(path)?;
         checkpointer.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
         checkpointer
             .execute_batch(if durable { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = OFF" })
