@@ -124,7 +124,7 @@ async fn exchange(
         settings: &state.settings,
         now: state.now(),
         trace: &trace.0,
-        audit: Some(&*audit),
+        audit: &*audit,
     };
     let grant = request.grant_type();
     let result = grant::handle(&ctx, &client, request).await;

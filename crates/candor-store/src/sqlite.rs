@@ -1,7 +1,8 @@
 //! The SQLite store: one file, WAL journal, `synchronous=FULL` so every commit is durable
 //! before the call returns (a token is on disk before the response that carries it is sent).
-//! Reads use a pool of connections (WAL readers do not block the writer); the writes of the
-//! request paths go through one writer thread that commits them in groups (`writer.rs`).
+//! The request paths' reads by key run in place on kept connections (`reader.rs`); their writes
+//! go through one writer thread that commits them in groups (`writer.rs`). sqlx's pool serves the
+//! rest: migrations, listings, audit queries and admin writes.
 
 use crate::Schema;
 use crate::reader::Readers;
@@ -14,9 +15,9 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Reader connections. Each read is a few µs of SQLite work; more connections than this only add
-/// threads (sqlx runs each connection on its own) and page caches.
-const READERS: u32 = 4;
+/// sqlx's connections, for what is not on a request path (migrations, listings, audit queries,
+/// admin writes).
+const POOL_CONNECTIONS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -56,15 +57,15 @@ impl SqliteStore {
             .synchronous(if throwaway { SqliteSynchronous::Off } else { SqliteSynchronous::Full })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            // Each reader keeps at most 1 MiB of pages (SQLite's default is 2 MiB): the hot pages
-            // (clients, upper index levels) fit, the rest is in the OS page cache anyway, and the
-            // memory target (docs/performance.md) counts every connection's cache.
+            // At most 1 MiB of pages per connection (SQLite's default is 2 MiB), as for the
+            // readers: the memory target (docs/performance.md) counts every connection's cache.
             .pragma("cache_size", "-1024");
         let path = options.get_filename().to_path_buf();
-        // Readers (WAL readers do not block the writer). sqlx's pool connections only read on the
-        // request paths; admin commands and migrations also write through it, as other processes do.
-        let pool =
-            SqlitePoolOptions::new().max_connections(READERS).connect_with(options).await.map_err(unavailable)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
         // The file exists now (the pool created it); the writer prepares its statements only when
         // the first write comes, after the schema step below.
         let writer = Writer::start(&path, !throwaway)?;

@@ -69,13 +69,13 @@ pub struct GrantContext<'a> {
     pub now: UnixTime,
     pub trace: &'a str,
     /// The audit record of the request so far; a grant that issues tokens stores it with them.
-    pub audit: Option<&'a AuditRecord>,
+    pub audit: &'a AuditRecord,
 }
 
 impl GrantContext<'_> {
     /// The audit record to commit with the tokens of `grant_id`.
     pub fn success_audit(&self, grant_id: &str) -> Option<AuditRecord> {
-        self.audit.map(|a| AuditRecord { grant_id: Some(grant_id.to_string()), ..a.clone() })
+        Some(AuditRecord { grant_id: Some(grant_id.to_string()), ..self.audit.clone() })
     }
 }
 
