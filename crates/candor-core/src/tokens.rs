@@ -1,9 +1,15 @@
 //! Formats of the secrets Candor issues (codes, tokens, client secrets), their hashes, and
 //! recognising what a client did to a value on its way back.
 //!
-//! A value is `<prefix><43 base64url chars = 256 random bits><6 char checksum>`. The checksum
-//! lets Candor tell a value that was altered (truncated, a `#fragment` glued on, `+` for a space)
-//! from one that was never issued.
+//! A value is `<prefix><8 base64url chars: the time of issue><43 base64url chars = 256 random
+//! bits><6 char checksum>`. The checksum lets Candor tell a value that was altered (truncated, a
+//! `#fragment` glued on, `+` for a space) from one that was never issued.
+//!
+//! The time of issue (milliseconds since the epoch, 48 bits) is not secret and adds nothing to
+//! the value's strength; it makes the value's stored key (`hash_secret`) sort by issue time, so
+//! the store's index on those keys grows at its right edge instead of taking every new value on a
+//! random page (docs/performance.md, "Split keys"). Values issued before it existed
+//! (`<prefix><43><6>`) are still recognised and found.
 
 use aws_lc_rs::{digest, rand};
 use base64::Engine;
@@ -42,9 +48,7 @@ pub fn random_id() -> Result<String, RandomUnavailable> {
 /// lands on a random page of an index as large as its table, and every insert rewrites one more
 /// page (docs/performance.md). The time it reveals is the time of a request its holder made.
 pub fn ordered_id() -> Result<String, RandomUnavailable> {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let millis = millis_now();
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
     bytes[6..].copy_from_slice(&random_bytes::<10>()?);
@@ -97,8 +101,20 @@ impl SecretKind {
     }
 }
 
-const BODY_LEN: usize = 43; // 32 bytes, base64url without padding
+const TIME_LEN: usize = 8; // 6 bytes (48-bit milliseconds), base64url
+const RANDOM_LEN: usize = 43; // 32 bytes, base64url without padding
 const CHECK_LEN: usize = 6;
+/// Body lengths of the values Candor issues now, and of those it issued before the time of issue
+/// led the value (still accepted, never issued).
+const BODY_LEN: usize = TIME_LEN + RANDOM_LEN;
+const LEGACY_BODY_LEN: usize = RANDOM_LEN;
+const BODY_LENS: [usize; 2] = [BODY_LEN, LEGACY_BODY_LEN];
+
+fn millis_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 fn checksum(prefix_and_body: &str) -> String {
     let d = digest::digest(&digest::SHA256, prefix_and_body.as_bytes());
@@ -121,23 +137,57 @@ impl std::fmt::Debug for Secret {
 
 impl Secret {
     pub fn generate(kind: SecretKind) -> Result<Secret, RandomUnavailable> {
-        let body = b64url(&random_bytes::<32>()?);
-        let head = format!("{}{}", kind.prefix(), body);
+        Secret::issued_at(kind, millis_now())
+    }
+
+    fn issued_at(kind: SecretKind, millis: u64) -> Result<Secret, RandomUnavailable> {
+        let time = b64url(&millis.to_be_bytes()[2..]);
+        let random = b64url(&random_bytes::<32>()?);
+        let head = format!("{}{time}{random}", kind.prefix());
         let value = format!("{head}{}", checksum(&head));
         let hash = hash_secret(&value);
         Ok(Secret { value, hash })
     }
 }
 
-/// The stored form of a high-entropy secret: SHA-256 under a domain-separation label, hex.
+/// The stored form of a secret: SHA-256 under a domain-separation label, in hex, preceded by the
+/// value's time of issue in hex (12 characters) when the value carries one.
 ///
 /// A 256-bit random value cannot be guessed, so a fast hash is enough (argon2 is for human
-/// passwords); storing only this means a leaked store hands out no usable token.
+/// passwords); storing only this means a leaked store hands out no usable token. The time prefix
+/// is readable in the value itself, so it discloses nothing the holder does not have; what it buys
+/// is an index that appends (module docs). Anything else (a legacy value, a CSRF token, a value of
+/// the wrong shape) is stored and looked up by the digest alone.
 pub fn hash_secret(value: &str) -> String {
+    let digest = digest_hex(value);
+    match issue_time(value) {
+        Some(time) => {
+            let mut key = hex(&time);
+            key.push_str(&digest);
+            key
+        }
+        None => digest,
+    }
+}
+
+fn digest_hex(value: &str) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(b"candor-secret-v1\0");
     ctx.update(value.as_bytes());
     hex(ctx.finish().as_ref())
+}
+
+/// The 6 time bytes of a value of the current shape (a known prefix, then the time, the random
+/// part and the checksum, by length). The checksum is not checked: the stored key only has to be
+/// a function of the value, and a forged time only chooses where a lookup searches.
+fn issue_time(value: &str) -> Option<[u8; 6]> {
+    let kind = SecretKind::ALL.into_iter().find(|k| value.starts_with(k.prefix()))?;
+    let start = kind.prefix().len();
+    if value.len() != start + BODY_LEN + CHECK_LEN {
+        return None;
+    }
+    let decoded = b64url_decode(value.get(start..start + TIME_LEN)?)?;
+    decoded.try_into().ok()
 }
 
 /// Lowercase hex, without a formatting call per byte (this is on every request's path).
@@ -152,9 +202,11 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// A short, non-reversible identifier of a value for logs and explanations: the first 12 hex
-/// characters of its stored hash.
+/// characters of its digest (not of its stored key, which starts with the time of issue).
 pub fn fingerprint(value: &str) -> String {
-    hash_secret(value)[..12].to_string()
+    let mut digest = digest_hex(value);
+    digest.truncate(12);
+    digest
 }
 
 /// Whether a presented identifier is in fact one of Candor's secret values (a client secret pasted
@@ -176,10 +228,11 @@ pub fn safe_identifier(value: &str) -> String {
 /// The value as Candor issued it, when the presented one only has characters added after it
 /// (a `#fragment`, `&state=...`, whitespace).
 pub fn issued_head(value: &str, kind: SecretKind) -> Option<&str> {
-    let full_len = kind.prefix().len() + BODY_LEN + CHECK_LEN;
     let trimmed = value.trim();
-    let head = trimmed.get(..full_len)?;
-    has_valid_checksum(head, kind).then_some(head)
+    BODY_LENS.into_iter().find_map(|body| {
+        let head = trimmed.get(..kind.prefix().len() + body + CHECK_LEN)?;
+        has_valid_checksum(head, kind).then_some(head)
+    })
 }
 
 /// Constant-time comparison of two stored hashes.
@@ -260,11 +313,11 @@ impl Defect {
 }
 
 fn has_valid_checksum(value: &str, kind: SecretKind) -> bool {
-    let expected_len = kind.prefix().len() + BODY_LEN + CHECK_LEN;
-    if value.len() != expected_len || !value.starts_with(kind.prefix()) || !value.is_ascii() {
+    let lengths = BODY_LENS.map(|body| kind.prefix().len() + body + CHECK_LEN);
+    if !lengths.contains(&value.len()) || !value.starts_with(kind.prefix()) || !value.is_ascii() {
         return false;
     }
-    let (head, check) = value.split_at(expected_len - CHECK_LEN);
+    let (head, check) = value.split_at(value.len() - CHECK_LEN);
     head[kind.prefix().len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && checksum(head).as_bytes().ct_eq(check.as_bytes()).into()
 }
@@ -286,8 +339,11 @@ fn diagnose(value: &str, kind: SecretKind) -> Defect {
     if let Some(other) = SecretKind::ALL.iter().copied().find(|k| *k != kind && has_valid_checksum(value, *k)) {
         return Defect::WrongKind { sent: other };
     }
-    if value.len() > full_len && value.is_char_boundary(full_len) {
-        let (head, suffix) = value.split_at(full_len);
+    for len in BODY_LENS.map(|body| kind.prefix().len() + body + CHECK_LEN) {
+        if value.len() <= len || !value.is_char_boundary(len) {
+            continue;
+        }
+        let (head, suffix) = value.split_at(len);
         if has_valid_checksum(head, kind) {
             if suffix.starts_with('#') || suffix.starts_with("%23") {
                 return Defect::UrlFragment { suffix: suffix.to_string() };
@@ -325,7 +381,10 @@ fn diagnose(value: &str, kind: SecretKind) -> Defect {
         return Defect::PlusOrSpace;
     }
     if value.starts_with(kind.prefix()) {
-        if value.len() < full_len && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if value.len() < full_len
+            && issued_head(value, kind).is_none()
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Defect::Truncated { missing_chars: full_len - value.len() };
         }
         return Defect::ChecksumMismatch;
@@ -399,10 +458,50 @@ mod tests {
     #[test]
     fn generated_values_carry_256_bits_and_pass_inspection() {
         let s = Secret::generate(SecretKind::AuthorizationCode).unwrap();
-        assert_eq!(s.value.len(), 4 + 43 + 6);
+        assert_eq!(s.value.len(), 4 + 8 + 43 + 6);
+        assert_eq!(b64url_decode(&s.value[12..55]).unwrap().len(), 32);
         assert_eq!(inspect(&s.value, SecretKind::AuthorizationCode), Ok(()));
         assert_eq!(s.hash, hash_secret(&s.value));
         assert_ne!(s.value, code());
+    }
+
+    #[test]
+    fn stored_keys_sort_by_time_of_issue_and_fingerprints_do_not() {
+        let kind = SecretKind::AccessToken;
+        let t = 1_790_000_000_123;
+        let first = Secret::issued_at(kind, t).unwrap();
+        let same_ms = Secret::issued_at(kind, t).unwrap();
+        let later = Secret::issued_at(kind, t + 1).unwrap();
+        assert_eq!(first.hash.len(), 12 + 64);
+        assert_eq!(u64::from_str_radix(&first.hash[..12], 16).unwrap(), t);
+        assert_eq!(&first.hash[12..], digest_hex(&first.value));
+        assert!(first.hash < later.hash && same_ms.hash < later.hash, "{} {} {}", first.hash, same_ms.hash, later.hash);
+        assert_ne!(first.hash, same_ms.hash);
+        // The fingerprint comes from the digest: values issued in the same millisecond differ.
+        assert_eq!(fingerprint(&first.value), first.hash[12..24]);
+        assert_ne!(fingerprint(&first.value), fingerprint(&same_ms.value));
+        // Another shape, or no Candor prefix, is keyed by its digest alone.
+        assert_eq!(hash_secret("csrf\0browser\0interaction").len(), 64);
+        assert_eq!(hash_secret(&first.value[..60]).len(), 64);
+    }
+
+    /// A value issued before values carried their time of issue: `<prefix><43><checksum>`.
+    fn legacy(kind: SecretKind) -> String {
+        let head = format!("{}{}", kind.prefix(), b64url(&random_bytes::<32>().unwrap()));
+        format!("{head}{}", checksum(&head))
+    }
+
+    #[test]
+    fn values_issued_before_the_time_prefix_are_still_recognised_and_keyed_as_before() {
+        let k = SecretKind::RefreshToken;
+        let old = legacy(k);
+        assert_eq!(old.len(), 4 + 43 + 6);
+        assert_eq!(inspect(&old, k), Ok(()));
+        assert_eq!(hash_secret(&old), digest_hex(&old));
+        assert_eq!(inspect(&format!("{old}#"), k), Err(Defect::UrlFragment { suffix: "#".into() }));
+        assert_eq!(issued_head(&format!("{old}&state=x"), k), Some(old.as_str()));
+        assert_eq!(inspect(&old, SecretKind::AuthorizationCode), Err(Defect::WrongKind { sent: k }));
+        assert_eq!(inspect(&format!("{old}ab"), k), Err(Defect::ChecksumMismatch));
     }
 
     #[test]

@@ -30,7 +30,6 @@ const CLIENT: &str = "web-app";
 const USER: &str = "8f14e45fceea167a5a36dedd4bea2543";
 const CONCURRENT: usize = 16;
 
-/// A store-shaped key (64 hex chars, as `hash_secret` stores them) never used before in this run.
 /// The audit record the token endpoint commits with a success's tokens.
 fn audit() -> candor_core::audit::AuditRecord {
     candor_core::audit::AuditRecord {
@@ -41,9 +40,12 @@ fn audit() -> candor_core::audit::AuditRecord {
     }
 }
 
+/// A store-shaped key never used before in this run: the time of issue, then a digest, as
+/// `hash_secret` keys the values Candor issues (so keys arrive in order, as in production).
 fn fresh(what: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    hash_secret(&format!("bench-{what}-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    format!("{millis:012x}{}", hash_secret(&format!("bench-{what}-{}", NEXT.fetch_add(1, Ordering::Relaxed))))
 }
 
 fn client() -> Client {

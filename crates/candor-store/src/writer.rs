@@ -115,6 +115,12 @@ impl Writer {
         conn.execute_batch(if durable { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = OFF" })
             .map_err(db_error)?;
         conn.execute_batch("PRAGMA foreign_keys = ON").map_err(db_error)?;
+        // Each job runs in a savepoint, and SQLite keeps the pages a savepoint changes in a
+        // sub-journal, so that it can roll back to it. By default that sub-journal spills to a
+        // temporary file past 64 KiB, which a batch of a few jobs exceeds: the writer then wrote
+        // every changed page twice, once to the WAL and once to a file created and deleted for
+        // every batch. Kept in memory, it costs a copy of each page (docs/performance.md).
+        conn.execute_batch("PRAGMA temp_store = MEMORY").map_err(db_error)?;
         // The checkpointer thread copies the WAL into the database file; the writer checkpoints
         // by itself only to let the WAL start over (see BACKSTOP_CHECKPOINT_PAGES).
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}")).map_err(db_error)?;
