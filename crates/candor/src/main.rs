@@ -14,6 +14,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of the system allocator: a request allocates and frees small buffers on
+/// several threads (HTTP, JSON, the store's rows), and glibc's malloc and free were about a
+/// tenth of the runtime threads' time under load (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "candor", version, about = "An OpenID Connect provider that tells you why a request failed.")]
 struct Cli {
