@@ -72,6 +72,7 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
+    seed_random_early();
     init_logs(args.json_logs, "info");
     let url = if args.ephemeral {
         "sqlite::memory:".to_string()
@@ -221,7 +222,19 @@ Recent refusals by client and reason (user: admin, password: the admin token):
     );
 }
 
+/// Seeds the cryptographic random generator on a thread of its own while the store opens. It is
+/// seeded on first use, which took 50–65 ms on a 2-core VM (docs/performance.md), and the first
+/// use is otherwise the first request's trace id: that request would wait for it.
+fn seed_random_early() {
+    let _ = std::thread::Builder::new().name("candor-seed-random".into()).spawn(|| {
+        if candor_core::tokens::random_bytes::<1>().is_err() {
+            tracing::warn!("the system random number generator failed; requests will fail until it works");
+        }
+    });
+}
+
 pub async fn serve(path: &Path) -> Result<(), String> {
+    seed_random_early();
     let config = Config::load(path, &|k| std::env::var(k).ok())?;
     init_logs(config.log.format == "json", &config.log.level);
     // Production never changes the schema by itself: `candor migrate` does, on purpose.
