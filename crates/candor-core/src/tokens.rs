@@ -8,7 +8,7 @@
 //! The time of issue (milliseconds since the epoch, 48 bits) is not secret and adds nothing to
 //! the value's strength; it makes the value's stored key (`hash_secret`) sort by issue time, so
 //! the store's index on those keys grows at its right edge instead of taking every new value on a
-//! random page (docs/performance.md, "Split keys"). Values issued before it existed
+//! random page (docs/performance.md, "What changed, and its effect"). Values issued before it existed
 //! (`<prefix><43><6>`) are still recognised and found.
 
 use aws_lc_rs::{digest, rand};
