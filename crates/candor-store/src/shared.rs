@@ -531,20 +531,25 @@ macro_rules! store_impl {
                         "DELETE FROM interactions WHERE hash IN (SELECT hash FROM interactions WHERE expires_at < $1 LIMIT $2)",
                         now,
                     ),
+                    // Trace ids start with their time in hex (`tokens::ordered_id`), so the old records
+                    // are a range of the primary key and no index on `at` is needed: ids below the
+                    // horizon's prefix, and, for records made before trace ids were ordered (random
+                    // hex), ids above any time near now. `at` decides; the ranges only bound the walk.
                     (
-                        "DELETE FROM audit WHERE trace_id IN (SELECT trace_id FROM audit WHERE at < $1 LIMIT $2)",
+                        "DELETE FROM audit WHERE trace_id IN (SELECT trace_id FROM audit
+                         WHERE (trace_id < $3 OR trace_id > $4) AND at < $1 LIMIT $2)",
                         now - audit_retention,
                     ),
                 ];
+                let (below, above) = crate::shared::audit_sweep_ranges(now, audit_retention);
                 let mut counts = [0u64; 6];
                 for (i, (sql, bound)) in statements.iter().enumerate() {
-                    counts[i] = sqlx::query(&sql.replace("LIMIT $2)", SWEEP_LIMIT))
-                        .bind(bound)
-                        .bind(i64::from(batch))
-                        .execute(&self.pool)
-                        .await
-                        .map_err(unavailable)?
-                        .rows_affected();
+                    let sql = sql.replace("LIMIT $2)", SWEEP_LIMIT);
+                    let mut query = sqlx::query(&sql).bind(bound).bind(i64::from(batch));
+                    if sql.contains("$3") {
+                        query = query.bind(&below).bind(&above);
+                    }
+                    counts[i] = query.execute(&self.pool).await.map_err(unavailable)?.rows_affected();
                 }
                 Ok(Swept {
                     codes: counts[0],
@@ -560,3 +565,28 @@ macro_rules! store_impl {
 }
 
 pub(crate) use store_impl;
+
+/// The two key ranges of the audit sweep (see `sweep`): trace ids below the prefix of the
+/// retention horizon's millisecond (ordered ids made before it), and above the prefix of a day
+/// from now, where no ordered id is made (records whose trace ids were random, before ids were
+/// ordered). Both are 12 hex characters, compared with ids of 32.
+pub(crate) fn audit_sweep_ranges(now: candor_core::clock::UnixTime, retention: i64) -> (String, String) {
+    let prefix = |seconds: i64| format!("{:012x}", seconds.max(0).saturating_mul(1000).min(0xffff_ffff_ffff));
+    (prefix(now.saturating_sub(retention)), prefix(now.saturating_add(86_400)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_audit_sweep_ranges_bracket_ordered_ids_by_their_time() {
+        let (below, above) = super::audit_sweep_ranges(1_790_000_000, 86_400);
+        let id_at = |ms: u64| format!("{ms:012x}{}", "7".repeat(20));
+        assert!(id_at(1_789_913_599_999) < below, "a record from before the horizon is in the lower range");
+        assert!(id_at(1_789_913_600_000) > below, "one from the horizon's millisecond on is not");
+        assert!(id_at(1_790_000_000_000) < above, "a record made now is in neither range");
+        assert!(id_at(1_790_086_400_001) > above);
+        // A random (pre-ordering) id is almost always far above any time near now.
+        assert!("9f2c0a7e5b6d4c3b2a1908f7e6d5c4b3" > above.as_str());
+        assert_eq!(super::audit_sweep_ranges(10, 100), ("000000000000".into(), "000005268310".into()));
+    }
+}

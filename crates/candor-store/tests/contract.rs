@@ -436,6 +436,40 @@ async fn sweeping_keeps_tombstones_for_their_retention_and_is_bounded() {
     }
 }
 
+/// Audit records older than their retention go, whether their trace id is ordered by time (the
+/// sweep walks those by key) or random (made before trace ids were ordered); newer ones stay.
+#[tokio::test]
+async fn sweeping_removes_audit_records_past_retention_whatever_their_trace_id() {
+    // A trace id as `tokens::ordered_id` makes it at second `at`.
+    let ordered = |at: i64, n: u32| format!("{:012x}{n:020x}", at * 1000);
+    for s in stores().await {
+        let old = [
+            (ordered(1_000, 1), 1_000),
+            (ordered(1_999, 2), 1_999),
+            ("9f2c0a7e5b6d4c3b2a1908f7e6d5c4b3".to_string(), 1_500),
+            ("t-legacy-old".to_string(), 1_500),
+        ];
+        let recent = [
+            (ordered(2_000, 3), 2_000),
+            (ordered(2_500, 4), 2_500),
+            ("0a7e5b6d4c3b2a19f2c08f7e6d5c4b31".to_string(), 2_600),
+        ];
+        for (id, at) in old.iter().chain(&recent) {
+            s.store.record_audit(&AuditRecord::success(id, *at, "token")).await.unwrap();
+        }
+        // Retention 1 000 s at 3 000: records from before 2 000 go, in batches of at most 3.
+        assert_eq!(s.store.sweep(3_000, 100, 1_000, 3).await.unwrap().audit, 3, "{}: bounded batch", s.name);
+        assert_eq!(s.store.sweep(3_000, 100, 1_000, 3).await.unwrap().audit, 1, "{}", s.name);
+        assert_eq!(s.store.sweep(3_000, 100, 1_000, 3).await.unwrap().audit, 0, "{}", s.name);
+        for (id, _) in &old {
+            assert!(s.store.audit(id).await.unwrap().is_none(), "{}: {id} should be gone", s.name);
+        }
+        for (id, _) in &recent {
+            assert!(s.store.audit(id).await.unwrap().is_some(), "{}: {id} should stay", s.name);
+        }
+    }
+}
+
 /// Writes from many concurrent requests share transactions (SQLite commits them in groups): a
 /// write that fails leaves nothing of itself behind and takes nothing of the others with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
