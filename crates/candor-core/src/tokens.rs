@@ -42,6 +42,14 @@ pub fn random_id() -> Result<String, RandomUnavailable> {
     Ok(hex(&bytes))
 }
 
+/// The prefix (12 hex characters) of the ordered ids and stored keys made in the millisecond that
+/// starts second `unix_seconds`: every one made earlier sorts below it. The store bounds its
+/// walks by time with it, so the encoding lives here only.
+pub fn ordered_prefix(unix_seconds: i64) -> String {
+    let millis = u64::try_from(unix_seconds).unwrap_or(0).saturating_mul(1000).min(0xffff_ffff_ffff);
+    hex(&millis.to_be_bytes()[2..])
+}
+
 /// A unique identifier that sorts by creation time (grants, traces): 48 bits of milliseconds
 /// since the epoch, then 80 random bits, in hex (32 characters). A database index on such ids
 /// grows at its right edge, so inserting one rewrites the same few pages; a random id instead
@@ -441,6 +449,15 @@ mod tests {
         let millis = u64::from_str_radix(&b[..12], 16).unwrap();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         assert!(now - millis < 60_000, "{millis} vs {now}");
+    }
+
+    #[test]
+    fn ordered_prefixes_bound_the_ids_made_before_and_after_them() {
+        let now = i64::try_from(millis_now() / 1000).unwrap();
+        let id = ordered_id().unwrap();
+        assert!(ordered_prefix(now - 1) < id && id < ordered_prefix(now + 2), "{id}");
+        assert_eq!(ordered_prefix(10), "000000002710");
+        assert_eq!(ordered_prefix(-5), "000000000000");
     }
 
     #[test]

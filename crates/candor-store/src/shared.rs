@@ -571,8 +571,8 @@ pub(crate) use store_impl;
 /// from now, where no ordered id is made (records whose trace ids were random, before ids were
 /// ordered). Both are 12 hex characters, compared with ids of 32.
 pub(crate) fn audit_sweep_ranges(now: candor_core::clock::UnixTime, retention: i64) -> (String, String) {
-    let prefix = |seconds: i64| format!("{:012x}", seconds.max(0).saturating_mul(1000).min(0xffff_ffff_ffff));
-    (prefix(now.saturating_sub(retention)), prefix(now.saturating_add(86_400)))
+    use candor_core::tokens::ordered_prefix;
+    (ordered_prefix(now.saturating_sub(retention)), ordered_prefix(now.saturating_add(86_400)))
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ async fn redeem(
     };
 
     let issued = IssuedTokens {
-        audit: ctx.success_audit(&access_record.grant_id),
+        audit: Some(ctx.success_audit(&access_record.grant_id)),
         access: access_record,
         refresh: refresh.as_ref().map(|(_, r)| r.clone()),
     };

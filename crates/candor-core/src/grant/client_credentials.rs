@@ -43,7 +43,7 @@ pub async fn issue(
     let grant_id = ordered_id().map_err(|_| Rejection::internal())?;
     let (access, record) = new_access_token(ctx, &grant_id, &client.id, None, &scope.to_string())?;
     ctx.store
-        .insert_tokens(&IssuedTokens { access: record, refresh: None, audit: ctx.success_audit(&grant_id) })
+        .insert_tokens(&IssuedTokens { access: record, refresh: None, audit: Some(ctx.success_audit(&grant_id)) })
         .await
         .map_err(store_failed)?;
     Ok(TokenResponse {

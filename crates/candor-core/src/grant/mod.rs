@@ -74,8 +74,8 @@ pub struct GrantContext<'a> {
 
 impl GrantContext<'_> {
     /// The audit record to commit with the tokens of `grant_id`.
-    pub fn success_audit(&self, grant_id: &str) -> Option<AuditRecord> {
-        Some(AuditRecord { grant_id: Some(grant_id.to_string()), ..self.audit.clone() })
+    pub fn success_audit(&self, grant_id: &str) -> AuditRecord {
+        AuditRecord { grant_id: Some(grant_id.to_string()), ..self.audit.clone() }
     }
 }
 

@@ -117,8 +117,11 @@ async fn rotate_record(
     } else {
         None
     };
-    let issued =
-        IssuedTokens { audit: ctx.success_audit(&access_record.grant_id), access: access_record, refresh: Some(next) };
+    let issued = IssuedTokens {
+        audit: Some(ctx.success_audit(&access_record.grant_id)),
+        access: access_record,
+        refresh: Some(next),
+    };
     let outcome = if record.rotated_at.is_some() {
         Rotation::AlreadyRotated { rotated_at: record.rotated_at.unwrap_or(ctx.now), rotated_trace: None }
     } else {
