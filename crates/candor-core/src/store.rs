@@ -192,20 +192,75 @@ impl Swept {
     }
 }
 
+impl Swept {
+    /// The rows of two sweeps together.
+    pub fn plus(&self, other: &Swept) -> Swept {
+        Swept {
+            codes: self.codes + other.codes,
+            access_tokens: self.access_tokens + other.access_tokens,
+            refresh_tokens: self.refresh_tokens + other.refresh_tokens,
+            sessions: self.sessions + other.sessions,
+            interactions: self.interactions + other.interactions,
+            audit: self.audit + other.audit,
+        }
+    }
+
+    /// Whether some kind of record filled its batch: there may be more to remove right away.
+    pub fn filled(&self, batch: u32) -> bool {
+        let batch = u64::from(batch);
+        [self.codes, self.access_tokens, self.refresh_tokens, self.sessions, self.interactions, self.audit]
+            .iter()
+            .any(|n| *n >= batch)
+    }
+}
+
+/// What one sweep removes, and how much at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPolicy {
+    pub now: UnixTime,
+    /// How long dead codes and tokens stay as tombstones (they keep diagnoses precise).
+    pub tombstone_retention: i64,
+    pub audit_retention: i64,
+    /// At most this many rows per kind of record.
+    pub batch: u32,
+    /// The longest lifetime an access token (a refresh token's family) has been issued with, when
+    /// known. Tokens' keys start with their time of issue, so the sweep then walks only the keys
+    /// of tokens issued more than lifetime + retention ago, all of them dead, instead of every
+    /// token issued before the retention horizon (an hour of access tokens at the default
+    /// lifetime, read again at every sweep). A token that dies sooner (revoked, or issued with a
+    /// shorter lifetime) is removed when its key enters that range.
+    pub access_token_lifetime: Option<i64>,
+    pub refresh_token_lifetime: Option<i64>,
+}
+
+impl SweepPolicy {
+    /// A sweep of every kind of record, walking the token tables up to the retention horizon.
+    pub fn new(now: UnixTime, tombstone_retention: i64, audit_retention: i64, batch: u32) -> SweepPolicy {
+        SweepPolicy {
+            now,
+            tombstone_retention,
+            audit_retention,
+            batch,
+            access_token_lifetime: None,
+            refresh_token_lifetime: None,
+        }
+    }
+
+    /// The same sweep, knowing the longest lifetimes tokens were issued with.
+    pub fn with_token_lifetimes(self, access: i64, refresh: i64) -> SweepPolicy {
+        SweepPolicy { access_token_lifetime: Some(access), refresh_token_lifetime: Some(refresh), ..self }
+    }
+}
+
 #[async_trait]
 pub trait SweepStore: Send + Sync {
-    /// Removes at most `batch` rows per kind of record that are dead and older than their retention:
-    /// codes redeemed or expired, and tokens expired, rotated or revoked, more than `tombstone_retention`
-    /// seconds ago (until then they are tombstones that keep diagnoses precise); sessions and
-    /// interactions past their expiry; audit records older than `audit_retention`.
-    /// Safe to run concurrently from several nodes: each statement deletes a bounded set of rows.
-    async fn sweep(
-        &self,
-        now: UnixTime,
-        tombstone_retention: i64,
-        audit_retention: i64,
-        batch: u32,
-    ) -> StoreResult<Swept>;
+    /// Removes at most `policy.batch` rows per kind of record that are dead and older than their
+    /// retention: codes redeemed or expired, and tokens expired, rotated or revoked, more than
+    /// `tombstone_retention` seconds ago (until then they are tombstones that keep diagnoses
+    /// precise); sessions and interactions past their expiry; audit records older than
+    /// `audit_retention`. Safe to run concurrently from several nodes: each statement deletes a
+    /// bounded set of rows.
+    async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept>;
 }
 
 /// Everything Candor stores.

@@ -19,6 +19,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use candor_core::store::{StoreError, SweepPolicy, Swept};
 use respond::{TRACE_HEADER, Trace};
 use state::AppState;
 use std::sync::Arc;
@@ -77,26 +78,51 @@ pub fn spawn_key_reloader(state: Arc<AppState>, every: Duration) -> tokio::task:
     })
 }
 
-/// Removes dead rows past their retention every `every`, in bounded batches.
+/// Rows one sweep statement removes at most (per kind of record).
+const SWEEP_BATCH: u32 = 1000;
+/// The pause between two sweeps while there is a backlog: each sweep holds the store's write
+/// lock for a moment, and token requests must get it in between.
+const SWEEP_PAUSE: Duration = Duration::from_millis(20);
+
+/// Removes dead rows past their retention every `every`, in bounded batches. While a batch comes
+/// back full, the next follows after a short pause, for at most half of `every`: a sustained load
+/// makes rows die as fast as it makes them, thousands per second, and a fixed number of batches
+/// per tick would fall behind for good.
 pub fn spawn_sweeper(state: Arc<AppState>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let s = &state.settings;
-            // Several batches per tick if there is a backlog, but never an unbounded loop.
-            for _ in 0..10 {
-                match state.store.sweep(state.now(), s.tombstone_retention, s.audit_retention, 1000).await {
-                    Ok(swept) if swept.total() > 0 => tracing::debug!(?swept, "swept expired records"),
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sweeping expired records failed; will retry");
-                        break;
-                    }
-                }
+            match sweep_backlog(&state, SWEEP_BATCH, SWEEP_PAUSE, every / 2).await {
+                Ok(swept) if swept.total() > 0 => tracing::debug!(?swept, "swept expired records"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping expired records failed; will retry"),
             }
         }
     })
+}
+
+/// Sweeps until no batch comes back full or `budget` has passed; returns what it removed.
+pub async fn sweep_backlog(
+    state: &AppState,
+    batch: u32,
+    pause: Duration,
+    budget: Duration,
+) -> Result<Swept, StoreError> {
+    let s = &state.settings;
+    let until = tokio::time::Instant::now() + budget;
+    let mut total = Swept::default();
+    loop {
+        let policy = SweepPolicy::new(state.now(), s.tombstone_retention, s.audit_retention, batch)
+            .with_token_lifetimes(s.access_token_lifetime, s.refresh_token_lifetime);
+        let swept = state.store.sweep(&policy).await?;
+        total = total.plus(&swept);
+        if !swept.filled(batch) || tokio::time::Instant::now() + pause >= until {
+            return Ok(total);
+        }
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -507,47 +507,58 @@ macro_rules! store_impl {
 
         #[async_trait]
         impl SweepStore for $Store {
-            async fn sweep(&self, now: UnixTime, retention: i64, audit_retention: i64, batch: u32) -> StoreResult<Swept> {
-                let horizon = now - retention;
+            async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept> {
+                let now = policy.now;
+                let horizon = now - policy.tombstone_retention;
                 // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
                 // several nodes only ever delete rows that are dead for all of them.
-                let statements: [(&str, i64); 6] = [
+                //
+                // Codes, tokens and trace ids start with their time (`tokens::ordered_id`,
+                // `hash_secret`), so old rows are a range of the primary key, which bounds the walk:
+                // keys below the prefix of a time before which every row is dead or nearly so, and,
+                // for rows keyed before keys were ordered (a bare digest or a random id), keys above
+                // any time near now. The row's own times decide; the ranges only bound the walk.
+                let statements: [(&str, i64, Option<i64>); 6] = [
                     // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
-                    ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon),
+                    ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
+                    // A token dies at expiry or revocation, which come after its issue: one dead since the
+                    // horizon was issued before it, and one issued more than its lifetime before it is dead.
                     (
-                        "DELETE FROM access_tokens WHERE hash IN
-                         (SELECT hash FROM access_tokens WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
+                        "DELETE FROM access_tokens WHERE hash IN (SELECT hash FROM access_tokens
+                         WHERE (hash < $3 OR hash > $4) AND (expires_at < $1 OR revoked_at < $1) LIMIT $2)",
                         horizon,
+                        Some(horizon.saturating_sub(policy.access_token_lifetime.unwrap_or(0))),
                     ),
                     // Rotated refresh tokens stay while their family lives, so a replay is detected (and the
                     // family revoked) for the family's whole lifetime, not only for the retention window.
+                    // Rotation keeps the family's expiry, so a refresh token expires at most the refresh
+                    // lifetime after its issue.
                     (
-                        "DELETE FROM refresh_tokens WHERE hash IN
-                         (SELECT hash FROM refresh_tokens WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2)",
+                        "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens
+                         WHERE (hash < $3 OR hash > $4) AND (expires_at < $1 OR revoked_at < $1) LIMIT $2)",
                         horizon,
+                        Some(horizon.saturating_sub(policy.refresh_token_lifetime.unwrap_or(0))),
                     ),
-                    ("DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at < $1 LIMIT $2)", now),
+                    ("DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at < $1 LIMIT $2)", now, None),
                     (
                         "DELETE FROM interactions WHERE hash IN (SELECT hash FROM interactions WHERE expires_at < $1 LIMIT $2)",
                         now,
+                        None,
                     ),
-                    // Trace ids start with their time in hex (`tokens::ordered_id`), so the old records
-                    // are a range of the primary key and no index on `at` is needed: ids below the
-                    // horizon's prefix, and, for records made before trace ids were ordered (random
-                    // hex), ids above any time near now. `at` decides; the ranges only bound the walk.
                     (
                         "DELETE FROM audit WHERE trace_id IN (SELECT trace_id FROM audit
                          WHERE (trace_id < $3 OR trace_id > $4) AND at < $1 LIMIT $2)",
-                        now - audit_retention,
+                        now - policy.audit_retention,
+                        Some(now - policy.audit_retention),
                     ),
                 ];
-                let (below, above) = crate::shared::audit_sweep_ranges(now, audit_retention);
                 let mut counts = [0u64; 6];
-                for (i, (sql, bound)) in statements.iter().enumerate() {
+                for (i, (sql, bound, walk_below)) in statements.iter().enumerate() {
                     let sql = sql.replace("LIMIT $2)", SWEEP_LIMIT);
-                    let mut query = sqlx::query(&sql).bind(bound).bind(i64::from(batch));
-                    if sql.contains("$3") {
-                        query = query.bind(&below).bind(&above);
+                    let mut query = sqlx::query(&sql).bind(bound).bind(i64::from(policy.batch));
+                    if let Some(walk_below) = walk_below {
+                        let (below, above) = crate::shared::sweep_key_ranges(now, *walk_below);
+                        query = query.bind(below).bind(above);
                     }
                     counts[i] = query.execute(&self.pool).await.map_err(unavailable)?.rows_affected();
                 }
@@ -566,20 +577,22 @@ macro_rules! store_impl {
 
 pub(crate) use store_impl;
 
-/// The two key ranges of the audit sweep (see `sweep`): trace ids below the prefix of the
-/// retention horizon's millisecond (ordered ids made before it), and above the prefix of a day
-/// from now, where no ordered id is made (records whose trace ids were random, before ids were
-/// ordered). Both are 12 hex characters, compared with ids of 32.
-pub(crate) fn audit_sweep_ranges(now: candor_core::clock::UnixTime, retention: i64) -> (String, String) {
+/// The two key ranges a sweep walks (see `sweep`): keys below the prefix of second `walk_below`
+/// (time-ordered keys made before it), and above the prefix of a day from now, where no ordered
+/// key is made (keys made before they were ordered: a random id or a bare SHA-256 digest, in
+/// hex). Both are 12 hex characters. An unordered key that happens to fall between the two (about
+/// one in 100 000 for a window of a month) is left: a few rows at most, all from before keys were
+/// ordered.
+pub(crate) fn sweep_key_ranges(now: candor_core::clock::UnixTime, walk_below: i64) -> (String, String) {
     use candor_core::tokens::ordered_prefix;
-    (ordered_prefix(now.saturating_sub(retention)), ordered_prefix(now.saturating_add(86_400)))
+    (ordered_prefix(walk_below), ordered_prefix(now.saturating_add(86_400)))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_audit_sweep_ranges_bracket_ordered_ids_by_their_time() {
-        let (below, above) = super::audit_sweep_ranges(1_790_000_000, 86_400);
+    fn the_sweep_ranges_bracket_ordered_ids_by_their_time() {
+        let (below, above) = super::sweep_key_ranges(1_790_000_000, 1_790_000_000 - 86_400);
         let id_at = |ms: u64| format!("{ms:012x}{}", "7".repeat(20));
         assert!(id_at(1_789_913_599_999) < below, "a record from before the horizon is in the lower range");
         assert!(id_at(1_789_913_600_000) > below, "one from the horizon's millisecond on is not");
@@ -587,6 +600,6 @@ mod tests {
         assert!(id_at(1_790_086_400_001) > above);
         // A random (pre-ordering) id is almost always far above any time near now.
         assert!("9f2c0a7e5b6d4c3b2a1908f7e6d5c4b3" > above.as_str());
-        assert_eq!(super::audit_sweep_ranges(10, 100), ("000000000000".into(), "000005268310".into()));
+        assert_eq!(super::sweep_key_ranges(10, -90), ("000000000000".into(), "000005268310".into()));
     }
 }

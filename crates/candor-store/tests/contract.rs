@@ -291,7 +291,7 @@ async fn concurrent_sweeps_share_the_work_in_bounded_batches() {
                 tokio::spawn(async move {
                     let mut mine = Vec::new();
                     loop {
-                        let swept = store.sweep(100_000, 60, 1_000_000, 50).await.unwrap();
+                        let swept = store.sweep(&SweepPolicy::new(100_000, 60, 1_000_000, 50)).await.unwrap();
                         if swept.total() == 0 {
                             return mine;
                         }
@@ -429,9 +429,14 @@ async fn sweeping_keeps_tombstones_for_their_retention_and_is_bounded() {
             s.store.insert_code(&code(&format!("sw-{i}"), &format!("gs{i}"))).await.unwrap();
         }
         // Codes expire at 160: with a 100 s retention they stay until 260.
-        assert_eq!(s.store.sweep(250, 100, 1_000_000, 1000).await.unwrap().codes, 0, "{}", s.name);
-        assert_eq!(s.store.sweep(300, 100, 1_000_000, 2).await.unwrap().codes, 2, "{}: bounded batch", s.name);
-        assert_eq!(s.store.sweep(300, 100, 1_000_000, 2).await.unwrap().codes, 1);
+        assert_eq!(s.store.sweep(&SweepPolicy::new(250, 100, 1_000_000, 1000)).await.unwrap().codes, 0, "{}", s.name);
+        assert_eq!(
+            s.store.sweep(&SweepPolicy::new(300, 100, 1_000_000, 2)).await.unwrap().codes,
+            2,
+            "{}: bounded batch",
+            s.name
+        );
+        assert_eq!(s.store.sweep(&SweepPolicy::new(300, 100, 1_000_000, 2)).await.unwrap().codes, 1);
         assert!(s.store.code("sw-0").await.unwrap().is_none());
     }
 }
@@ -458,14 +463,70 @@ async fn sweeping_removes_audit_records_past_retention_whatever_their_trace_id()
             s.store.record_audit(&AuditRecord::success(id, *at, "token")).await.unwrap();
         }
         // Retention 1 000 s at 3 000: records from before 2 000 go, in batches of at most 3.
-        assert_eq!(s.store.sweep(3_000, 100, 1_000, 3).await.unwrap().audit, 3, "{}: bounded batch", s.name);
-        assert_eq!(s.store.sweep(3_000, 100, 1_000, 3).await.unwrap().audit, 1, "{}", s.name);
-        assert_eq!(s.store.sweep(3_000, 100, 1_000, 3).await.unwrap().audit, 0, "{}", s.name);
+        assert_eq!(
+            s.store.sweep(&SweepPolicy::new(3_000, 100, 1_000, 3)).await.unwrap().audit,
+            3,
+            "{}: bounded batch",
+            s.name
+        );
+        assert_eq!(s.store.sweep(&SweepPolicy::new(3_000, 100, 1_000, 3)).await.unwrap().audit, 1, "{}", s.name);
+        assert_eq!(s.store.sweep(&SweepPolicy::new(3_000, 100, 1_000, 3)).await.unwrap().audit, 0, "{}", s.name);
         for (id, _) in &old {
             assert!(s.store.audit(id).await.unwrap().is_none(), "{}: {id} should be gone", s.name);
         }
         for (id, _) in &recent {
             assert!(s.store.audit(id).await.unwrap().is_some(), "{}: {id} should stay", s.name);
+        }
+    }
+}
+
+/// Dead tokens go however they are keyed (by issue time, or a bare digest from before keys were
+/// ordered); the sweep walks only the keys of tokens issued before the horizon, or before the
+/// horizon less the tokens' lifetime when it knows it, and the tokens' own times decide.
+#[tokio::test]
+async fn sweeping_walks_token_keys_by_issue_time_and_keeps_what_is_alive() {
+    // A key as `tokens::hash_secret` makes it for a token issued at second `at`.
+    let ordered = |at: i64, n: u8| format!("{:012x}{}", at * 1000, format!("{n:02x}").repeat(32));
+    let (now, retention, lifetime) = (10_000_000, 100, 3_600);
+    let horizon = now - retention;
+    let token = |hash: String, issued_at: i64, expires_at: i64, revoked_at: Option<i64>| {
+        let mut t = issued(&hash, None, "g-sweep");
+        t.access.issued_at = issued_at;
+        t.access.expires_at = expires_at;
+        t.access.revoked_at = revoked_at;
+        t
+    };
+    let long_dead = ordered(horizon - lifetime - 50, 1);
+    let legacy_high = format!("f{}", "3".repeat(63));
+    let legacy_low = format!("0{}", "5".repeat(63));
+    let revoked_recently_issued = ordered(horizon - 10, 2);
+    let live = ordered(now - 10, 3);
+    let long_lived = ordered(horizon - lifetime - 40, 4);
+    for s in stores().await {
+        for t in [
+            token(long_dead.clone(), horizon - lifetime - 50, horizon - 50, None),
+            token(legacy_high.clone(), 1_000, 4_600, None),
+            token(legacy_low.clone(), 1_000, 4_600, Some(2_000)),
+            token(revoked_recently_issued.clone(), horizon - 10, horizon + lifetime, Some(horizon - 5)),
+            token(live.clone(), now - 10, now + lifetime, None),
+            // Issued with a longer lifetime than the sweep knows of: in the walked range, alive.
+            token(long_lived.clone(), horizon - lifetime - 40, now + 1_000, None),
+        ] {
+            s.store.insert_tokens(&t).await.unwrap();
+        }
+        let knowing = SweepPolicy::new(now, retention, 1_000_000_000, 1000).with_token_lifetimes(lifetime, lifetime);
+        assert_eq!(s.store.sweep(&knowing).await.unwrap().access_tokens, 3, "{}", s.name);
+        for gone in [&long_dead, &legacy_high, &legacy_low] {
+            assert!(s.store.access_token(gone).await.unwrap().is_none(), "{}: {gone} should be gone", s.name);
+        }
+        // Revoked before the horizon but issued after horizon - lifetime: left for a later sweep,
+        // which a sweep that does not know the lifetime is.
+        assert!(s.store.access_token(&revoked_recently_issued).await.unwrap().is_some(), "{}", s.name);
+        let unknowing = SweepPolicy::new(now, retention, 1_000_000_000, 1000);
+        assert_eq!(s.store.sweep(&unknowing).await.unwrap().access_tokens, 1, "{}", s.name);
+        assert!(s.store.access_token(&revoked_recently_issued).await.unwrap().is_none(), "{}", s.name);
+        for kept in [&live, &long_lived] {
+            assert!(s.store.access_token(kept).await.unwrap().is_some(), "{}: {kept} should stay", s.name);
         }
     }
 }

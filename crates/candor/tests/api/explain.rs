@@ -1,7 +1,9 @@
 //! Audit, explanations, the admin API, the client's own view, metrics, sweeping, and logs.
 
 use crate::helpers::*;
+use candor_core::store::SweepPolicy;
 use serde_json::Value;
+use std::time::Duration;
 
 #[tokio::test]
 async fn every_response_carries_a_trace_id_and_successes_are_audited_too() {
@@ -126,12 +128,18 @@ async fn tombstones_keep_diagnoses_precise_until_their_retention_ends() {
     assert_eq!(app.exchange(&cb.code(), &p.verifier).await.0, 200);
     let now = candor_core::clock::Clock::now(&app.clock);
     let retention = app.state.settings.tombstone_retention;
-    let swept =
-        app.store.sweep(now + retention - 10, retention, app.state.settings.audit_retention, 1000).await.unwrap();
+    let swept = app
+        .store
+        .sweep(&SweepPolicy::new(now + retention - 10, retention, app.state.settings.audit_retention, 1000))
+        .await
+        .unwrap();
     assert_eq!(swept.codes, 0);
     assert_eq!(app.exchange(&cb.code(), &p.verifier).await.1["reason"], "code_already_redeemed");
-    let swept =
-        app.store.sweep(now + retention + 120, retention, app.state.settings.audit_retention, 1000).await.unwrap();
+    let swept = app
+        .store
+        .sweep(&SweepPolicy::new(now + retention + 120, retention, app.state.settings.audit_retention, 1000))
+        .await
+        .unwrap();
     assert_eq!(swept.codes, 1);
     app.clock.advance(retention + 120);
     assert_eq!(app.exchange(&cb.code(), &p.verifier).await.1["reason"], "code_unknown");
@@ -144,10 +152,29 @@ async fn sweeping_is_bounded_by_its_batch_size() {
         app.token(&[("grant_type", "client_credentials")], Some(SERVICE)).await;
     }
     let later = candor_core::clock::Clock::now(&app.clock) + 3600 + app.state.settings.tombstone_retention + 10;
-    let first = app.store.sweep(later, app.state.settings.tombstone_retention, 1, 2).await.unwrap();
+    let first = app.store.sweep(&SweepPolicy::new(later, app.state.settings.tombstone_retention, 1, 2)).await.unwrap();
     assert_eq!(first.access_tokens, 2);
-    let second = app.store.sweep(later, app.state.settings.tombstone_retention, 1, 2).await.unwrap();
+    let second = app.store.sweep(&SweepPolicy::new(later, app.state.settings.tombstone_retention, 1, 2)).await.unwrap();
     assert_eq!(second.access_tokens, 1);
+}
+
+/// The sweeper keeps going while its batches come back full (a sustained load makes rows die
+/// faster than any fixed number of batches per minute removes them), within its time budget.
+#[tokio::test]
+async fn the_sweeper_works_through_a_backlog_within_its_budget() {
+    let app = spawn_app().await;
+    for _ in 0..25 {
+        app.token(&[("grant_type", "client_credentials")], Some(SERVICE)).await;
+    }
+    app.clock.advance(3600 + app.state.settings.tombstone_retention + 10);
+    // No time budget: one round of batches of 2.
+    let once = candor_server::sweep_backlog(&app.state, 2, Duration::ZERO, Duration::ZERO).await.unwrap();
+    assert_eq!(once.access_tokens, 2);
+    // Thirteen rounds of 2 for the 23 left, more than the ten a tick used to allow.
+    let all = candor_server::sweep_backlog(&app.state, 2, Duration::ZERO, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(all.access_tokens, 23);
+    let none = candor_server::sweep_backlog(&app.state, 2, Duration::ZERO, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(none.total(), 0);
 }
 
 #[tokio::test]
