@@ -115,8 +115,18 @@ fn split_pool_size(url: &str) -> Result<(String, u32), StoreError> {
     Ok((url, max))
 }
 
-/// A sweep on one node skips the rows another node's sweep is deleting instead of waiting.
-const SWEEP_LIMIT: &str = "LIMIT $2 FOR UPDATE SKIP LOCKED)";
+impl PgStore {
+    /// One statement of a sweep, through the pool. A sweep on one node skips the rows another
+    /// node's sweep is deleting instead of waiting for them.
+    async fn sweep_step(&self, step: &crate::shared::SweepStep, batch: u32) -> StoreResult<u64> {
+        let sql = step.sql.replace("LIMIT $2)", "LIMIT $2 FOR UPDATE SKIP LOCKED)");
+        let mut query = sqlx::query(&sql).bind(step.bound).bind(i64::from(batch));
+        if let Some((below, above)) = &step.walk {
+            query = query.bind(below).bind(above);
+        }
+        Ok(query.execute(&self.pool).await.map_err(crate::unavailable)?.rows_affected())
+    }
+}
 
 crate::shared::store_impl!(PgStore, PgRow, sqlx::PgConnection);
 

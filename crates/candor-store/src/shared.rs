@@ -4,9 +4,8 @@
 //!
 //! `store_impl!` expands inside each backend's module, which provides `MIGRATOR`, `applied_versions()`,
 //! `reads()` and `writes()` (the backend's `crate::Reads` and `crate::Writes`: the request paths'
-//! reads by key and write transactions) and:
-//! - `SWEEP_LIMIT`: how a sweep's bounded sub-select ends (PostgreSQL skips rows another node's
-//!   sweep holds instead of waiting for them).
+//! reads by key and write transactions) and `sweep_step()`, which runs one of a sweep's
+//! statements (`sweep_steps`) its own way.
 
 macro_rules! store_impl {
     ($Store:ty, $Row:ty, $Conn:ty) => {
@@ -508,59 +507,9 @@ macro_rules! store_impl {
         #[async_trait]
         impl SweepStore for $Store {
             async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept> {
-                let now = policy.now;
-                let horizon = now - policy.tombstone_retention;
-                // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
-                // several nodes only ever delete rows that are dead for all of them.
-                //
-                // Codes, tokens and trace ids start with their time (`tokens::ordered_id`,
-                // `hash_secret`), so old rows are a range of the primary key, which bounds the walk:
-                // keys below the prefix of a time before which every row is dead or nearly so, and,
-                // for rows keyed before keys were ordered (a bare digest or a random id), keys above
-                // any time near now. The row's own times decide; the ranges only bound the walk.
-                let statements: [(&str, i64, Option<i64>); 6] = [
-                    // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
-                    ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
-                    // A token dies at expiry or revocation, which come after its issue: one dead since the
-                    // horizon was issued before it, and one issued more than its lifetime before it is dead.
-                    (
-                        "DELETE FROM access_tokens WHERE hash IN (SELECT hash FROM access_tokens
-                         WHERE (hash < $3 OR hash > $4) AND (expires_at < $1 OR revoked_at < $1) LIMIT $2)",
-                        horizon,
-                        Some(horizon.saturating_sub(policy.access_token_lifetime.unwrap_or(0))),
-                    ),
-                    // Rotated refresh tokens stay while their family lives, so a replay is detected (and the
-                    // family revoked) for the family's whole lifetime, not only for the retention window.
-                    // Rotation keeps the family's expiry, so a refresh token expires at most the refresh
-                    // lifetime after its issue.
-                    (
-                        "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens
-                         WHERE (hash < $3 OR hash > $4) AND (expires_at < $1 OR revoked_at < $1) LIMIT $2)",
-                        horizon,
-                        Some(horizon.saturating_sub(policy.refresh_token_lifetime.unwrap_or(0))),
-                    ),
-                    ("DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at < $1 LIMIT $2)", now, None),
-                    (
-                        "DELETE FROM interactions WHERE hash IN (SELECT hash FROM interactions WHERE expires_at < $1 LIMIT $2)",
-                        now,
-                        None,
-                    ),
-                    (
-                        "DELETE FROM audit WHERE trace_id IN (SELECT trace_id FROM audit
-                         WHERE (trace_id < $3 OR trace_id > $4) AND at < $1 LIMIT $2)",
-                        now - policy.audit_retention,
-                        Some(now - policy.audit_retention),
-                    ),
-                ];
                 let mut counts = [0u64; 6];
-                for (i, (sql, bound, walk_below)) in statements.iter().enumerate() {
-                    let sql = sql.replace("LIMIT $2)", SWEEP_LIMIT);
-                    let mut query = sqlx::query(&sql).bind(bound).bind(i64::from(policy.batch));
-                    if let Some(walk_below) = walk_below {
-                        let (below, above) = crate::shared::sweep_key_ranges(now, *walk_below);
-                        query = query.bind(below).bind(above);
-                    }
-                    counts[i] = query.execute(&self.pool).await.map_err(unavailable)?.rows_affected();
+                for (count, step) in counts.iter_mut().zip(crate::shared::sweep_steps(policy)) {
+                    *count = self.sweep_step(&step, policy.batch).await?;
                 }
                 Ok(Swept {
                     codes: counts[0],
@@ -577,7 +526,68 @@ macro_rules! store_impl {
 
 pub(crate) use store_impl;
 
-/// The two key ranges a sweep walks (see `sweep`): keys below the prefix of second `walk_below`
+/// One statement of a sweep: its SQL, whose bounded sub-select ends in `LIMIT $2)` (each store
+/// adapts that ending), the time bound `$1`, and the key ranges `$3`/`$4` it walks, if any.
+pub(crate) struct SweepStep {
+    pub(crate) sql: &'static str,
+    pub(crate) bound: i64,
+    pub(crate) walk: Option<(String, String)>,
+}
+
+/// The statements of one sweep, in the order of `Swept`'s fields.
+pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 6] {
+    let now = policy.now;
+    let horizon = now - policy.tombstone_retention;
+    // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
+    // several nodes only ever delete rows that are dead for all of them.
+    //
+    // Token keys and trace ids start with their time (`tokens::hash_secret`, `ordered_id`), so
+    // old rows are a range of the primary key, which bounds the walk:
+    // keys below the prefix of a time before which every row is dead or nearly so, and,
+    // for rows keyed before keys were ordered (a bare digest or a random id), keys above
+    // any time near now. The row's own times decide; the ranges only bound the walk.
+    let steps: [(&'static str, i64, Option<i64>); 6] = [
+        // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
+        ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
+        // A token dies at expiry or revocation, which come after its issue: one dead since the
+        // horizon was issued before it, and one issued more than its lifetime before it is dead.
+        (
+            "DELETE FROM access_tokens WHERE hash IN (SELECT hash FROM access_tokens
+             WHERE (hash < $3 OR hash > $4) AND (expires_at < $1 OR revoked_at < $1) LIMIT $2)",
+            horizon,
+            Some(horizon.saturating_sub(policy.access_token_lifetime.unwrap_or(0))),
+        ),
+        // Rotated refresh tokens stay while their family lives, so a replay is detected (and the
+        // family revoked) for the family's whole lifetime, not only for the retention window.
+        // Rotation keeps the family's expiry, so a refresh token expires at most the refresh
+        // lifetime after its issue.
+        (
+            "DELETE FROM refresh_tokens WHERE hash IN (SELECT hash FROM refresh_tokens
+             WHERE (hash < $3 OR hash > $4) AND (expires_at < $1 OR revoked_at < $1) LIMIT $2)",
+            horizon,
+            Some(horizon.saturating_sub(policy.refresh_token_lifetime.unwrap_or(0))),
+        ),
+        ("DELETE FROM sessions WHERE hash IN (SELECT hash FROM sessions WHERE expires_at < $1 LIMIT $2)", now, None),
+        (
+            "DELETE FROM interactions WHERE hash IN (SELECT hash FROM interactions WHERE expires_at < $1 LIMIT $2)",
+            now,
+            None,
+        ),
+        (
+            "DELETE FROM audit WHERE trace_id IN (SELECT trace_id FROM audit
+             WHERE (trace_id < $3 OR trace_id > $4) AND at < $1 LIMIT $2)",
+            now - policy.audit_retention,
+            Some(now - policy.audit_retention),
+        ),
+    ];
+    steps.map(|(sql, bound, walk_below)| SweepStep {
+        sql,
+        bound,
+        walk: walk_below.map(|below| sweep_key_ranges(now, below)),
+    })
+}
+
+/// The two key ranges a sweep walks (see `sweep_steps`): keys below the prefix of second `walk_below`
 /// (time-ordered keys made before it), and above the prefix of a day from now, where no ordered
 /// key is made (keys made before they were ordered: a random id or a bare SHA-256 digest, in
 /// hex). Both are 12 hex characters. An unordered key that happens to fall between the two (about

@@ -102,7 +102,14 @@ impl SqliteStore {
     }
 }
 
-/// SQLite has no row locks to skip; sweeps from several processes are serialised as writers.
-const SWEEP_LIMIT: &str = "LIMIT $2)";
+impl SqliteStore {
+    /// One statement of a sweep, as a job of the writer: a write transaction between the request
+    /// paths' batches. Run from a pool connection, it took the database's write lock beside the
+    /// writer, which then slept in SQLite's busy handler (1, 2, 5, 10… ms) for longer than the
+    /// statement held the lock.
+    async fn sweep_step(&self, step: &crate::shared::SweepStep, batch: u32) -> StoreResult<u64> {
+        self.writer.sweep_step(step.sql, step.bound, batch, step.walk.clone()).await
+    }
+}
 
 crate::shared::store_impl!(SqliteStore, SqliteRow, sqlx::SqliteConnection);

@@ -160,6 +160,22 @@ impl Writer {
         Ok(Writer { jobs, room: Arc::new(Semaphore::new(QUEUE)) })
     }
 
+    /// Runs one of a sweep's statements (`shared::sweep_steps`) as a job of its own.
+    pub(crate) async fn sweep_step(
+        &self,
+        sql: &'static str,
+        bound: i64,
+        batch: u32,
+        walk: Option<(String, String)>,
+    ) -> StoreResult<u64> {
+        let batch = i64::from(batch);
+        self.write(move |conn| match &walk {
+            Some((below, above)) => execute(conn, sql, &[&bound, &batch, below, above]),
+            None => execute(conn, sql, &[&bound, &batch]),
+        })
+        .await
+    }
+
     /// Runs `body` as (part of) a durable write transaction; returns once it is committed.
     async fn write<T, F>(&self, body: F) -> StoreResult<T>
     where
