@@ -187,30 +187,31 @@ pub struct Swept {
 }
 
 impl Swept {
-    pub fn total(&self) -> u64 {
-        self.codes + self.access_tokens + self.refresh_tokens + self.sessions + self.interactions + self.audit
+    /// The counts in the order of the fields (the order in which a store sweeps them).
+    pub fn counts(&self) -> [u64; 6] {
+        [self.codes, self.access_tokens, self.refresh_tokens, self.sessions, self.interactions, self.audit]
     }
-}
 
-impl Swept {
+    pub fn total(&self) -> u64 {
+        self.counts().iter().sum()
+    }
+
     /// The rows of two sweeps together.
     pub fn plus(&self, other: &Swept) -> Swept {
-        Swept {
-            codes: self.codes + other.codes,
-            access_tokens: self.access_tokens + other.access_tokens,
-            refresh_tokens: self.refresh_tokens + other.refresh_tokens,
-            sessions: self.sessions + other.sessions,
-            interactions: self.interactions + other.interactions,
-            audit: self.audit + other.audit,
-        }
+        let (a, b) = (self.counts(), other.counts());
+        Swept::from(std::array::from_fn(|i| a[i] + b[i]))
     }
 
     /// Whether some kind of record filled its batch: there may be more to remove right away.
     pub fn filled(&self, batch: u32) -> bool {
-        let batch = u64::from(batch);
-        [self.codes, self.access_tokens, self.refresh_tokens, self.sessions, self.interactions, self.audit]
-            .iter()
-            .any(|n| *n >= batch)
+        self.counts().iter().any(|n| *n >= u64::from(batch))
+    }
+}
+
+impl From<[u64; 6]> for Swept {
+    /// Counts in the order of `counts()`.
+    fn from([codes, access_tokens, refresh_tokens, sessions, interactions, audit]: [u64; 6]) -> Swept {
+        Swept { codes, access_tokens, refresh_tokens, sessions, interactions, audit }
     }
 }
 

@@ -511,14 +511,7 @@ macro_rules! store_impl {
                 for (count, step) in counts.iter_mut().zip(crate::shared::sweep_steps(policy)) {
                     *count = self.sweep_step(&step, policy.batch).await?;
                 }
-                Ok(Swept {
-                    codes: counts[0],
-                    access_tokens: counts[1],
-                    refresh_tokens: counts[2],
-                    sessions: counts[3],
-                    interactions: counts[4],
-                    audit: counts[5],
-                })
+                Ok(Swept::from(counts))
             }
         }
     };
@@ -534,7 +527,7 @@ pub(crate) struct SweepStep {
     pub(crate) walk: Option<(String, String)>,
 }
 
-/// The statements of one sweep, in the order of `Swept`'s fields.
+/// The statements of one sweep, in the order of `Swept::counts`.
 pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 6] {
     let now = policy.now;
     let horizon = now - policy.tombstone_retention;
