@@ -90,13 +90,19 @@ pub fn validate(
             }
         },
     };
-    // From here on, errors are sent back to the (now trusted) redirect URI, with the state.
-    let state = params.get("state").ok().flatten().map(str::to_string);
+    // From here on, errors are sent back to the (now trusted) redirect URI, with the state;
+    // a state that cannot be used (sent twice, too long, a control character) is refused, not
+    // dropped, and not echoed.
+    let state_param = params.get("state");
+    let state = state_param.as_ref().ok().copied().flatten().map(str::to_string);
     let fail = |rejection: Rejection| AuthorizeFailure::Redirect {
         rejection,
         redirect_uri: redirect_uri.clone(),
         state: state.clone(),
     };
+    if let Err(rejection) = state_param {
+        return Err(fail(rejection));
+    }
     if let Some(dup) = params.first_duplicate() {
         return Err(fail(Rejection::duplicated(dup)));
     }

@@ -62,9 +62,25 @@ impl Params {
         Ok(Params { pairs, encoding: Encoding::Json })
     }
 
-    /// The single value of `name`: `Ok(None)` if absent, an error if sent twice.
+    /// The single value of `name`: `Ok(None)` if absent, an error if sent twice, longer than
+    /// `MAX_VALUE_LEN`, or holding a control character. No OAuth or OpenID parameter may hold one
+    /// (RFC 6749 Appendix A: values are `VSCHAR`s, `NQCHAR`s or URIs), and a CR or LF in a value
+    /// that is echoed (`state`) or logged is how headers and log lines get forged.
     /// RFC 6749 §3.1: "Parameters sent without a value MUST be treated as if they were omitted".
     pub fn get(&self, name: &str) -> Result<Option<&str>, Rejection> {
+        let found = self.get_text(name)?;
+        if let Some(v) = found
+            && let Some(c) = v.chars().find(|c| c.is_control())
+        {
+            return Err(Rejection::new(Reason::ParameterInvalid)
+                .with("parameter", name.to_string())
+                .with("problem", format!("contains the control character U+{:04X}", u32::from(c))));
+        }
+        Ok(found)
+    }
+
+    /// Like `get`, for text a person typed that may hold any character (a password).
+    pub fn get_text(&self, name: &str) -> Result<Option<&str>, Rejection> {
         let mut found = None;
         for (k, v) in &self.pairs {
             if k == name && !v.is_empty() {
@@ -140,6 +156,27 @@ mod tests {
         assert_eq!(p.get("b").unwrap(), None);
         assert_eq!(p.get("c").unwrap(), Some("3"));
         assert_eq!(p.first_duplicate(), Some("a"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_by_name_except_in_typed_text() {
+        for (body, shown) in
+            [("state=a%0D%0ASet-Cookie:%20x", "U+000D"), ("state=a%00", "U+0000"), ("state=%7F", "U+007F")]
+        {
+            let p = Params::from_urlencoded(body.as_bytes(), Encoding::Query).unwrap();
+            let r = p.get("state").unwrap_err();
+            assert_eq!(r.reason, Reason::ParameterInvalid);
+            let facts = format!("{:?}", r);
+            assert!(facts.contains("state") && facts.contains(shown), "{facts}");
+            // A password may hold anything a person can type.
+            assert!(p.get_text("state").unwrap().is_some());
+        }
+        // Printable text beyond ASCII is not a control character.
+        let p = Params::from_urlencoded("state=caf%C3%A9%20%E2%9C%93".as_bytes(), Encoding::Query).unwrap();
+        assert_eq!(p.get("state").unwrap(), Some("café ✓"));
+        // Duplicates and length are still checked for typed text.
+        let p = Params::from_urlencoded(b"password=a&password=b", Encoding::Form).unwrap();
+        assert_eq!(p.get_text("password").unwrap_err().reason, Reason::ParameterDuplicated);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum Reason {
     ContentTypeUnsupported,
     /// The body could not be decoded (not UTF-8, broken JSON, JSON that is not an object of strings).
     BodyMalformed,
+    /// The body is larger than Candor reads (`BODY_LIMIT`); answered with HTTP 413.
+    BodyTooLarge,
 
     // --- authorization request (RFC 6749 §4.1.1, §4.1.2.1; OIDC Core §3.1.2) ---
     /// The `client_id` names no registered client; answered with a page, never a redirect.
@@ -134,6 +136,7 @@ impl Reason {
         Reason::ParameterInvalid,
         Reason::ContentTypeUnsupported,
         Reason::BodyMalformed,
+        Reason::BodyTooLarge,
         Reason::ClientUnknown,
         Reason::RedirectUriNotRegistered,
         Reason::RedirectUriRequired,
@@ -194,6 +197,7 @@ impl Reason {
             ParameterInvalid => "parameter_invalid",
             ContentTypeUnsupported => "content_type_unsupported",
             BodyMalformed => "body_malformed",
+            BodyTooLarge => "body_too_large",
             ClientUnknown => "client_unknown",
             RedirectUriNotRegistered => "redirect_uri_not_registered",
             RedirectUriRequired => "redirect_uri_required",
@@ -255,6 +259,7 @@ impl Reason {
             | ParameterInvalid
             | ContentTypeUnsupported
             | BodyMalformed
+            | BodyTooLarge
             | RedirectUriRequired
             | MultipleAuthMethods
             | ClientIdConflict
@@ -312,6 +317,7 @@ impl Reason {
             "server_error" => 500,
             _ => match self {
                 AccessTokenMissing => 401,
+                BodyTooLarge => 413,
                 _ => 400,
             },
         }
@@ -326,6 +332,7 @@ impl Reason {
             ParameterInvalid => "A parameter has a value that cannot be used.",
             ContentTypeUnsupported => "The request body must be application/x-www-form-urlencoded (or JSON).",
             BodyMalformed => "The request body could not be decoded.",
+            BodyTooLarge => "The request body is larger than this provider accepts.",
             ClientUnknown => "The client_id is not registered with this provider.",
             RedirectUriNotRegistered => "The redirect_uri is not registered for this client.",
             RedirectUriRequired => "The client has several registered redirect URIs, so redirect_uri is required.",

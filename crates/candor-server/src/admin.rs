@@ -5,7 +5,6 @@ use crate::html::esc;
 use crate::metrics::Refused;
 use crate::respond::{Trace, html, no_store};
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -182,18 +181,22 @@ pub async fn rejections(
 
 /// `POST /explain`: a client reads the explanation of one of its own requests. It authenticates
 /// exactly as at the token endpoint and sends `trace_id`. Other clients' traces are not found.
-pub async fn client_explain(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn client_explain(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: crate::respond::Body,
+) -> Response {
     let not_found = || {
         json_response(
             StatusCode::NOT_FOUND,
             json!({"error": "not_found", "error_description": "no trace with this id belongs to the authenticated client"}),
         )
     };
-    let params = match crate::token::parse_body(&headers, &body) {
+    let params = match crate::respond::read_body(body).and_then(|body| crate::token::parse_body(&headers, &body)) {
         Ok(p) => p,
         Err(r) => {
             return json_response(
-                StatusCode::BAD_REQUEST,
+                StatusCode::from_u16(r.reason.status()).unwrap_or(StatusCode::BAD_REQUEST),
                 json!({"error": r.reason.error(), "reason": r.reason.code(), "error_description": r.describe(false)}),
             );
         }

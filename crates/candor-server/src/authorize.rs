@@ -37,8 +37,12 @@ pub async fn post(
     State(state): AppStateRef,
     Extension(trace): Extension<Trace>,
     headers: HeaderMap,
-    body: Bytes,
+    body: crate::respond::Body,
 ) -> Response {
+    let body = match crate::respond::read_body(body) {
+        Ok(body) => body,
+        Err(r) => return error_page(&state, &r, &trace),
+    };
     if !is_form(&headers) {
         let r = Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(&headers));
         return error_page(&state, &r, &trace);
@@ -336,14 +340,15 @@ pub async fn login(
     Extension(trace): Extension<Trace>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: crate::respond::Body,
 ) -> Response {
-    let (loaded, form) = match load_form(&state, &headers, &id, &body).await {
+    let form = async { load_form(&state, &headers, &id, &crate::respond::read_body(body)?).await };
+    let (loaded, form) = match form.await {
         Ok(v) => v,
         Err(r) => return error_page(&state, &r, &trace),
     };
     let username = form.get("username").ok().flatten().unwrap_or_default().to_string();
-    let password = form.get("password").ok().flatten().unwrap_or_default().to_string();
+    let password = form.get_text("password").ok().flatten().unwrap_or_default().to_string();
     let user = match state.store.user_by_username(&username).await {
         Ok(u) => u,
         Err(e) => return error_page(&state, &internal(e), &trace),
@@ -433,9 +438,10 @@ pub async fn consent(
     Extension(trace): Extension<Trace>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    body: crate::respond::Body,
 ) -> Response {
-    let (loaded, form) = match load_form(&state, &headers, &id, &body).await {
+    let form = async { load_form(&state, &headers, &id, &crate::respond::read_body(body)?).await };
+    let (loaded, form) = match form.await {
         Ok(v) => v,
         Err(r) => return error_page(&state, &r, &trace),
     };

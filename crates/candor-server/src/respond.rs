@@ -16,6 +16,22 @@ pub const TRACE_HEADER: &str = "candor-trace-id";
 #[derive(Debug, Clone)]
 pub struct Trace(pub String);
 
+/// A request body as the handlers take it: the bytes, or why they could not be read.
+pub type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+
+/// The bytes of a request body, or a precise refusal: `body_too_large` (HTTP 413) past
+/// `BODY_LIMIT`, whether the declared length said so or the bytes read so far; `body_malformed`
+/// if the body could not be read at all (the connection broke, a chunk was malformed).
+pub fn read_body(body: Body) -> Result<axum::body::Bytes, Rejection> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Rejection::new(candor_core::Reason::BodyTooLarge).with("limit_bytes", crate::BODY_LIMIT)
+        } else {
+            Rejection::new(candor_core::Reason::BodyMalformed).with("problem", e.body_text())
+        }
+    })
+}
+
 /// Marks a response as a refusal, for the audit and metrics layers.
 pub fn refused(mut response: Response, r: &Rejection, audited: bool) -> Response {
     response.extensions_mut().insert(crate::metrics::Refused { rejection: r.clone(), audited });

@@ -63,11 +63,14 @@ pub async fn token(
     State(state): State<Arc<AppState>>,
     Extension(trace): Extension<Trace>,
     headers: HeaderMap,
-    body: Bytes,
+    body: crate::respond::Body,
 ) -> Response {
     let used_basic = headers.contains_key(header::AUTHORIZATION);
     let mut audit = AuditRecord::success(&trace.0, state.now(), "token");
-    let result = exchange(&state, &trace, &headers, &body, &mut audit).await;
+    let result = match crate::respond::read_body(body) {
+        Ok(body) => exchange(&state, &trace, &headers, &body, &mut audit).await,
+        Err(r) => Err(r),
+    };
     match result {
         Ok(resp) => {
             // The success's audit record was committed with the tokens (GrantContext::audit).

@@ -48,10 +48,10 @@ pub async fn userinfo(
     Extension(trace): Extension<Trace>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: crate::respond::Body,
 ) -> Response {
     let result = async {
-        let token = bearer(&method, &headers, &body)?;
+        let token = bearer(&method, &headers, &crate::respond::read_body(body)?)?;
         candor_core::userinfo::claims(state.store.as_ref(), &token, state.now()).await
     }
     .await;

@@ -17,6 +17,7 @@ mod discovery_and_keys;
 mod doctor;
 mod explain;
 mod flow;
+mod hardening;
 mod openidconnect_rp;
 mod reasons;
 mod refresh;

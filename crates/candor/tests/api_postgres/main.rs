@@ -35,6 +35,9 @@ mod explain;
 #[path = "../api/flow.rs"]
 mod flow;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/hardening.rs"]
+mod hardening;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/openidconnect_rp.rs"]
 mod openidconnect_rp;
 #[cfg(candor_postgres_tests)]
