@@ -60,7 +60,7 @@ pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Res
             (id, None, AuthMethod::None)
         }
     };
-    let client = store.client(&client_id).await.map_err(|_| Rejection::internal())?.ok_or_else(|| {
+    let client = store.client(&client_id).await.map_err(Rejection::store)?.ok_or_else(|| {
         let r = Rejection::new(Reason::ClientAuthenticationFailedUnknownClient)
             .with("client_id", crate::tokens::safe_identifier(&client_id));
         if crate::tokens::looks_like_secret(&client_id) {

@@ -67,6 +67,7 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::AccessTokenRevoked => include_str!("../../../docs/reasons/access_token_revoked.md"),
         Reason::InsufficientScope => include_str!("../../../docs/reasons/insufficient_scope.md"),
         Reason::InternalError => include_str!("../../../docs/reasons/internal_error.md"),
+        Reason::StoreUnavailable => include_str!("../../../docs/reasons/store_unavailable.md"),
     }
 }
 

@@ -125,6 +125,9 @@ pub enum Reason {
     // --- Candor itself ---
     /// Something failed inside Candor; the detail is logged under the trace id, never sent.
     InternalError,
+    /// The store could not be reached or written (a lost database connection, a full disk, a
+    /// timeout); nothing was issued or changed. HTTP 503 with `Retry-After`.
+    StoreUnavailable,
 }
 
 /// The HTTP status and RFC error code a reason maps to, and where the response goes.
@@ -186,6 +189,7 @@ impl Reason {
         Reason::AccessTokenRevoked,
         Reason::InsufficientScope,
         Reason::InternalError,
+        Reason::StoreUnavailable,
     ];
 
     /// The stable machine-readable code, e.g. `code_expired`.
@@ -247,6 +251,7 @@ impl Reason {
             AccessTokenRevoked => "access_token_revoked",
             InsufficientScope => "insufficient_scope",
             InternalError => "internal_error",
+            StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -304,6 +309,9 @@ impl Reason {
             AccessTokenMalformed | AccessTokenUnknown | AccessTokenExpired | AccessTokenRevoked => "invalid_token",
             InsufficientScope => "insufficient_scope",
             InternalError => "server_error",
+            // RFC 6749 §4.1.2.1 defines it for the authorization endpoint, as the redirect's
+            // stand-in for a 503; the token and userinfo endpoints send it with the 503 itself.
+            StoreUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -315,6 +323,7 @@ impl Reason {
             "invalid_token" => 401,
             "insufficient_scope" => 403,
             "server_error" => 500,
+            "temporarily_unavailable" => 503,
             _ => match self {
                 AccessTokenMissing => 401,
                 BodyTooLarge => 413,
@@ -388,6 +397,9 @@ impl Reason {
             AccessTokenRevoked => "The access token has been revoked.",
             InsufficientScope => "The access token lacks the scope this endpoint needs.",
             InternalError => "Candor failed internally; the trace id identifies the failure in its logs.",
+            StoreUnavailable => {
+                "The provider cannot reach its store for the moment; nothing was changed. Retry shortly."
+            }
         }
     }
 
@@ -480,6 +492,17 @@ impl Rejection {
     pub fn with_internal(mut self, name: &'static str, value: impl Into<Value>) -> Self {
         self.facts.0.push(Fact { name, value: value.into(), disclosure: Disclosure::Internal });
         self
+    }
+
+    /// A store failure: `store_unavailable` (503, retry later) when the store could not be reached
+    /// or written, `internal_error` otherwise. The store's message is an internal fact: logged
+    /// under the trace id, never sent.
+    pub fn store(e: crate::store::StoreError) -> Self {
+        let reason = match e {
+            crate::store::StoreError::Unavailable(_) => Reason::StoreUnavailable,
+            _ => Reason::InternalError,
+        };
+        Rejection::new(reason).with_internal("store", e.to_string())
     }
 
     pub fn missing(parameter: &'static str) -> Self {

@@ -33,10 +33,18 @@ pub fn read_body(body: Body) -> Result<axum::body::Bytes, Rejection> {
 }
 
 /// Marks a response as a refusal, for the audit and metrics layers.
+/// A 503 says when to come back (RFC 9110 §10.2.3).
 pub fn refused(mut response: Response, r: &Rejection, audited: bool) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
     response.extensions_mut().insert(crate::metrics::Refused { rejection: r.clone(), audited });
     response
 }
+
+/// How long a client is asked to wait after `store_unavailable`: a lost connection is
+/// re-established, or a failing disk found, in about that time.
+pub const RETRY_AFTER_SECONDS: &str = "5";
 
 fn status(r: &Rejection) -> StatusCode {
     StatusCode::from_u16(r.reason.status()).unwrap_or(StatusCode::BAD_REQUEST)
@@ -48,7 +56,7 @@ pub fn error_uri(state: &AppState, r: &Rejection) -> String {
 
 fn log(r: &Rejection, trace: &Trace, endpoint: &str) {
     // Facts never contain secrets (only fingerprints), so they may be logged in full.
-    if r.reason == candor_core::Reason::InternalError {
+    if matches!(r.reason, candor_core::Reason::InternalError | candor_core::Reason::StoreUnavailable) {
         tracing::error!(trace = %trace.0, endpoint, reason = r.reason.code(), facts = %json!(r.facts.to_json(true)), internal = ?r.facts, "internal failure");
     } else {
         tracing::info!(trace = %trace.0, endpoint, reason = r.reason.code(), error = r.reason.error(), "request rejected");

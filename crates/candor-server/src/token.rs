@@ -94,6 +94,11 @@ pub async fn token(
 /// Writes an audit record before the response leaves. A failure is logged, not fatal: the
 /// tokens (if any) are already committed and the client must get them.
 pub async fn record(state: &AppState, rec: &AuditRecord) {
+    // A refusal because the store is gone cannot be recorded there either, and trying would hold
+    // the answer for another connection timeout; its error-level log line is the record.
+    if rec.reason.as_deref() == Some(candor_core::Reason::StoreUnavailable.code()) {
+        return;
+    }
     if let Err(e) = state.store.record_audit(rec).await {
         tracing::error!(trace = %rec.trace_id, error = %e, "audit record could not be written");
     }

@@ -162,7 +162,7 @@ pub(crate) async fn require_consent(
         .with("tokens_revoked_now", revoked))
 }
 
-/// Turns a store failure into an internal rejection, logging nothing secret.
+/// Turns a store failure into a rejection (`Rejection::store`), logging nothing secret.
 pub(crate) fn store_failed(e: crate::store::StoreError) -> Rejection {
-    Rejection::internal().with_internal("store", e.to_string())
+    Rejection::store(e)
 }

@@ -119,6 +119,16 @@ pub fn captured_logs() -> &'static Captured {
 }
 
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclosure) -> TestApp {
+    spawn_app_on(tune, disclosure, str::to_string).await
+}
+
+/// `spawn_app_with`, with the server's store URL rewritten by `route` (to reach the database
+/// through a proxy the test controls). The schema is made, and `store_url` kept, with the direct URL.
+pub async fn spawn_app_on(
+    tune: impl FnOnce(&mut Settings),
+    disclosure: Disclosure,
+    route: impl FnOnce(&str) -> String,
+) -> TestApp {
     captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let (url, scratch) = match crate::BACKEND {
@@ -131,7 +141,7 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Settings), disclosure: Disclo
             (scratch.url.clone(), Some(scratch))
         }
     };
-    let raw = candor_store::open(&url).await.unwrap();
+    let raw = candor_store::open(&route(&url)).await.unwrap();
     let store = raw.clone().into_store();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());

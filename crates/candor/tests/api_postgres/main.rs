@@ -49,6 +49,10 @@ mod refresh;
 #[cfg(candor_postgres_tests)]
 #[path = "../api/userinfo.rs"]
 mod userinfo;
+// PostgreSQL only: the test cuts the connection to the database server with a proxy.
+#[cfg(candor_postgres_tests)]
+#[path = "../api/store_outage.rs"]
+mod store_outage;
 
 // `doctor` works offline on pasted requests and touches no store: it runs once, in `tests/api/`.
 
