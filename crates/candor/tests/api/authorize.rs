@@ -222,12 +222,62 @@ async fn pages_carry_security_headers() {
     let b = browser();
     let p = pkce();
     let r = app.authorize(&b, &auth_params(WEB, WEB_REDIRECT, "openid", &p)).await;
-    let r = b.get(app.url(&location(&r))).send().await.unwrap();
-    let h = r.headers();
-    assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
-    assert_eq!(h["x-content-type-options"], "nosniff");
-    assert_eq!(h["cache-control"], "no-store");
-    assert!(!r.text().await.unwrap().contains("<script"));
+    let login = b.get(app.url(&location(&r))).send().await.unwrap();
+    let consent = {
+        let b = browser();
+        let r = app.authorize(&b, &auth_params(WEB, WEB_REDIRECT, "openid", &p)).await;
+        let page = b.get(app.url(&location(&r))).send().await.unwrap();
+        let html = page.text().await.unwrap();
+        let action = html.split(r#"action=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+        let form = [("csrf", csrf_of(&html)), ("username", USER.into()), ("password", PASSWORD.into())];
+        let r = b.post(app.url(&action)).form(&form).send().await.unwrap();
+        b.get(app.url(&location(&r))).send().await.unwrap()
+    };
+    let refused = app.authorize(&browser(), &[("response_type", "code"), ("client_id", "nope")]).await;
+    let index = reqwest::get(app.url("/errors/")).await.unwrap();
+    let reason = reqwest::get(app.url("/errors/client_unknown")).await.unwrap();
+    let rejections = reqwest::Client::new()
+        .get(app.url("/admin/rejections"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    for (what, r) in [
+        ("login", login),
+        ("consent", consent),
+        ("error page", refused),
+        ("reason index", index),
+        ("reason page", reason),
+        ("rejections", rejections),
+    ] {
+        let h = r.headers().clone();
+        if !h["content-type"].to_str().unwrap().starts_with("text/html") {
+            assert_eq!(what, "rejections", "{what} is not HTML");
+            continue;
+        }
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for directive in ["default-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"] {
+            assert!(csp.contains(directive), "{what}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "{what}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+        assert_eq!(h["cache-control"], "no-store", "{what}");
+        // Nothing inline that the policy would block (or that would need it loosened).
+        let body = r.text().await.unwrap().to_ascii_lowercase();
+        let marker = match what {
+            "login" => r#"name="password""#,
+            "consent" => r#"name="decision""#,
+            "error page" => "client_unknown",
+            _ => "</html>",
+        };
+        assert!(body.contains(marker), "{what} is not the page meant: {body}");
+        for inline in ["<script", "<style", " style=", " onclick=", " onload=", "javascript:"] {
+            assert!(!body.contains(inline), "{what} has {inline}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -200,6 +200,28 @@ async fn no_secret_reaches_the_logs() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
+    // What refusals answer: their bodies and headers, for a reused code, a wrong secret, and
+    // tokens that are the real ones with one character more.
+    let mut answers = vec![replay.to_string(), format!("{:?}", wrong.headers()), wrong.text().await.unwrap()];
+    let altered = |t: &str| format!("{}x", tokens[t].as_str().unwrap());
+    let (_, bad_refresh, headers) =
+        app.token(&[("grant_type", "refresh_token"), ("refresh_token", &altered("refresh_token"))], Some(WEB)).await;
+    assert_eq!(bad_refresh["error"], "invalid_grant");
+    answers.extend([bad_refresh.to_string(), format!("{headers:?}")]);
+    let bad_bearer = app.userinfo(&altered("access_token")).await;
+    assert_eq!(bad_bearer.status(), 401);
+    answers.extend([format!("{:?}", bad_bearer.headers()), bad_bearer.text().await.unwrap()]);
+    // And what the audit log keeps of every request above.
+    let audit = app
+        .sql_texts(
+            "SELECT trace_id || ' ' || endpoint || ' ' || COALESCE(client_id, '') || ' ' || COALESCE(grant_type, '')
+             || ' ' || COALESCE(reason, '') || ' ' || facts || ' ' || COALESCE(grant_id, '') FROM audit",
+            &[],
+        )
+        .await;
+    assert!(audit.len() >= 5, "{audit:?}");
+    answers.extend(audit.into_iter().flatten().flatten());
+    let answers = answers.join("\n");
     let text = String::from_utf8_lossy(&captured_logs().0.lock().unwrap()).into_owned();
     assert!(text.contains("token request refused") && text.contains("code_already_redeemed"), "the logs were captured");
     for (what, secret) in [
@@ -213,5 +235,6 @@ async fn no_secret_reaches_the_logs() {
         ("admin token", ADMIN_TOKEN.to_string()),
     ] {
         assert!(!text.contains(&secret), "the {what} reached the logs");
+        assert!(!answers.contains(&secret), "the {what} reached an answer or the audit log");
     }
 }
