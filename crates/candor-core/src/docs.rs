@@ -12,6 +12,7 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::ContentTypeUnsupported => include_str!("../../../docs/reasons/content_type_unsupported.md"),
         Reason::BodyMalformed => include_str!("../../../docs/reasons/body_malformed.md"),
         Reason::BodyTooLarge => include_str!("../../../docs/reasons/body_too_large.md"),
+        Reason::HeadersTooLarge => include_str!("../../../docs/reasons/headers_too_large.md"),
         Reason::ClientUnknown => include_str!("../../../docs/reasons/client_unknown.md"),
         Reason::RedirectUriNotRegistered => include_str!("../../../docs/reasons/redirect_uri_not_registered.md"),
         Reason::RedirectUriRequired => include_str!("../../../docs/reasons/redirect_uri_required.md"),

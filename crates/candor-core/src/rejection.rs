@@ -25,6 +25,8 @@ pub enum Reason {
     BodyMalformed,
     /// The body is larger than Candor reads (`BODY_LIMIT`); answered with HTTP 413.
     BodyTooLarge,
+    /// The request's header fields together are larger than Candor reads; answered with HTTP 431.
+    HeadersTooLarge,
 
     // --- authorization request (RFC 6749 §4.1.1, §4.1.2.1; OIDC Core §3.1.2) ---
     /// The `client_id` names no registered client; answered with a page, never a redirect.
@@ -140,6 +142,7 @@ impl Reason {
         Reason::ContentTypeUnsupported,
         Reason::BodyMalformed,
         Reason::BodyTooLarge,
+        Reason::HeadersTooLarge,
         Reason::ClientUnknown,
         Reason::RedirectUriNotRegistered,
         Reason::RedirectUriRequired,
@@ -202,6 +205,7 @@ impl Reason {
             ContentTypeUnsupported => "content_type_unsupported",
             BodyMalformed => "body_malformed",
             BodyTooLarge => "body_too_large",
+            HeadersTooLarge => "headers_too_large",
             ClientUnknown => "client_unknown",
             RedirectUriNotRegistered => "redirect_uri_not_registered",
             RedirectUriRequired => "redirect_uri_required",
@@ -265,6 +269,7 @@ impl Reason {
             | ContentTypeUnsupported
             | BodyMalformed
             | BodyTooLarge
+            | HeadersTooLarge
             | RedirectUriRequired
             | MultipleAuthMethods
             | ClientIdConflict
@@ -327,6 +332,7 @@ impl Reason {
             _ => match self {
                 AccessTokenMissing => 401,
                 BodyTooLarge => 413,
+                HeadersTooLarge => 431,
                 _ => 400,
             },
         }
@@ -342,6 +348,7 @@ impl Reason {
             ContentTypeUnsupported => "The request body must be application/x-www-form-urlencoded (or JSON).",
             BodyMalformed => "The request body could not be decoded.",
             BodyTooLarge => "The request body is larger than this provider accepts.",
+            HeadersTooLarge => "The request's header fields are larger than this provider accepts.",
             ClientUnknown => "The client_id is not registered with this provider.",
             RedirectUriNotRegistered => "The redirect_uri is not registered for this client.",
             RedirectUriRequired => "The client has several registered redirect URIs, so redirect_uri is required.",

@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use candor_core::store::{StoreError, SweepPolicy, Swept};
 use respond::{TRACE_HEADER, Trace};
@@ -29,6 +29,42 @@ pub use state::{Disclosure, ensure_keys, rotate_keys};
 
 /// The largest request body accepted (token requests are a few hundred bytes).
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// The largest total of header fields accepted, names and values (Node.js's default too).
+pub const HEADER_LIMIT: usize = 16 * 1024;
+
+/// Refuses a request whose header fields add up to more than `HEADER_LIMIT` with 431 and
+/// `headers_too_large`, naming the largest field (never its value: it may be a cookie or a
+/// credential). A page for the browser's endpoints, where bloated cookies are the usual cause;
+/// JSON elsewhere.
+async fn header_limit(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let size = |(name, value): (&axum::http::HeaderName, &HeaderValue)| name.as_str().len() + value.len() + 4;
+    let total: usize = req.headers().iter().map(size).sum();
+    if total <= HEADER_LIMIT {
+        return next.run(req).await;
+    }
+    let mut largest: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for field in req.headers().iter() {
+        *largest.entry(field.0.as_str()).or_default() += size(field);
+    }
+    let (name, bytes) = largest.into_iter().max_by_key(|(_, n)| *n).unwrap_or(("none", 0));
+    let r = candor_core::Rejection::new(candor_core::Reason::HeadersTooLarge)
+        .with("total_bytes", total)
+        .with("limit_bytes", HEADER_LIMIT)
+        .with("largest_header", name.to_string())
+        .with("largest_header_bytes", bytes);
+    let trace = req.extensions().get::<Trace>().cloned().unwrap_or_else(|| Trace("no-trace".into()));
+    let path = req.uri().path();
+    if path.starts_with("/authorize") || path.starts_with("/interaction/") {
+        respond::error_page(&state, &r, &trace)
+    } else {
+        let body = axum::Json(respond::error_json(&state, &r, &trace));
+        respond::refused((axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, body).into_response(), &r, false)
+    }
+}
 
 async fn trace_layer(mut req: Request, next: Next) -> Response {
     let id = candor_core::tokens::ordered_id().unwrap_or_else(|_| "no-trace".into());
@@ -58,6 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/rejections", get(admin::rejections))
         .route("/metrics", get(metrics::endpoint))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), header_limit))
         .layer(middleware::from_fn_with_state(state.clone(), admin::audit_layer))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::layer))
         .layer(middleware::from_fn(trace_layer))

@@ -164,3 +164,53 @@ async fn an_unusable_state_is_refused_at_authorize_never_dropped_nor_echoed() {
         assert!(facts.contains("state") && facts.contains(problem), "{facts}");
     }
 }
+
+#[tokio::test]
+async fn header_fields_over_the_limit_get_431_naming_the_largest_never_showing_it() {
+    let app = spawn_app().await;
+    let before = access_tokens(&app).await;
+    let secret_looking = format!("v{}", "0123456789abcdef".repeat(1100));
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(SERVICE, Some(app.secret(SERVICE)))
+        .header("x-padding", &secret_looking)
+        .form(&[("grant_type", "client_credentials"), ("scope", "api.read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(&secret_looking[..64]), "the header's value was echoed");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_reason(&body, "headers_too_large", "invalid_request");
+    assert_eq!(body["facts"]["largest_header"], "x-padding");
+    assert_eq!(body["facts"]["limit_bytes"], candor_server::HEADER_LIMIT);
+    assert!(body["facts"]["total_bytes"].as_u64().unwrap() > candor_server::HEADER_LIMIT as u64);
+    assert_eq!(access_tokens(&app).await, before);
+
+    // Bloated cookies at the browser's endpoints: a page that names the cookie header.
+    let p = pkce();
+    let cookies: Vec<String> = (0..40).map(|i| format!("app{i}={}", "c".repeat(500))).collect();
+    let r = browser()
+        .get(app.url("/authorize"))
+        .query(&auth_params(WEB, WEB_REDIRECT, "openid", &p))
+        .header("cookie", cookies.join("; "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("headers_too_large") && page.contains("cookie"), "{page}");
+    assert!(!page.contains(&"c".repeat(500)));
+
+    // Just under the limit, the same request is served.
+    let r = reqwest::Client::new()
+        .get(app.url("/.well-known/openid-configuration"))
+        .header("x-padding", "p".repeat(candor_server::HEADER_LIMIT - 400))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
