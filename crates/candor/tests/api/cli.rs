@@ -248,3 +248,73 @@ async fn flow_runs_end_to_end_against_candor_dev() {
     );
     assert!(text.contains("every step passed"));
 }
+
+/// Reads one HTTP/1.1 response (head and a `content-length` body) from `s`.
+fn read_response(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_cleanly() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines) = start_dev(dir.path());
+    let issuer = lines.iter().find_map(|l| l.trim().strip_prefix("issuer:")).unwrap().trim().to_string();
+    let secret = lines.iter().find_map(|l| l.trim().strip_prefix("secret:")).unwrap().trim().to_string();
+    let addr = issuer.trim_start_matches("http://").to_string();
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("demo-app:{secret}"));
+    let body = "grant_type=client_credentials";
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // A first request shows the connection was accepted; the second is left half-sent.
+    s.write_all(format!("{head}{body}").as_bytes()).unwrap();
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200"));
+    s.write_all(format!("{head}{}", &body[..10]).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    // New connections are refused once the node drains...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting connections after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "exited with a request in flight");
+    // ...while the request in flight is finished and answered.
+    s.write_all(&body.as_bytes()[10..]).unwrap();
+    let answer = read_response(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("access_token"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after its last request");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
