@@ -16,6 +16,7 @@ mod client_credentials;
 mod discovery_and_keys;
 mod doctor;
 mod explain;
+mod faults;
 mod flow;
 mod hardening;
 mod openidconnect_rp;
