@@ -214,3 +214,33 @@ async fn header_fields_over_the_limit_get_431_naming_the_largest_never_showing_i
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn forged_host_and_forwarded_headers_change_no_url() {
+    let app = spawn_app().await;
+    let forged = [
+        ("host", "evil.example"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "host=evil.example;proto=https"),
+    ];
+    let mut discovery = reqwest::Client::new().get(app.url("/.well-known/openid-configuration"));
+    for (name, value) in forged {
+        discovery = discovery.header(name, value);
+    }
+    let doc: Value = discovery.send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["issuer"], app.base);
+    assert!(!doc.to_string().contains("evil.example"), "{doc:#}");
+    // An error redirect carries the configured issuer too.
+    let p = pkce();
+    let mut params = auth_params(WEB, WEB_REDIRECT, "openid", &p);
+    params.push(("prompt", "bogus"));
+    let mut request = browser().get(app.url("/authorize")).query(&params);
+    for (name, value) in forged {
+        request = request.header(name, value);
+    }
+    let r = request.send().await.unwrap();
+    let cb = Callback::parse(&location(&r));
+    assert_eq!(cb.get("iss"), Some(app.base.as_str()));
+    assert!(!cb.url.contains("evil.example"), "{}", cb.url);
+}
