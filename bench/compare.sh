@@ -28,39 +28,17 @@ scenarios=("$@")
 [ ${#scenarios[@]} -eq 0 ] && scenarios=(client-credentials code code-sso refresh userinfo)
 mkdir -p "$OUT"
 
-if [ -n "${CANDOR_BIN:-}" ]; then
-  bin=$CANDOR_BIN
-else
-  cargo build --release --locked -p candor >&2
-  bin=$PWD/target/release/candor
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(candor_binary)
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-wait_for() { # url
-  for _ in $(seq 1 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "no answer from $1" >&2; return 1
-}
-
 # --- Candor: durable SQLite store, one client and one user like the peer's -------------------
-store="sqlite://$work/candor.db"
-cat > "$work/candor.toml" <<TOML
-issuer = "http://127.0.0.1:$CANDOR_PORT"
-listen = "127.0.0.1:$CANDOR_PORT"
-store = "$store"
-[log]
-level = "warn"
-TOML
-"$bin" migrate --store "$store" >/dev/null
-alg_flag=(--id-token-alg "$ALG")
-"$bin" client add --store "$store" --id bench --name bench --redirect-uri http://127.0.0.1:9999/cb \
-  --grant authorization_code --grant refresh_token --grant client_credentials \
-  --scope openid --scope profile --scope email --scope offline_access --scope api "${alg_flag[@]}" > "$work/client.txt"
-candor_secret=$(awk '/client_secret:/{print $2}' "$work/client.txt")
-CANDOR_NEW_PASSWORD=bench-password "$bin" user add --store "$store" bench-user >/dev/null
-"$bin" key rotate --store "$store" >/dev/null
+candor_secret=$(bench_store "$bin" "$work" "$CANDOR_PORT" --scope openid --scope profile --scope email \
+  --scope offline_access --scope api --id-token-alg "$ALG")
 
 run_candor() {
   "$bin" serve --config "$work/candor.toml" > "$work/candor.log" 2>&1 &

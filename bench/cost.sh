@@ -16,33 +16,18 @@ scenario=${1:-client-credentials}
 C=${C:-16}
 D=${D:-4}
 PORT=${PORT:-18090}
-if [ -n "${CANDOR_BIN:-}" ]; then
-  bin=$CANDOR_BIN
-else
-  cargo build --release --locked -p candor >&2
-  bin=$PWD/target/release/candor
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bin=$(candor_binary)
 work=$(mktemp -d)
 server=
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-store="sqlite://$work/candor.db"
-printf 'issuer = "http://127.0.0.1:%s"\nlisten = "127.0.0.1:%s"\nstore = "%s"\n[log]\nlevel = "warn"\n' \
-  "$PORT" "$PORT" "$store" > "$work/candor.toml"
-"$bin" migrate --store "$store" >/dev/null
-"$bin" client add --store "$store" --id bench --name bench --redirect-uri http://127.0.0.1:9999/cb \
-  --grant authorization_code --grant refresh_token --grant client_credentials \
-  --scope openid --scope offline_access --scope api > "$work/client.txt"
-secret=$(awk '/client_secret:/{print $2}' "$work/client.txt")
-CANDOR_NEW_PASSWORD=bench-password "$bin" user add --store "$store" bench-user >/dev/null
-"$bin" key rotate --store "$store" >/dev/null
+secret=$(bench_store "$bin" "$work" "$PORT" --scope openid --scope offline_access --scope api)
 "$bin" serve --config "$work/candor.toml" > "$work/candor.log" 2>&1 &
 server=$!
-for _ in $(seq 1 200); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/.well-known/openid-configuration" 2>/dev/null && break
-  sleep 0.05
-done
+wait_for "http://127.0.0.1:$PORT/.well-known/openid-configuration"
 device=$(basename "$(df --output=source "$work" | tail -1)")
 
 case "$scenario" in
