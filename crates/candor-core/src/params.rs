@@ -26,16 +26,27 @@ impl Params {
     /// Parses `application/x-www-form-urlencoded` bytes (a query string or a form body).
     /// Non-UTF-8 input is refused rather than replaced.
     pub fn from_urlencoded(bytes: &[u8], encoding: Encoding) -> Result<Params, Rejection> {
+        // Decoded here rather than by `url::form_urlencoded::parse`, which replaces invalid UTF-8
+        // with U+FFFD: a code or secret must never be silently altered, and a U+FFFD actually
+        // sent must not be taken for a decoding error.
+        let decode = |part: &[u8]| {
+            let plus_as_space: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+            let decoded: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
+            String::from_utf8(decoded).map_err(|e| String::from_utf8_lossy(e.as_bytes()).replace('\u{FFFD}', "?"))
+        };
         let mut pairs = Vec::new();
-        for (k, v) in url::form_urlencoded::parse(bytes) {
-            // form_urlencoded replaces invalid UTF-8 with U+FFFD; refuse it instead.
-            if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
-                return Err(Rejection::new(Reason::BodyMalformed).with(
-                    "problem",
-                    format!("parameter {:?} is not valid UTF-8 after percent-decoding", k.replace('\u{FFFD}', "?")),
-                ));
-            }
-            pairs.push((k.into_owned(), v.into_owned()));
+        for part in bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+            let (k, v) = match part.iter().position(|&b| b == b'=') {
+                Some(i) => (&part[..i], &part[i + 1..]),
+                None => (part, &part[part.len()..]),
+            };
+            let not_utf8 = |name: String| {
+                Rejection::new(Reason::BodyMalformed)
+                    .with("problem", format!("parameter {name:?} is not valid UTF-8 after percent-decoding"))
+            };
+            let k = decode(k).map_err(not_utf8)?;
+            let v = decode(v).map_err(|_| not_utf8(k.clone()))?;
+            pairs.push((k, v));
         }
         Ok(Params { pairs, encoding })
     }
@@ -182,6 +193,21 @@ mod tests {
     #[test]
     fn non_utf8_is_refused() {
         assert_eq!(Params::from_urlencoded(b"a=%FF", Encoding::Form).unwrap_err().reason, Reason::BodyMalformed);
+        assert_eq!(Params::from_urlencoded(b"a=\xff", Encoding::Form).unwrap_err().reason, Reason::BodyMalformed);
+        let r = Params::from_urlencoded(b"c%FF=1", Encoding::Form).unwrap_err();
+        assert!(format!("{r:?}").contains(r#"\"c?\""#), "{r:?}");
+        // U+FFFD actually sent is a character like any other (found by tests/properties.rs).
+        let p = Params::from_urlencoded(b"a=%EF%BF%BD", Encoding::Form).unwrap();
+        assert_eq!(p.get("a").unwrap(), Some("\u{FFFD}"));
+    }
+
+    #[test]
+    fn forms_decode_as_the_url_standard_says() {
+        let p = Params::from_urlencoded(b"&&a=b=c&d&e=x+y%2B%26&=v", Encoding::Form).unwrap();
+        let expected: Vec<(String, String)> =
+            url::form_urlencoded::parse(b"&&a=b=c&d&e=x+y%2B%26&=v").into_owned().collect();
+        assert_eq!(p.pairs(), &expected[..]);
+        assert_eq!(p.get("e").unwrap(), Some("x y+&"));
     }
 
     #[test]
