@@ -1,9 +1,9 @@
 //! Faults: `candor serve` killed with SIGKILL in the middle of code exchanges and refresh
-//! rotations, then started again on the same SQLite file. Every token a client received must
-//! still work (or be revoked for a reason the client can be told), no code may be redeemed twice,
-//! and the file must be intact.
+//! rotations, then started again on the same store (the SQLite file, or the PostgreSQL schema).
+//! Every token a client received must still work (or be revoked for a reason the client can be
+//! told), no code may be redeemed twice, and a SQLite file must be intact.
 
-use crate::helpers::{Callback, csrf_of, location, pkce};
+use crate::helpers::{Backend, Callback, csrf_of, location, pkce};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
@@ -154,7 +154,14 @@ async fn a_sigkill_under_load_loses_no_token_a_client_received_and_redeems_no_co
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("candor.toml");
-    let store = format!("sqlite://{}/candor.db", dir.path().display());
+    let (store, scratch) = match crate::BACKEND {
+        Backend::Sqlite => (format!("sqlite://{}/candor.db", dir.path().display()), None),
+        Backend::Postgres => {
+            let base = candor_store::scratch::test_database_url().unwrap().unwrap();
+            let scratch = candor_store::scratch::PgScratch::create(&base).await.unwrap();
+            (scratch.url.clone(), Some(scratch))
+        }
+    };
     std::fs::write(&config, format!("issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\nstore = \"{store}\"\n"))
         .unwrap();
     admin(&["migrate"], &config);
@@ -257,27 +264,37 @@ async fn a_sigkill_under_load_loses_no_token_a_client_received_and_redeems_no_co
         "{received} access tokens received, {unknown_outcomes} answers lost, {retried} of those took effect only on retry"
     );
 
-    // The file is intact, and no grant has two live refresh tokens (a code redeemed twice, or a
-    // token rotated twice, would leave two).
-    let pool = sqlx::SqlitePool::connect(&store).await.unwrap();
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await.unwrap();
-    assert_eq!(check, "ok");
-    let forked: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT grant_id FROM refresh_tokens WHERE rotated_at IS NULL AND revoked_at IS NULL
-         GROUP BY grant_id HAVING COUNT(*) > 1)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(forked, 0);
-    // A chain's first refresh token is the one no rotation of its grant issued; two such roots
-    // would mean two redemptions of the grant's one code.
-    let redeemed_twice: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT r.grant_id FROM refresh_tokens r WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens p
-         WHERE p.grant_id = r.grant_id AND p.rotated_trace = r.issued_trace) GROUP BY r.grant_id HAVING COUNT(*) > 1)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(redeemed_twice, 0);
+    // No grant has two live refresh tokens (a code redeemed twice, or a token rotated twice, would
+    // leave two), nor two chain roots: a chain's first refresh token is the one no rotation of its
+    // grant issued, so two roots would mean two redemptions of the grant's one code.
+    let (forked, redeemed_twice) = (
+        "SELECT COUNT(*) FROM (SELECT grant_id FROM {t} WHERE rotated_at IS NULL AND revoked_at IS NULL
+         GROUP BY grant_id HAVING COUNT(*) > 1) AS f",
+        "SELECT COUNT(*) FROM (SELECT r.grant_id FROM {t} r WHERE NOT EXISTS (SELECT 1 FROM {t} p
+         WHERE p.grant_id = r.grant_id AND p.rotated_trace = r.issued_trace) GROUP BY r.grant_id HAVING COUNT(*) > 1) AS f",
+    );
+    let counts: Vec<i64> = match &scratch {
+        None => {
+            let pool = sqlx::SqlitePool::connect(&store).await.unwrap();
+            // And the file is intact.
+            let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await.unwrap();
+            assert_eq!(check, "ok");
+            let mut counts = vec![];
+            for q in [forked, redeemed_twice] {
+                counts.push(sqlx::query_scalar(&q.replace("{t}", "refresh_tokens")).fetch_one(&pool).await.unwrap());
+            }
+            counts
+        }
+        Some(scratch) => {
+            let base = candor_store::scratch::test_database_url().unwrap().unwrap();
+            let pool = sqlx::PgPool::connect(&base).await.unwrap();
+            let table = format!("\"{}\".refresh_tokens", scratch.schema);
+            let mut counts = vec![];
+            for q in [forked, redeemed_twice] {
+                counts.push(sqlx::query_scalar(&q.replace("{t}", &table)).fetch_one(&pool).await.unwrap());
+            }
+            counts
+        }
+    };
+    assert_eq!(counts, [0, 0], "grants with two live refresh tokens, grants redeemed twice");
 }

@@ -32,6 +32,9 @@ mod discovery_and_keys;
 #[path = "../api/explain.rs"]
 mod explain;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/faults.rs"]
+mod faults;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/flow.rs"]
 mod flow;
 #[cfg(candor_postgres_tests)]
