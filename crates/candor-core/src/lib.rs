@@ -13,6 +13,7 @@ pub mod grant;
 pub mod id_token;
 pub mod keys;
 pub mod model;
+pub mod net;
 pub mod params;
 pub mod password;
 pub mod pkce;

@@ -26,6 +26,14 @@ pub struct Settings {
     /// Seconds between reloads of the signing keys from the store, so a key rotated on one node
     /// is used and published by every node within this time.
     pub key_reload_interval: i64,
+    /// Failed logins for one username before each next attempt has to wait (1 s, then doubling).
+    pub login_free_failures: u32,
+    /// Failed logins from one client address (any usernames) before the same.
+    pub login_address_free_failures: u32,
+    /// The longest wait a throttled login is asked for, in seconds.
+    pub login_max_delay: i64,
+    /// Proxies (addresses or CIDR prefixes) whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -45,6 +53,10 @@ impl Settings {
             tombstone_retention: 24 * 3600,
             audit_retention: 7 * 24 * 3600,
             key_reload_interval: 10,
+            login_free_failures: 5,
+            login_address_free_failures: 20,
+            login_max_delay: 900,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -69,6 +81,16 @@ impl Settings {
         if !(0..=300).contains(&self.refresh_reuse_grace) {
             return Err(format!("refresh_reuse_grace: {} is outside 0..=300 seconds", self.refresh_reuse_grace));
         }
+        if self.login_free_failures < 1 {
+            return Err("login_free_failures: must be at least 1".into());
+        }
+        if self.login_address_free_failures < 1 {
+            return Err("login_address_free_failures: must be at least 1".into());
+        }
+        if !(1..=86_400).contains(&self.login_max_delay) {
+            return Err(format!("login_max_delay: {} is outside 1..=86400 seconds", self.login_max_delay));
+        }
+        crate::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| format!("trusted_proxies: {e}"))?;
         if !(1..=3600).contains(&self.key_reload_interval) {
             return Err(format!("key_reload_interval: {} is outside 1..=3600 seconds", self.key_reload_interval));
         }

@@ -338,6 +338,7 @@ async fn load_form(
 pub async fn login(
     State(state): AppStateRef,
     Extension(trace): Extension<Trace>,
+    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: crate::respond::Body,
@@ -349,6 +350,28 @@ pub async fn login(
     };
     let username = form.get("username").ok().flatten().unwrap_or_default().to_string();
     let password = form.get_text("password").ok().flatten().unwrap_or_default().to_string();
+    let s = &state.settings;
+    let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |Extension(c)| c.0.ip());
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    let address = state.proxies.client(peer, &forwarded);
+    let keys = [
+        crate::throttle::Key::username(&username, s.login_free_failures),
+        crate::throttle::Key::address(address, s.login_address_free_failures),
+    ];
+    let now = state.now();
+    let wait = state.throttle.wait(&keys, s.login_max_delay, now);
+    if wait > 0 {
+        tracing::info!(trace = %trace.0, %address, wait, "login throttled");
+        let message = format!(
+            "Too many failed sign-ins for this account or from this network. Try again in {}.",
+            if wait == 1 { "1 second".to_string() } else { format!("{wait} seconds") }
+        );
+        let mut page = login_page(&state, &loaded, Some(&message), &username, StatusCode::TOO_MANY_REQUESTS).await;
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            page.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return page;
+    }
     let user = match state.store.user_by_username(&username).await {
         Ok(u) => u,
         Err(e) => return error_page(&state, &store_failed(e), &trace),
@@ -364,7 +387,8 @@ pub async fn login(
                 .await;
         }
         _ => {
-            tracing::info!(trace = %trace.0, "login refused: wrong username or password");
+            state.throttle.failed(&keys, now);
+            tracing::info!(trace = %trace.0, %address, "login refused: wrong username or password");
             return login_page(
                 &state,
                 &loaded,
@@ -375,7 +399,7 @@ pub async fn login(
             .await;
         }
     };
-    let now = state.now();
+    state.throttle.succeeded(&keys[0]);
     // A new session id at every login: a session id planted before login is worthless after it.
     if let Some(old) = cookies::get(&headers, cookies::SESSION) {
         let _ = state.store.delete_session(&hash_secret(&old)).await;

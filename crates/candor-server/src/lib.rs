@@ -10,6 +10,7 @@ pub mod metrics;
 mod passwords;
 pub mod respond;
 pub mod state;
+pub mod throttle;
 pub mod token;
 pub mod userinfo;
 
@@ -171,7 +172,9 @@ pub async fn serve(
     let every = Duration::from_secs(state.settings.key_reload_interval.clamp(1, 3600).unsigned_abs());
     let reloader = spawn_key_reloader(state.clone(), every);
     let sweeper = spawn_sweeper(state.clone(), Duration::from_secs(60));
-    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    // The peer's address reaches the handlers (login throttling by client address).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     reloader.abort();
     sweeper.abort();
     result

@@ -43,6 +43,10 @@ pub struct AppState {
     keys: RwLock<Arc<KeyRing>>,
     /// argon2 verifications, one thread per core (see `passwords.rs`).
     passwords: crate::passwords::Verifier,
+    /// Failed logins by username and by client address (`throttle.rs`).
+    pub throttle: crate::throttle::Throttle,
+    /// `settings.trusted_proxies`, parsed.
+    pub proxies: candor_core::net::TrustedProxies,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,8 @@ impl AppState {
             return Err(StartError::Settings("admin_token: at least 32 characters".into()));
         }
         settings.validate().map_err(StartError::Settings)?;
+        let proxies = candor_core::net::TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|e| StartError::Settings(format!("trusted_proxies: {e}")))?;
         ensure_keys(store.as_ref(), clock.now()).await?;
         let ring = KeyRing::from_records(&store.keys().await?)?;
         let secure_cookies = settings.issuer.starts_with("https://");
@@ -93,6 +99,8 @@ impl AppState {
             passwords: crate::passwords::Verifier::start(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ),
+            throttle: crate::throttle::Throttle::default(),
+            proxies,
         }))
     }
 

@@ -29,7 +29,35 @@ pub struct Config {
     #[serde(default)]
     pub keys: Keys,
     #[serde(default)]
+    pub login: Login,
+    /// Proxies (addresses or CIDR prefixes, e.g. the load balancer's subnet) whose
+    /// `X-Forwarded-For` names the client's address; empty: the connection's peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Login {
+    /// Failed logins for one username before each next attempt must wait (1 s, then doubling).
+    pub free_failures: u32,
+    /// The same, for failed logins from one client address under any usernames.
+    pub address_free_failures: u32,
+    /// The longest wait, in seconds.
+    pub max_delay: i64,
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        let s = Settings::new("http://x");
+        Login {
+            free_failures: s.login_free_failures,
+            address_free_failures: s.login_address_free_failures,
+            max_delay: s.login_max_delay,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +160,9 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LIFETIMES_INTERACTION", &["lifetimes", "interaction"], true),
     ("CANDOR_LIFETIMES_REFRESH_REUSE_GRACE", &["lifetimes", "refresh_reuse_grace"], true),
     ("CANDOR_KEYS_RELOAD_INTERVAL", &["keys", "reload_interval"], true),
+    ("CANDOR_LOGIN_FREE_FAILURES", &["login", "free_failures"], true),
+    ("CANDOR_LOGIN_ADDRESS_FREE_FAILURES", &["login", "address_free_failures"], true),
+    ("CANDOR_LOGIN_MAX_DELAY", &["login", "max_delay"], true),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -148,9 +179,7 @@ impl Config {
         for (var, path, numeric) in KEYS {
             let Some(raw) = env(var) else { continue };
             let value = if *numeric {
-                toml::Value::Integer(
-                    raw.trim().parse().map_err(|_| format!("{var}: {raw:?} is not a whole number of seconds"))?,
-                )
+                toml::Value::Integer(raw.trim().parse().map_err(|_| format!("{var}: {raw:?} is not a whole number"))?)
             } else {
                 toml::Value::String(raw)
             };
@@ -179,6 +208,10 @@ impl Config {
             tombstone_retention: self.retention.tombstones,
             audit_retention: self.retention.audit,
             key_reload_interval: self.keys.reload_interval,
+            login_free_failures: self.login.free_failures,
+            login_address_free_failures: self.login.address_free_failures,
+            login_max_delay: self.login.max_delay,
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 
@@ -188,7 +221,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         // Name the key as written in candor.toml, not the internal setting.
-        const KEYS: [(&str, &str); 10] = [
+        const KEYS: [(&str, &str); 13] = [
             ("code_lifetime", "lifetimes.code"),
             ("access_token_lifetime", "lifetimes.access_token"),
             ("refresh_token_lifetime", "lifetimes.refresh_token"),
@@ -199,6 +232,9 @@ impl Config {
             ("audit_retention", "retention.audit"),
             ("refresh_reuse_grace", "lifetimes.refresh_reuse_grace"),
             ("key_reload_interval", "keys.reload_interval"),
+            ("login_free_failures", "login.free_failures"),
+            ("login_address_free_failures", "login.address_free_failures"),
+            ("login_max_delay", "login.max_delay"),
         ];
         self.settings().validate().map_err(|e| {
             KEYS.iter()

@@ -22,4 +22,5 @@ mod hardening;
 mod openidconnect_rp;
 mod reasons;
 mod refresh;
+mod throttling;
 mod userinfo;

@@ -50,6 +50,9 @@ mod reasons;
 #[path = "../api/refresh.rs"]
 mod refresh;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/throttling.rs"]
+mod throttling;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/userinfo.rs"]
 mod userinfo;
 // PostgreSQL only: the test cuts the connection to the database server with a proxy.
