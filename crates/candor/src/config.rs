@@ -296,6 +296,22 @@ mod tests {
         assert!(e.starts_with("listen"), "{e}");
         let e = Config::parse("issuer = \"https://id.example.com\"\nissuerr = 1", &none).unwrap_err();
         assert!(e.contains("issuerr"), "{e}");
+        let e = Config::parse("issuer = \"https://id.example.com\"\n[login]\nmax_delay = 0", &none).unwrap_err();
+        assert!(e.starts_with("login.max_delay:"), "{e}");
+        let e = Config::parse("issuer = \"https://id.example.com\"\n[login]\naddress_free_failures = 0", &none)
+            .unwrap_err();
+        assert!(e.starts_with("login.address_free_failures:"), "{e}");
+        let e = Config::parse("issuer = \"https://id.example.com\"\ntrusted_proxies = [\"lb.internal\"]", &none)
+            .unwrap_err();
+        assert!(e.starts_with("trusted_proxies:") && e.contains("lb.internal"), "{e}");
+        let c = Config::parse("issuer = \"https://id.example.com\"\ntrusted_proxies = [\"10.0.0.0/8\"]", &|k: &str| {
+            (k == "CANDOR_LOGIN_FREE_FAILURES").then(|| "3".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            (c.settings().login_free_failures, c.settings().trusted_proxies),
+            (3, vec!["10.0.0.0/8".to_string()])
+        );
         assert!(Config::parse("", &none).unwrap_err().contains("issuer"));
         let e = Config::parse("issuer = \"https://id.example.com\"\n[keys]\nreload_interval = 0", &none).unwrap_err();
         assert!(e.starts_with("keys.reload_interval:"), "{e}");
