@@ -69,6 +69,7 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::InsufficientScope => include_str!("../../../docs/reasons/insufficient_scope.md"),
         Reason::InternalError => include_str!("../../../docs/reasons/internal_error.md"),
         Reason::StoreUnavailable => include_str!("../../../docs/reasons/store_unavailable.md"),
+        Reason::RateLimited => include_str!("../../../docs/reasons/rate_limited.md"),
     }
 }
 

@@ -130,6 +130,9 @@ pub enum Reason {
     /// The store could not be reached or written (a lost database connection, a full disk, a
     /// timeout); nothing was issued or changed. HTTP 503 with `Retry-After`.
     StoreUnavailable,
+    /// The client sent more token requests than its configured rate allows. HTTP 429 with
+    /// `Retry-After`.
+    RateLimited,
 }
 
 /// The HTTP status and RFC error code a reason maps to, and where the response goes.
@@ -193,6 +196,7 @@ impl Reason {
         Reason::InsufficientScope,
         Reason::InternalError,
         Reason::StoreUnavailable,
+        Reason::RateLimited,
     ];
 
     /// The stable machine-readable code, e.g. `code_expired`.
@@ -256,6 +260,7 @@ impl Reason {
             InsufficientScope => "insufficient_scope",
             InternalError => "internal_error",
             StoreUnavailable => "store_unavailable",
+            RateLimited => "rate_limited",
         }
     }
 
@@ -317,12 +322,17 @@ impl Reason {
             // RFC 6749 §4.1.2.1 defines it for the authorization endpoint, as the redirect's
             // stand-in for a 503; the token and userinfo endpoints send it with the 503 itself.
             StoreUnavailable => "temporarily_unavailable",
+            // RFC 6749 defines no code for it; the retry-later code is the closest, with a 429.
+            RateLimited => "temporarily_unavailable",
         }
     }
 
     /// The HTTP status of a direct (non-redirect) error response.
     pub fn status(self) -> u16 {
         use Reason::*;
+        if self == RateLimited {
+            return 429;
+        }
         match self.error() {
             "invalid_client" => 401,
             "invalid_token" => 401,
@@ -407,6 +417,7 @@ impl Reason {
             StoreUnavailable => {
                 "The provider cannot reach its store for the moment; nothing was changed. Retry shortly."
             }
+            RateLimited => "This client sent more token requests than its rate limit allows; retry after Retry-After.",
         }
     }
 

@@ -34,6 +34,10 @@ pub struct Settings {
     pub login_max_delay: i64,
     /// Proxies (addresses or CIDR prefixes) whose `X-Forwarded-For` names the client's address.
     pub trusted_proxies: Vec<String>,
+    /// Token requests per second each client may make, sustained (0: no limit).
+    pub token_rate: u32,
+    /// How many token requests a client may make at once (0: as many as `token_rate`).
+    pub token_burst: u32,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -57,6 +61,8 @@ impl Settings {
             login_address_free_failures: 20,
             login_max_delay: 900,
             trusted_proxies: Vec::new(),
+            token_rate: 0,
+            token_burst: 0,
         }
     }
 
@@ -89,6 +95,11 @@ impl Settings {
         }
         if !(1..=86_400).contains(&self.login_max_delay) {
             return Err(format!("login_max_delay: {} is outside 1..=86400 seconds", self.login_max_delay));
+        }
+        for (name, v) in [("token_rate", self.token_rate), ("token_burst", self.token_burst)] {
+            if v > 1_000_000 {
+                return Err(format!("{name}: {v} is above 1000000"));
+            }
         }
         crate::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| format!("trusted_proxies: {e}"))?;
         if !(1..=3600).contains(&self.key_reload_interval) {

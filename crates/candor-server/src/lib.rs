@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod html;
 pub mod metrics;
 mod passwords;
+pub mod ratelimit;
 pub mod respond;
 pub mod state;
 pub mod throttle;

@@ -38,6 +38,13 @@ pub fn refused(mut response: Response, r: &Rejection, audited: bool) -> Response
     if response.status() == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
     }
+    // A 429 carries the wait it was computed with (`rate_limited`'s `retry_after`).
+    if response.status() == StatusCode::TOO_MANY_REQUESTS
+        && let Some(wait) = r.facts.get("retry_after")
+        && let Ok(v) = HeaderValue::from_str(&wait.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     response.extensions_mut().insert(crate::metrics::Refused { rejection: r.clone(), audited });
     response
 }

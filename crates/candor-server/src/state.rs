@@ -47,6 +47,8 @@ pub struct AppState {
     pub throttle: crate::throttle::Throttle,
     /// `settings.trusted_proxies`, parsed.
     pub proxies: candor_core::net::TrustedProxies,
+    /// Token requests per client (`ratelimit.rs`).
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,7 @@ impl AppState {
             ),
             throttle: crate::throttle::Throttle::default(),
             proxies,
+            rate_limits: crate::ratelimit::RateLimits::default(),
         }))
     }
 

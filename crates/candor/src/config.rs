@@ -30,6 +30,8 @@ pub struct Config {
     pub keys: Keys,
     #[serde(default)]
     pub login: Login,
+    #[serde(default)]
+    pub limits: Limits,
     /// Proxies (addresses or CIDR prefixes, e.g. the load balancer's subnet) whose
     /// `X-Forwarded-For` names the client's address; empty: the connection's peer is the client.
     #[serde(default)]
@@ -47,6 +49,15 @@ pub struct Login {
     pub address_free_failures: u32,
     /// The longest wait, in seconds.
     pub max_delay: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Token requests per second each client may make, sustained (0: no limit).
+    pub token_rate: u32,
+    /// How many it may make at once (0: as many as `token_rate`).
+    pub token_burst: u32,
 }
 
 impl Default for Login {
@@ -163,6 +174,8 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LOGIN_FREE_FAILURES", &["login", "free_failures"], true),
     ("CANDOR_LOGIN_ADDRESS_FREE_FAILURES", &["login", "address_free_failures"], true),
     ("CANDOR_LOGIN_MAX_DELAY", &["login", "max_delay"], true),
+    ("CANDOR_LIMITS_TOKEN_RATE", &["limits", "token_rate"], true),
+    ("CANDOR_LIMITS_TOKEN_BURST", &["limits", "token_burst"], true),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -212,6 +225,8 @@ impl Config {
             login_address_free_failures: self.login.address_free_failures,
             login_max_delay: self.login.max_delay,
             trusted_proxies: self.trusted_proxies.clone(),
+            token_rate: self.limits.token_rate,
+            token_burst: self.limits.token_burst,
         }
     }
 
@@ -221,7 +236,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         // Name the key as written in candor.toml, not the internal setting.
-        const KEYS: [(&str, &str); 13] = [
+        const KEYS: [(&str, &str); 15] = [
             ("code_lifetime", "lifetimes.code"),
             ("access_token_lifetime", "lifetimes.access_token"),
             ("refresh_token_lifetime", "lifetimes.refresh_token"),
@@ -235,6 +250,8 @@ impl Config {
             ("login_free_failures", "login.free_failures"),
             ("login_address_free_failures", "login.address_free_failures"),
             ("login_max_delay", "login.max_delay"),
+            ("token_rate", "limits.token_rate"),
+            ("token_burst", "limits.token_burst"),
         ];
         self.settings().validate().map_err(|e| {
             KEYS.iter()

@@ -244,3 +244,42 @@ async fn forged_host_and_forwarded_headers_change_no_url() {
     assert_eq!(cb.get("iss"), Some(app.base.as_str()));
     assert!(!cb.url.contains("evil.example"), "{}", cb.url);
 }
+
+#[tokio::test]
+async fn a_client_over_its_token_rate_gets_429_and_strangers_cannot_spend_its_allowance() {
+    let app = spawn_app_with(
+        |s| {
+            s.token_rate = 1;
+            s.token_burst = 2;
+        },
+        candor_server::Disclosure::Detailed,
+    )
+    .await;
+    let cc = [("grant_type", "client_credentials"), ("scope", "api.read")];
+    // Requests that do not authenticate as the client are not counted against it.
+    for _ in 0..5 {
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .basic_auth(SERVICE, Some("cds_not_the_secret"))
+            .form(&cc)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.token(&cc, Some(SERVICE)).await.0, StatusCode::OK);
+    assert_eq!(app.token(&cc, Some(SERVICE)).await.0, StatusCode::OK);
+    let before = access_tokens(&app).await;
+    let (status, body, headers) = app.token(&cc, Some(SERVICE)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body:#}");
+    assert_reason(&body, "rate_limited", "temporarily_unavailable");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!((body["facts"]["rate"].as_u64(), body["facts"]["burst"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(access_tokens(&app).await, before);
+    // Another client has its own allowance.
+    let (status, body) = app.exchange("not-a-code", "v").await;
+    assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "{body:#}");
+    // A second later, one more request is allowed.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.token(&cc, Some(SERVICE)).await.0, StatusCode::OK);
+}
