@@ -29,10 +29,20 @@ impl Params {
         // Decoded here rather than by `url::form_urlencoded::parse`, which replaces invalid UTF-8
         // with U+FFFD: a code or secret must never be silently altered, and a U+FFFD actually
         // sent must not be taken for a decoding error.
+        // Copies only what needs it: a part with `+` (a space) or an escape.
         let decode = |part: &[u8]| {
-            let plus_as_space: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
-            let decoded: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
-            String::from_utf8(decoded).map_err(|e| String::from_utf8_lossy(e.as_bytes()).replace('\u{FFFD}', "?"))
+            let part: std::borrow::Cow<'_, [u8]> = if part.contains(&b'+') {
+                part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect::<Vec<u8>>().into()
+            } else {
+                part.into()
+            };
+            match percent_encoding::percent_decode(&part).decode_utf8() {
+                Ok(text) => Ok(text.into_owned()),
+                Err(_) => {
+                    let bytes: Vec<u8> = percent_encoding::percent_decode(&part).collect();
+                    Err(String::from_utf8_lossy(&bytes).replace('\u{FFFD}', "?"))
+                }
+            }
         };
         let mut pairs = Vec::new();
         for part in bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()) {

@@ -19,10 +19,9 @@ pub async fn validate_access_token(
             .with("defect", defect.code())
             .with("explanation", defect.explain(SecretKind::AccessToken)));
     }
-    let record =
-        store.access_token(&hash_secret(token)).await.map_err(super::grant::store_failed)?.ok_or_else(|| {
-            Rejection::new(Reason::AccessTokenUnknown).with("token_fingerprint", crate::tokens::fingerprint(token))
-        })?;
+    let record = store.access_token(&hash_secret(token)).await.map_err(Rejection::store)?.ok_or_else(|| {
+        Rejection::new(Reason::AccessTokenUnknown).with("token_fingerprint", crate::tokens::fingerprint(token))
+    })?;
     let grant_id = record.grant_id.clone();
     check_access_token(record, now).map_err(|r| r.with_internal("grant_id", grant_id))
 }
@@ -49,11 +48,8 @@ pub async fn claims(store: &dyn Store, token: &str, now: UnixTime) -> Result<Val
     let user_id = record.user_id.ok_or_else(|| {
         Rejection::new(Reason::InsufficientScope).with("problem", "a client_credentials token has no user")
     })?;
-    let user = store
-        .user(&user_id)
-        .await
-        .map_err(super::grant::store_failed)?
-        .ok_or_else(|| Rejection::new(Reason::UserUnknown))?;
+    let user =
+        store.user(&user_id).await.map_err(Rejection::store)?.ok_or_else(|| Rejection::new(Reason::UserUnknown))?;
     if user.disabled {
         return Err(Rejection::new(Reason::UserDisabled));
     }

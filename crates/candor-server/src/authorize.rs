@@ -67,18 +67,16 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 /// The logged-in user of this browser, if its session is valid and the user enabled.
 async fn current_login(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, i64)>, Rejection> {
     let Some(sid) = cookies::get(headers, cookies::SESSION) else { return Ok(None) };
-    let Some(session) = state.store.session(&hash_secret(&sid)).await.map_err(store_failed)? else { return Ok(None) };
+    let Some(session) = state.store.session(&hash_secret(&sid)).await.map_err(Rejection::store)? else {
+        return Ok(None);
+    };
     if session.expires_at <= state.now() {
         return Ok(None);
     }
-    match state.store.user(&session.user_id).await.map_err(store_failed)? {
+    match state.store.user(&session.user_id).await.map_err(Rejection::store)? {
         Some(u) if !u.disabled => Ok(Some((u.id, session.auth_time))),
         _ => Ok(None),
     }
-}
-
-fn store_failed(e: candor_core::store::StoreError) -> Rejection {
-    Rejection::store(e)
 }
 
 async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Params) -> Response {
@@ -86,7 +84,7 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
     let client = match params.get("client_id") {
         Ok(Some(id)) => match state.store.client(id).await {
             Ok(c) => c,
-            Err(e) => return error_page(state, &store_failed(e), trace),
+            Err(e) => return error_page(state, &Rejection::store(e), trace),
         },
         _ => None,
     };
@@ -104,7 +102,9 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
     let consented = match &login {
         Some((user_id, _)) => match state.store.consent(user_id, &req.client_id).await {
             Ok(c) => c,
-            Err(e) => return redirect_error(state, &store_failed(e), trace, &req.redirect_uri, req.state.as_deref()),
+            Err(e) => {
+                return redirect_error(state, &Rejection::store(e), trace, &req.redirect_uri, req.state.as_deref());
+            }
         },
         None => Vec::new(),
     };
@@ -132,7 +132,7 @@ async fn issue(
         Err(r) => return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
     };
     if let Err(e) = state.store.insert_code(&record).await {
-        return redirect_error(state, &store_failed(e), trace, &req.redirect_uri, req.state.as_deref());
+        return redirect_error(state, &Rejection::store(e), trace, &req.redirect_uri, req.state.as_deref());
     }
     tracing::info!(trace = %trace.0, client = %req.client_id, "authorization code issued");
     let mut params: Vec<(&str, &str)> = vec![("code", &code.value)];
@@ -184,7 +184,7 @@ async fn begin_interaction(
         expires_at: now + state.settings.interaction_lifetime,
     };
     if let Err(e) = state.store.insert_interaction(&record).await {
-        return fail(store_failed(e));
+        return fail(Rejection::store(e));
     }
     let mut response = see_other(&format!("/interaction/{}", id.value));
     if new_browser {
@@ -203,7 +203,7 @@ struct Loaded {
 
 async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Loaded, Rejection> {
     let expired = || Rejection::new(Reason::InteractionExpired);
-    let record = state.store.interaction(&hash_secret(id)).await.map_err(store_failed)?.ok_or_else(expired)?;
+    let record = state.store.interaction(&hash_secret(id)).await.map_err(Rejection::store)?.ok_or_else(expired)?;
     if record.expires_at <= state.now() {
         return Err(expired().with("expired_at", candor_core::clock::rfc3339(record.expires_at)));
     }
@@ -374,7 +374,7 @@ pub async fn login(
     }
     let user = match state.store.user_by_username(&username).await {
         Ok(u) => u,
-        Err(e) => return error_page(&state, &store_failed(e), &trace),
+        Err(e) => return error_page(&state, &Rejection::store(e), &trace),
     };
     // Verify against a real hash even for unknown users, so timing does not reveal usernames.
     let stored = user.as_ref().map_or_else(|| dummy_hash().to_string(), |u| u.password_hash.clone());
@@ -415,10 +415,10 @@ pub async fn login(
         expires_at: now + state.settings.session_lifetime,
     };
     if let Err(e) = state.store.insert_session(&session).await {
-        return error_page(&state, &store_failed(e), &trace);
+        return error_page(&state, &Rejection::store(e), &trace);
     }
     if let Err(e) = state.store.record_login(&loaded.record.hash, &user.id, now).await {
-        return error_page(&state, &store_failed(e), &trace);
+        return error_page(&state, &Rejection::store(e), &trace);
     }
     tracing::info!(trace = %trace.0, user = %user.id, "user logged in");
     let mut response = continue_after_login(&state, &trace, &loaded, &user.id, now).await;
@@ -435,7 +435,7 @@ pub async fn login(
 async fn continue_after_login(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth_time: i64) -> Response {
     let consented = match state.store.consent(user_id, &l.request.client_id).await {
         Ok(c) => c,
-        Err(e) => return error_page(state, &store_failed(e), trace),
+        Err(e) => return error_page(state, &Rejection::store(e), trace),
     };
     let login = LoggedIn { user_id, auth_time, during_this_request: true };
     match authorize::decide(&l.request, Some(login), &consented, false, state.now()) {
@@ -453,7 +453,7 @@ async fn finish(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth
         Ok(false) => {
             error_page(state, &Rejection::new(Reason::InteractionExpired).with("problem", "already completed"), trace)
         }
-        Err(e) => error_page(state, &store_failed(e), trace),
+        Err(e) => error_page(state, &Rejection::store(e), trace),
     }
 }
 
@@ -478,7 +478,7 @@ pub async fn consent(
             let scopes: Vec<String> =
                 candor_core::scope::Scope::from_stored(&req.scope).iter().map(str::to_string).collect();
             if let Err(e) = state.store.grant_consent(&user_id, &req.client_id, &scopes, state.now()).await {
-                return error_page(&state, &store_failed(e), &trace);
+                return error_page(&state, &Rejection::store(e), &trace);
             }
             finish(&state, &trace, &loaded, &user_id, auth_time).await
         }

@@ -18,14 +18,19 @@ struct Bucket {
     at: Instant,
 }
 
+/// The burst a client gets: `burst`, or as many as `rate` when `burst` is 0.
+pub fn burst_of(rate: u32, burst: u32) -> u32 {
+    if burst == 0 { rate } else { burst }
+}
+
 impl RateLimits {
     /// Takes one request from `client`'s allowance, or says in how many whole seconds one will
-    /// be there. `rate` 0 means no limit; `burst` 0 means as many as `rate`.
+    /// be there. `rate` 0 means no limit; for `burst`, see `burst_of`.
     pub fn take(&self, client: &str, rate: u32, burst: u32, now: Instant) -> Result<(), u64> {
         if rate == 0 {
             return Ok(());
         }
-        let (rate, burst) = (f64::from(rate), f64::from(if burst == 0 { rate } else { burst }));
+        let (rate, burst) = (f64::from(rate), f64::from(burst_of(rate, burst)));
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let bucket = buckets.entry(client.to_string()).or_insert(Bucket { requests: burst, at: now });
         let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * rate;

@@ -126,11 +126,10 @@ async fn exchange(
     audit.client_id = Some(client.id.clone());
     let s = &state.settings;
     if let Err(wait) = state.rate_limits.take(&client.id, s.token_rate, s.token_burst, std::time::Instant::now()) {
-        let burst = if s.token_burst == 0 { s.token_rate } else { s.token_burst };
         return Err(Rejection::new(candor_core::Reason::RateLimited)
             .with("client_id", client.id.clone())
             .with("rate", s.token_rate)
-            .with("burst", burst)
+            .with("burst", crate::ratelimit::burst_of(s.token_rate, s.token_burst))
             .with("retry_after", wait));
     }
     let request = GrantRequest::parse(&params).map_err(|r| r.with("client_id", client.id.clone()))?;

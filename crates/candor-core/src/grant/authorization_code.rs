@@ -1,6 +1,6 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6, OIDC Core §3.1.3).
 
-use super::{GrantContext, TokenResponse, new_access_token, store_failed};
+use super::{GrantContext, TokenResponse, new_access_token};
 use crate::clock::rfc3339;
 use crate::id_token::{self, IdTokenInput};
 use crate::model::{Client, CodeRecord, GrantType, IssuedTokens, RefreshTokenRecord};
@@ -68,7 +68,7 @@ async fn redeem(
     check_redirect_uri(&record, redirect_uri)?;
     check_pkce(ctx, &record, code_verifier).await?;
 
-    let user = ctx.store.user(&record.user_id).await.map_err(store_failed)?;
+    let user = ctx.store.user(&record.user_id).await.map_err(Rejection::store)?;
     match user {
         None => return Err(Rejection::new(Reason::UserUnknown)),
         Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
@@ -123,7 +123,7 @@ async fn redeem(
         access: access_record,
         refresh: refresh.as_ref().map(|(_, r)| r.clone()),
     };
-    match ctx.store.redeem_code(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)? {
+    match ctx.store.redeem_code(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(Rejection::store)? {
         Redemption::Redeemed => {}
         Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace } => {
             // Lost a concurrent race: the winner's tokens are stored; revoke them as for any replay.
@@ -163,7 +163,7 @@ async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rej
     ctx.store
         .code(&hash_secret(code))
         .await
-        .map_err(store_failed)?
+        .map_err(Rejection::store)?
         .ok_or_else(|| Rejection::new(Reason::CodeUnknown).with("code_fingerprint", fingerprint(code)))
 }
 

@@ -1,6 +1,6 @@
 //! The client credentials grant (RFC 6749 §4.4): an access token for the client itself.
 
-use super::{GrantContext, TokenResponse, new_access_token, store_failed};
+use super::{GrantContext, TokenResponse, new_access_token};
 use crate::model::{Client, IssuedTokens};
 use crate::rejection::{Reason, Rejection};
 use crate::scope::{self, Scope};
@@ -45,7 +45,7 @@ pub async fn issue(
     ctx.store
         .insert_tokens(&IssuedTokens { access: record, refresh: None, audit: Some(ctx.success_audit(&grant_id)) })
         .await
-        .map_err(store_failed)?;
+        .map_err(Rejection::store)?;
     Ok(TokenResponse {
         access_token: access.value,
         token_type: "Bearer",

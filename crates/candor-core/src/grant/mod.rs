@@ -150,19 +150,14 @@ pub(crate) async fn require_consent(
     grant_id: &str,
     scope: &str,
 ) -> Result<(), Rejection> {
-    let consented = ctx.store.consent(user_id, client_id).await.map_err(store_failed)?;
+    let consented = ctx.store.consent(user_id, client_id).await.map_err(Rejection::store)?;
     let granted = crate::scope::Scope::from_stored(scope);
     let missing: Vec<&str> = granted.iter().filter(|s| !consented.iter().any(|c| c == s)).collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let revoked = ctx.store.revoke_grant(grant_id, ctx.now).await.map_err(store_failed)?;
+    let revoked = ctx.store.revoke_grant(grant_id, ctx.now).await.map_err(Rejection::store)?;
     Err(Rejection::new(Reason::ConsentRevoked)
         .with("scopes_without_consent", missing.join(" "))
         .with("tokens_revoked_now", revoked))
-}
-
-/// Turns a store failure into a rejection (`Rejection::store`), logging nothing secret.
-pub(crate) fn store_failed(e: crate::store::StoreError) -> Rejection {
-    Rejection::store(e)
 }

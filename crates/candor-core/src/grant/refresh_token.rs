@@ -1,6 +1,6 @@
 //! The refresh token grant with rotation and reuse detection (RFC 6749 §6, RFC 9700 §4.14).
 
-use super::{GrantContext, TokenResponse, new_access_token, store_failed};
+use super::{GrantContext, TokenResponse, new_access_token};
 use crate::clock::rfc3339;
 use crate::id_token::{self, IdTokenInput};
 use crate::model::{Client, IssuedTokens, RefreshTokenRecord};
@@ -21,7 +21,7 @@ pub async fn rotate(
             .with("explanation", defect.explain(SecretKind::RefreshToken)));
     }
     let record =
-        ctx.store.refresh_token(&hash_secret(presented)).await.map_err(store_failed)?.ok_or_else(|| {
+        ctx.store.refresh_token(&hash_secret(presented)).await.map_err(Rejection::store)?.ok_or_else(|| {
             Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(presented))
         })?;
     let grant_id = record.grant_id.clone();
@@ -80,7 +80,7 @@ async fn rotate_record(
             requested
         }
     };
-    match ctx.store.user(&record.user_id).await.map_err(store_failed)? {
+    match ctx.store.user(&record.user_id).await.map_err(Rejection::store)? {
         None => return Err(Rejection::new(Reason::UserUnknown)),
         Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
         Some(_) => {}
@@ -125,13 +125,13 @@ async fn rotate_record(
     let outcome = if record.rotated_at.is_some() {
         Rotation::AlreadyRotated { rotated_at: record.rotated_at.unwrap_or(ctx.now), rotated_trace: None }
     } else {
-        ctx.store.rotate_refresh_token(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(store_failed)?
+        ctx.store.rotate_refresh_token(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(Rejection::store)?
     };
     match outcome {
         Rotation::Rotated => {}
         Rotation::AlreadyRotated { rotated_at, rotated_trace } if within_grace(rotated_at) => {
             // The family may have been revoked since the token was read (a replay elsewhere).
-            if !ctx.store.insert_sibling(&record.hash, &issued).await.map_err(store_failed)? {
+            if !ctx.store.insert_sibling(&record.hash, &issued).await.map_err(Rejection::store)? {
                 return Err(reused(ctx, &record, rotated_at, rotated_trace).await);
             }
         }
