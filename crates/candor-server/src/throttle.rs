@@ -62,13 +62,18 @@ impl Throttle {
         self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Seconds the next attempt under these keys must still wait (0: it may go ahead).
+    /// Seconds the next attempt under these keys must still wait (0: it may go ahead). Times
+    /// are whole seconds, so a failure at 10.9 s counts as 10 s; the wait runs until the second
+    /// after `last + delay`, so that at least `delay` seconds really pass (up to one more).
     pub fn wait(&self, keys: &[Key], max: i64, now: UnixTime) -> i64 {
         let counts = self.counts();
         keys.iter()
             .filter_map(|k| counts.get(&k.name).map(|c| (k, c)))
             .filter(|(_, c)| now - c.last < FORGET_AFTER)
-            .map(|(k, c)| (c.last + delay(c.failures, k.free, max) - now).max(0))
+            .map(|(k, c)| match delay(c.failures, k.free, max) {
+                0 => 0,
+                d => (c.last + d + 1 - now).max(0),
+            })
             .max()
             .unwrap_or(0)
     }
@@ -122,7 +127,8 @@ mod tests {
             // Once waited out, the next attempt may go ahead.
             assert_eq!(t.wait(&k(), 900, now), 0);
         }
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]);
+        // The delays 1, 2, 4 … 900, each plus the second the failure fell in.
+        assert_eq!(waits, [2, 3, 5, 9, 17, 33, 65, 129, 257, 513, 901, 901]);
         // Usernames are counted case-insensitively; a success clears the count.
         assert!(t.wait(&[Key::username(" ALICE", 3)], 900, now - 1) > 0);
         t.succeeded(&Key::username("alice", 3));
@@ -138,7 +144,7 @@ mod tests {
             t.failed(&[Key::username(user, 5), address()], now);
         }
         // Another username from the same address waits; the same username elsewhere does not.
-        assert_eq!(t.wait(&[Key::username("d", 5), address()], 900, now), 2);
+        assert_eq!(t.wait(&[Key::username("d", 5), address()], 900, now), 3);
         assert_eq!(t.wait(&[Key::username("d", 5), Key::address("198.51.100.1".parse().unwrap(), 2)], 900, now), 0);
         // An hour after the last failure, the count is forgotten, and counting starts over.
         let later = now + FORGET_AFTER;
