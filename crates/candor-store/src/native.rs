@@ -24,7 +24,20 @@ pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Conflict(message.clone().unwrap_or_else(|| e.to_string()))
         }
-        _ => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Unavailable(failure(&e)),
+    }
+}
+
+/// SQLite's words for a failure, and for the failures of the disk under the store, what they
+/// mean to an operator: the log line under the trace id must say "the disk is full", not only
+/// SQLite's "database or disk is full".
+pub(crate) fn failure(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => {
+            format!("the disk holding the store is full ({e}): nothing of this write was kept; free space on it")
+        }
+        Some(ErrorCode::SystemIoFailure) => format!("the disk holding the store failed a read or a write ({e})"),
+        _ => e.to_string(),
     }
 }
 

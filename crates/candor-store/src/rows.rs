@@ -59,7 +59,7 @@ impl Col for rusqlite::Row<'_> {
 }
 
 fn column_error(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(crate::native::failure(&e))
 }
 
 fn json_list<T: serde::de::DeserializeOwned>(row: &(impl Col + ?Sized), col: &str) -> StoreResult<Vec<T>> {

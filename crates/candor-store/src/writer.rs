@@ -27,7 +27,7 @@
 //! A job that fails is rolled back to its savepoint without touching the others; a failed
 //! `COMMIT` fails every job of the batch (nothing of it is stored).
 
-use crate::native::{db_error, execute, first_row, open_existing};
+use crate::native::{db_error, execute, failure, first_row, open_existing};
 use crate::rows::Col;
 use crate::{Writes, sql};
 use async_trait::async_trait;
@@ -276,7 +276,7 @@ fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>) -> Option<Duration> 
     // IMMEDIATE: take the write lock now (waiting up to busy_timeout for another process, e.g.
     // an admin command), not at the first write, where a deadlock could only be reported.
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
-        let e = e.to_string();
+        let e = failure(&e);
         for job in jobs {
             job.fail(StoreError::Unavailable(format!("cannot start a write transaction: {e}")));
         }
@@ -285,7 +285,7 @@ fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>) -> Option<Duration> 
     let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
     for job in jobs {
         if let Err(e) = control(conn, "SAVEPOINT job") {
-            job.fail(StoreError::Unavailable(e.to_string()));
+            job.fail(StoreError::Unavailable(failure(&e)));
             continue;
         }
         let done = job.run(conn);
@@ -296,8 +296,15 @@ fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>) -> Option<Duration> 
         };
         if let Err(e) = end {
             // The savepoint could not be closed: the transaction's state is unknown, so nothing
-            // of this batch may be committed.
-            let e = e.to_string();
+            // of this batch may be committed. After some failures (a full disk, an I/O error)
+            // SQLite has already rolled the whole transaction back, and the savepoint is gone.
+            let e = if conn.is_autocommit() {
+                "SQLite rolled the batch's transaction back when one of its writes failed (that \
+                 request's error says why: a full disk or an I/O error)"
+                    .to_string()
+            } else {
+                failure(&e)
+            };
             let _ = control(conn, "ROLLBACK");
             (done.answer)(Some(&e));
             for answer in answers {
@@ -308,7 +315,7 @@ fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>) -> Option<Duration> 
         answers.push(done.answer);
     }
     let started = Instant::now();
-    let commit = control(conn, "COMMIT").map_err(|e| e.to_string());
+    let commit = control(conn, "COMMIT").map_err(|e| failure(&e));
     let took = started.elapsed();
     if commit.is_err() && !conn.is_autocommit() {
         let _ = control(conn, "ROLLBACK");

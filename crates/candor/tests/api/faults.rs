@@ -3,37 +3,12 @@
 //! Every token a client received must still work (or be revoked for a reason the client can be
 //! told), no code may be redeemed twice, and a SQLite file must be intact.
 
-use crate::helpers::{Backend, Callback, csrf_of, location, pkce};
+use crate::helpers::Backend;
+use crate::served::{Load, seed, start};
 use reqwest::StatusCode;
-use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const REDIRECT: &str = "https://app.example.com/callback";
-const PASSWORD: &str = "fault-test password";
-
-fn candor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_candor"))
-}
-
-fn admin(args: &[&str], config: &std::path::Path) -> String {
-    let out = candor().args(args).arg("--config").arg(config).env("CANDOR_NEW_PASSWORD", PASSWORD).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-async fn start(config: &std::path::Path, base: &str) -> Child {
-    let child =
-        candor().args(["serve", "--config"]).arg(config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/.well-known/openid-configuration")).await.is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
-}
 
 /// What one worker holds when the server dies.
 #[derive(Debug, Default)]
@@ -52,71 +27,12 @@ enum Lost {
     Rotation { refresh: String },
 }
 
-struct Load {
-    base: String,
-    secret: String,
-}
-
 impl Load {
-    async fn token(&self, form: &[(&str, &str)]) -> Result<(StatusCode, Value), reqwest::Error> {
-        let r = reqwest::Client::new()
-            .post(format!("{}/token", self.base))
-            .basic_auth("web", Some(&self.secret))
-            .form(form)
-            .send()
-            .await?;
-        let status = r.status();
-        Ok((status, r.json().await?))
-    }
-
-    /// Authorize, log in, consent: a code and its verifier, or an error once the server is gone.
-    async fn code(&self) -> Result<(String, String), reqwest::Error> {
-        let b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build()?;
-        let p = pkce();
-        let params = [
-            ("response_type", "code"),
-            ("client_id", "web"),
-            ("redirect_uri", REDIRECT),
-            ("scope", "openid offline_access"),
-            ("state", "s"),
-            ("code_challenge", p.challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("prompt", "consent"),
-        ];
-        let mut r = b.get(format!("{}/authorize", self.base)).query(&params).send().await?;
-        for _ in 0..6 {
-            if r.status().is_redirection() {
-                let to = location(&r);
-                if !to.starts_with('/') {
-                    return Ok((Callback::parse(&to).code(), p.verifier));
-                }
-                r = b.get(format!("{}{to}", self.base)).send().await?;
-                continue;
-            }
-            let page = r.text().await?;
-            let action = page.split(r#"action=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
-            let csrf = csrf_of(&page);
-            let form: Vec<(&str, &str)> = if action.ends_with("/login") {
-                vec![("csrf", &csrf), ("username", "alice"), ("password", PASSWORD)]
-            } else {
-                vec![("csrf", &csrf), ("decision", "allow")]
-            };
-            r = b.post(format!("{}{action}", self.base)).form(&form).send().await?;
-        }
-        panic!("no code after six steps")
-    }
-
     /// One worker: a code, its exchange, then rotations, until the server is gone.
     async fn work(&self, chain: &Mutex<Chain>, rotations: &AtomicUsize, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             let Ok((code, verifier)) = self.code().await else { return };
-            let exchange = [
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", verifier.as_str()),
-            ];
-            match self.token(&exchange).await {
+            match self.exchange(&code, &verifier).await {
                 Ok((StatusCode::OK, t)) => {
                     let mut c = chain.lock().unwrap();
                     c.access_tokens.push(t["access_token"].as_str().unwrap().to_string());
@@ -130,7 +46,7 @@ impl Load {
             }
             for _ in 0..40 {
                 let refresh = chain.lock().unwrap().refresh.clone().unwrap();
-                match self.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await {
+                match self.rotate(&refresh).await {
                     Ok((StatusCode::OK, t)) => {
                         let mut c = chain.lock().unwrap();
                         c.access_tokens.push(t["access_token"].as_str().unwrap().to_string());
@@ -162,32 +78,7 @@ async fn a_sigkill_under_load_loses_no_token_a_client_received_and_redeems_no_co
             (scratch.url.clone(), Some(scratch))
         }
     };
-    std::fs::write(&config, format!("issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\nstore = \"{store}\"\n"))
-        .unwrap();
-    admin(&["migrate"], &config);
-    let added = admin(
-        &[
-            "client",
-            "add",
-            "--id",
-            "web",
-            "--name",
-            "web",
-            "--redirect-uri",
-            REDIRECT,
-            "--grant",
-            "authorization_code",
-            "--grant",
-            "refresh_token",
-            "--scope",
-            "openid",
-            "--scope",
-            "offline_access",
-        ],
-        &config,
-    );
-    let secret = added.lines().find_map(|l| l.trim().strip_prefix("client_secret:")).unwrap().trim().to_string();
-    admin(&["user", "add", "alice"], &config);
+    let secret = seed(&config, &base, port, &store);
 
     let mut node = start(&config, &base).await;
     let load = Arc::new(Load { base: base.clone(), secret });
@@ -231,28 +122,20 @@ async fn a_sigkill_under_load_loses_no_token_a_client_received_and_redeems_no_co
             // refused and explained) or did not (then it works now). Never both, never neither.
             Some(Lost::Rotation { refresh }) => {
                 unknown_outcomes += 1;
-                let (status, body) =
-                    load.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await.unwrap();
+                let (status, body) = load.rotate(refresh).await.unwrap();
                 assert!(status == StatusCode::OK || body["reason"] == "refresh_token_reused", "{status} {body}");
                 retried += usize::from(status == StatusCode::OK);
             }
             Some(Lost::Exchange { code, verifier }) => {
                 unknown_outcomes += 1;
-                let form = [
-                    ("grant_type", "authorization_code"),
-                    ("code", code.as_str()),
-                    ("redirect_uri", REDIRECT),
-                    ("code_verifier", verifier.as_str()),
-                ];
-                let (status, body) = load.token(&form).await.unwrap();
+                let (status, body) = load.exchange(code, verifier).await.unwrap();
                 assert!(status == StatusCode::OK || body["reason"] == "code_already_redeemed", "{status} {body}");
                 retried += usize::from(status == StatusCode::OK);
             }
             // The newest refresh token a client holds, with no request lost, rotates once.
             None => {
                 if let Some(refresh) = &chain.refresh {
-                    let (status, body) =
-                        load.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await.unwrap();
+                    let (status, body) = load.rotate(refresh).await.unwrap();
                     assert_eq!(status, StatusCode::OK, "{body}");
                 }
             }

@@ -50,6 +50,9 @@ mod reasons;
 #[path = "../api/refresh.rs"]
 mod refresh;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/served.rs"]
+mod served;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/throttling.rs"]
 mod throttling;
 #[cfg(candor_postgres_tests)]
