@@ -359,19 +359,22 @@ pub async fn login(
         crate::throttle::Key::address(address, s.login_address_free_failures),
     ];
     let now = state.now();
-    let wait = state.throttle.wait(&keys, s.login_max_delay, now);
-    if wait > 0 {
-        tracing::info!(trace = %trace.0, %address, wait, "login throttled");
-        let message = format!(
-            "Too many failed sign-ins for this account or from this network. Try again in {}.",
-            if wait == 1 { "1 second".to_string() } else { format!("{wait} seconds") }
-        );
-        let mut page = login_page(&state, &loaded, Some(&message), &username, StatusCode::TOO_MANY_REQUESTS).await;
-        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
-            page.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    // An admitted attempt counts as a failure until it succeeds (throttle.rs).
+    let attempt = match state.throttle.begin(&keys, s.login_max_delay, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            tracing::info!(trace = %trace.0, %address, wait, "login throttled");
+            let message = format!(
+                "Too many failed sign-ins for this account or from this network. Try again in {}.",
+                if wait == 1 { "1 second".to_string() } else { format!("{wait} seconds") }
+            );
+            let mut page = login_page(&state, &loaded, Some(&message), &username, StatusCode::TOO_MANY_REQUESTS).await;
+            if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+                page.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+            return page;
         }
-        return page;
-    }
+    };
     let user = match state.store.user_by_username(&username).await {
         Ok(u) => u,
         Err(e) => return error_page(&state, &Rejection::store(e), &trace),
@@ -382,12 +385,13 @@ pub async fn login(
     let user = match user {
         Some(u) if password_ok && !u.disabled => u,
         Some(u) if password_ok && u.disabled => {
+            attempt.succeeded();
             tracing::info!(trace = %trace.0, "login refused: user disabled");
             return login_page(&state, &loaded, Some("This account is disabled."), &username, StatusCode::FORBIDDEN)
                 .await;
         }
         _ => {
-            state.throttle.failed(&keys, now);
+            // `attempt` is dropped unsucceeded: a failure.
             tracing::info!(trace = %trace.0, %address, "login refused: wrong username or password");
             return login_page(
                 &state,
@@ -399,7 +403,7 @@ pub async fn login(
             .await;
         }
     };
-    state.throttle.succeeded(&keys[0]);
+    attempt.succeeded();
     // A new session id at every login: a session id planted before login is worthless after it.
     if let Some(old) = cookies::get(&headers, cookies::SESSION) {
         let _ = state.store.delete_session(&hash_secret(&old)).await;

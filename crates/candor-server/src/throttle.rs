@@ -3,6 +3,10 @@
 //! up to `login_max_delay`. A throttled attempt is answered 429 with `Retry-After` before the
 //! password is looked at, so guessing costs the guesser time and Candor no hashing.
 //!
+//! An attempt is admitted and counted in one step (`Throttle::begin`): while its password is
+//! being hashed it counts as a failure, so attempts sent together cannot all pass the check before
+//! the first of them has failed. Its outcome then makes it a failure or takes it back.
+//!
 //! Unknown usernames are counted like known ones (the answer must not tell them apart). A success
 //! clears its username's count but not its address's: otherwise an attacker with one account of
 //! their own could clear their address between guesses at others. A count is forgotten
@@ -21,31 +25,98 @@ const CAPACITY: usize = 100_000;
 /// Seconds after its last failure that a count is forgotten.
 const FORGET_AFTER: i64 = 3600;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 struct Count {
     failures: u32,
+    /// The time of the last failure.
     last: UnixTime,
+    /// When each admitted attempt that has no outcome yet began; each counts as a failure then.
+    in_flight: Vec<UnixTime>,
 }
 
-/// One count: the key and the failures it may have for free.
+impl Count {
+    /// Failures, in-flight attempts included, and the time of the last of them.
+    fn effective(&self) -> (u32, UnixTime) {
+        let pending = u32::try_from(self.in_flight.len()).unwrap_or(u32::MAX);
+        let last = self.in_flight.iter().copied().fold(self.last, i64::max);
+        (self.failures.saturating_add(pending), last)
+    }
+
+    fn forgotten(&self, now: UnixTime) -> bool {
+        self.in_flight.is_empty() && now - self.last >= FORGET_AFTER
+    }
+}
+
+/// One count: the key, the failures it may have for free, and whether a success clears it.
 pub struct Key {
     name: String,
     free: u32,
+    cleared_by_success: bool,
 }
 
 impl Key {
     pub fn username(username: &str, free: u32) -> Key {
-        Key { name: format!("u:{}", username.trim().to_lowercase()), free }
+        Key { name: format!("u:{}", username.trim().to_lowercase()), free, cleared_by_success: true }
     }
 
     pub fn address(ip: std::net::IpAddr, free: u32) -> Key {
-        Key { name: format!("a:{ip}"), free }
+        Key { name: format!("a:{ip}"), free, cleared_by_success: false }
     }
 }
 
 #[derive(Debug, Default)]
 pub struct Throttle {
     counts: Mutex<HashMap<String, Count>>,
+}
+
+/// An admitted attempt: a failure unless `succeeded` is called (dropping it, whatever ended the
+/// request, counts it as failed).
+pub struct Attempt<'t> {
+    throttle: &'t Throttle,
+    keys: Vec<(String, bool)>,
+    at: UnixTime,
+    done: bool,
+}
+
+impl Attempt<'_> {
+    /// The password was right: the username's count starts over; the address keeps its earlier
+    /// failures, and this attempt is taken back.
+    pub fn succeeded(mut self) {
+        self.done = true;
+        let mut counts = self.throttle.counts();
+        for (name, cleared_by_success) in &self.keys {
+            if *cleared_by_success {
+                counts.remove(name);
+            } else if let Some(c) = counts.get_mut(name) {
+                take_back(&mut c.in_flight, self.at);
+                if c.failures == 0 && c.in_flight.is_empty() {
+                    counts.remove(name);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut counts = self.throttle.counts();
+        for (name, _) in &self.keys {
+            let c = counts.entry(name.clone()).or_default();
+            take_back(&mut c.in_flight, self.at);
+            c.failures = c.failures.saturating_add(1);
+            c.last = c.last.max(self.at);
+        }
+    }
+}
+
+/// Removes one in-flight attempt begun at `at`.
+fn take_back(in_flight: &mut Vec<UnixTime>, at: UnixTime) {
+    if let Some(i) = in_flight.iter().position(|t| *t == at) {
+        in_flight.swap_remove(i);
+    }
 }
 
 /// The wait after `failures` failures of which `free` are free: none, then 1 s, doubling, at most `max`.
@@ -66,42 +137,59 @@ impl Throttle {
     /// are whole seconds, so a failure at 10.9 s counts as 10 s; the wait runs until the second
     /// after `last + delay`, so that at least `delay` seconds really pass (up to one more).
     pub fn wait(&self, keys: &[Key], max: i64, now: UnixTime) -> i64 {
-        let counts = self.counts();
-        keys.iter()
-            .filter_map(|k| counts.get(&k.name).map(|c| (k, c)))
-            .filter(|(_, c)| now - c.last < FORGET_AFTER)
-            .map(|(k, c)| match delay(c.failures, k.free, max) {
-                0 => 0,
-                d => (c.last + d + 1 - now).max(0),
-            })
-            .max()
-            .unwrap_or(0)
+        waiting(&self.counts(), keys, max, now)
     }
 
-    /// An attempt under these keys failed.
-    pub fn failed(&self, keys: &[Key], now: UnixTime) {
+    /// Admits an attempt under these keys, counted as a failure until its outcome is known, or
+    /// tells how many seconds it must wait (a refused attempt is not counted).
+    pub fn begin(&self, keys: &[Key], max: i64, now: UnixTime) -> Result<Attempt<'_>, i64> {
         let mut counts = self.counts();
-        if counts.len() >= CAPACITY {
-            counts.retain(|_, c| now - c.last < FORGET_AFTER);
-            if counts.len() >= CAPACITY
-                && let Some(oldest) = counts.iter().min_by_key(|(_, c)| c.last).map(|(k, _)| k.clone())
-            {
-                counts.remove(&oldest);
-            }
+        let wait = waiting(&counts, keys, max, now);
+        if wait > 0 {
+            return Err(wait);
         }
+        make_room(&mut counts, now);
         for k in keys {
-            let c = counts.entry(k.name.clone()).or_insert(Count { failures: 0, last: now });
-            if now - c.last >= FORGET_AFTER {
+            let c = counts.entry(k.name.clone()).or_default();
+            if c.forgotten(now) {
                 c.failures = 0;
             }
-            c.failures = c.failures.saturating_add(1);
-            c.last = now;
+            c.in_flight.push(now);
         }
+        Ok(Attempt {
+            throttle: self,
+            keys: keys.iter().map(|k| (k.name.clone(), k.cleared_by_success)).collect(),
+            at: now,
+            done: false,
+        })
     }
+}
 
-    /// An attempt under this key succeeded: its count starts over.
-    pub fn succeeded(&self, key: &Key) {
-        self.counts().remove(&key.name);
+fn waiting(counts: &HashMap<String, Count>, keys: &[Key], max: i64, now: UnixTime) -> i64 {
+    keys.iter()
+        .filter_map(|k| counts.get(&k.name).map(|c| (k, c)))
+        .filter(|(_, c)| !c.forgotten(now))
+        .map(|(k, c)| {
+            let (failures, last) = c.effective();
+            match delay(failures, k.free, max) {
+                0 => 0,
+                d => (last + d + 1 - now).max(0),
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Keeps the counts under `CAPACITY`: the forgotten ones go first, then the one whose last
+/// failure is oldest.
+fn make_room(counts: &mut HashMap<String, Count>, now: UnixTime) {
+    if counts.len() >= CAPACITY {
+        counts.retain(|_, c| !c.forgotten(now));
+        if counts.len() >= CAPACITY
+            && let Some(oldest) = counts.iter().min_by_key(|(_, c)| c.effective().1).map(|(k, _)| k.clone())
+        {
+            counts.remove(&oldest);
+        }
     }
 }
 
@@ -109,18 +197,23 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    /// An attempt under `keys` at `now` that fails.
+    fn fail(t: &Throttle, keys: &[Key], now: UnixTime) {
+        drop(t.begin(keys, 900, now).unwrap());
+    }
+
     #[test]
     fn waits_start_after_the_free_failures_double_and_stop_at_the_maximum() {
         let t = Throttle::default();
         let k = || [Key::username("Alice", 3)];
         let mut now = 1_000;
         for _ in 0..2 {
-            t.failed(&k(), now);
+            fail(&t, &k(), now);
             assert_eq!(t.wait(&k(), 900, now), 0);
         }
         let mut waits = vec![];
         for _ in 0..12 {
-            t.failed(&k(), now);
+            fail(&t, &k(), now);
             let w = t.wait(&k(), 900, now);
             waits.push(w);
             now += w;
@@ -131,8 +224,42 @@ mod tests {
         assert_eq!(waits, [2, 3, 5, 9, 17, 33, 65, 129, 257, 513, 901, 901]);
         // Usernames are counted case-insensitively; a success clears the count.
         assert!(t.wait(&[Key::username(" ALICE", 3)], 900, now - 1) > 0);
-        t.succeeded(&Key::username("alice", 3));
+        t.begin(&[Key::username("alice", 3)], 900, now).unwrap().succeeded();
         assert_eq!(t.wait(&k(), 900, now), 0);
+    }
+
+    #[test]
+    fn an_attempt_counts_from_its_admission_so_attempts_sent_together_cannot_all_pass() {
+        let t = Throttle::default();
+        let address = |free| Key::address("203.0.113.9".parse().unwrap(), free);
+        let k = || [Key::username("bob", 2), address(20)];
+        let now = 1_000;
+        // Three attempts at once, none finished: the first two are free, the third must wait.
+        let first = t.begin(&k(), 900, now).unwrap();
+        let second = t.begin(&k(), 900, now).unwrap();
+        assert_eq!(t.begin(&k(), 900, now).err(), Some(2));
+        // A refused attempt is not counted: the wait stays.
+        assert_eq!(t.begin(&k(), 900, now).err(), Some(2));
+        // One fails, one succeeds: the username starts over; the address keeps the failure only.
+        drop(first);
+        second.succeeded();
+        assert_eq!(t.wait(&k(), 900, now), 0);
+        assert_eq!(t.wait(&[address(1)], 900, now), 2, "one failure left on the address");
+        assert_eq!(t.wait(&[address(2)], 900, now), 0);
+    }
+
+    #[test]
+    fn a_success_takes_its_attempt_back_without_moving_the_address_s_last_failure() {
+        let t = Throttle::default();
+        let address = || Key::address("203.0.113.9".parse().unwrap(), 2);
+        for user in ["a", "b"] {
+            fail(&t, &[Key::username(user, 5), address()], 1_000);
+        }
+        // Waited out, the address's owner signs in at 1 010: the address still has its two
+        // failures of 1 000, not a third, nor a later one.
+        t.begin(&[Key::username("owner", 5), address()], 900, 1_010).unwrap().succeeded();
+        assert_eq!(t.wait(&[address()], 900, 1_001), 1);
+        assert_eq!(t.wait(&[address()], 900, 1_010), 0);
     }
 
     #[test]
@@ -140,16 +267,16 @@ mod tests {
         let t = Throttle::default();
         let address = || Key::address("203.0.113.9".parse().unwrap(), 2);
         let now = 5_000;
-        for user in ["a", "b", "c"] {
-            t.failed(&[Key::username(user, 5), address()], now);
+        for user in ["a", "b"] {
+            fail(&t, &[Key::username(user, 5), address()], now);
         }
         // Another username from the same address waits; the same username elsewhere does not.
-        assert_eq!(t.wait(&[Key::username("d", 5), address()], 900, now), 3);
+        assert_eq!(t.wait(&[Key::username("d", 5), address()], 900, now), 2);
         assert_eq!(t.wait(&[Key::username("d", 5), Key::address("198.51.100.1".parse().unwrap(), 2)], 900, now), 0);
         // An hour after the last failure, the count is forgotten, and counting starts over.
         let later = now + FORGET_AFTER;
         assert_eq!(t.wait(&[address()], 900, later), 0);
-        t.failed(&[address()], later);
+        fail(&t, &[address()], later);
         assert_eq!(t.wait(&[address()], 900, later), 0);
     }
 }

@@ -108,3 +108,26 @@ async fn without_trusted_proxies_forwarded_for_is_ignored() {
     assert_eq!(attempt(&app, &form, "u2", "x", Some("203.0.113.2")).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(attempt(&app, &form, "u3", "x", Some("203.0.113.3")).await.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attempts_sent_together_get_no_more_password_checks_than_the_free_failures() {
+    let app = spawn_app_with(|s| s.login_free_failures = 3, Disclosure::Detailed).await;
+    let mut forms = vec![];
+    for _ in 0..12 {
+        forms.push(login_form(&app).await);
+    }
+    // Twelve guesses at once: each is counted as it is admitted, before its password is hashed,
+    // so only the free three are checked, however the requests interleave.
+    let mut guesses = tokio::task::JoinSet::new();
+    for (b, path, csrf) in forms {
+        let url = app.url(&path);
+        guesses.spawn(async move {
+            let form = [("csrf", csrf.as_str()), ("username", USER), ("password", "wrong")];
+            b.post(url).form(&form).send().await.unwrap().status()
+        });
+    }
+    let answers = guesses.join_all().await;
+    let checked = answers.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let throttled = answers.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, throttled), (3, 9), "{answers:?}");
+}
