@@ -26,7 +26,7 @@ for target in $(cargo fuzz list); do
   grep -E "^stat::(number_of_executed_units|new_units_added)" "$log" || true
   if [ "$status" -ne 0 ]; then
     tail -n 40 "$log" >&2
-    echo "fuzz target $target failed (exit $status); its input is in fuzz/artifacts/$target/" >&2
+    echo "fuzz target $target failed (exit $status; the log above says why: a crash leaves its input in fuzz/artifacts/$target/)" >&2
     exit 1
   fi
 done

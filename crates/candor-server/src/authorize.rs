@@ -360,7 +360,7 @@ pub async fn login(
     ];
     let now = state.now();
     // An admitted attempt counts as a failure until it succeeds (throttle.rs).
-    let attempt = match state.throttle.begin(&keys, s.login_max_delay, now) {
+    let attempt = match state.throttle.begin(&keys, s.login_max_delay, now).await {
         Ok(attempt) => attempt,
         Err(wait) => {
             tracing::info!(trace = %trace.0, %address, wait, "login throttled");

@@ -5,7 +5,10 @@
 //!
 //! An attempt is admitted and counted in one step (`Throttle::begin`): while its password is
 //! being hashed it counts as a failure, so attempts sent together cannot all pass the check before
-//! the first of them has failed. Its outcome then makes it a failure or takes it back.
+//! the first of them has failed. Its outcome then makes it a failure or takes it back. An attempt
+//! that only attempts still in flight stand in the way of waits (up to `QUEUE_WAIT`) for them to
+//! settle instead of being refused: several right passwords at once all get in, one after the
+//! other, while several guesses at once get no more password checks than the free failures.
 //!
 //! Unknown usernames are counted like known ones (the answer must not tell them apart). A success
 //! clears its username's count but not its address's: otherwise an attacker with one account of
@@ -24,6 +27,8 @@ use std::sync::Mutex;
 const CAPACITY: usize = 100_000;
 /// Seconds after its last failure that a count is forgotten.
 const FORGET_AFTER: i64 = 3600;
+/// How long an attempt waits for attempts in flight under its keys to settle, at most.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Default)]
 struct Count {
@@ -67,6 +72,8 @@ impl Key {
 #[derive(Debug, Default)]
 pub struct Throttle {
     counts: Mutex<HashMap<String, Count>>,
+    /// Woken whenever an attempt settles (its count taken back or made a failure).
+    settled: tokio::sync::Notify,
 }
 
 /// An admitted attempt: a failure unless `succeeded` is called (dropping it, whatever ended the
@@ -83,7 +90,8 @@ impl Attempt<'_> {
     /// failures, and this attempt is taken back.
     pub fn succeeded(mut self) {
         self.done = true;
-        let mut counts = self.throttle.counts();
+        let throttle = self.throttle;
+        let mut counts = throttle.counts();
         for (name, cleared_by_success) in &self.keys {
             if *cleared_by_success {
                 counts.remove(name);
@@ -94,6 +102,8 @@ impl Attempt<'_> {
                 }
             }
         }
+        drop(counts);
+        throttle.settled.notify_waiters();
     }
 }
 
@@ -109,6 +119,8 @@ impl Drop for Attempt<'_> {
             c.failures = c.failures.saturating_add(1);
             c.last = c.last.max(self.at);
         }
+        drop(counts);
+        self.throttle.settled.notify_waiters();
     }
 }
 
@@ -137,40 +149,54 @@ impl Throttle {
     /// are whole seconds, so a failure at 10.9 s counts as 10 s; the wait runs until the second
     /// after `last + delay`, so that at least `delay` seconds really pass (up to one more).
     pub fn wait(&self, keys: &[Key], max: i64, now: UnixTime) -> i64 {
-        waiting(&self.counts(), keys, max, now)
+        waiting(&self.counts(), keys, max, now, true)
     }
 
     /// Admits an attempt under these keys, counted as a failure until its outcome is known, or
-    /// tells how many seconds it must wait (a refused attempt is not counted).
-    pub fn begin(&self, keys: &[Key], max: i64, now: UnixTime) -> Result<Attempt<'_>, i64> {
-        let mut counts = self.counts();
-        let wait = waiting(&counts, keys, max, now);
-        if wait > 0 {
-            return Err(wait);
-        }
-        make_room(&mut counts, now);
-        for k in keys {
-            let c = counts.entry(k.name.clone()).or_default();
-            if c.forgotten(now) {
-                c.failures = 0;
+    /// tells how many seconds it must wait (a refused attempt is not counted). Where only
+    /// attempts in flight stand in the way, it waits for them to settle, up to `QUEUE_WAIT`
+    /// (then it must wait a second).
+    pub async fn begin(&self, keys: &[Key], max: i64, now: UnixTime) -> Result<Attempt<'_>, i64> {
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+        loop {
+            // Registered before the counts are read, so a settling in between is not missed.
+            let settled = self.settled.notified();
+            let mut settled = std::pin::pin!(settled);
+            settled.as_mut().enable();
+            {
+                let mut counts = self.counts();
+                let recorded = waiting(&counts, keys, max, now, false);
+                if recorded > 0 {
+                    return Err(recorded);
+                }
+                if waiting(&counts, keys, max, now, true) == 0 {
+                    make_room(&mut counts, now);
+                    for k in keys {
+                        let c = counts.entry(k.name.clone()).or_default();
+                        if c.forgotten(now) {
+                            c.failures = 0;
+                        }
+                        c.in_flight.push(now);
+                    }
+                    let keys = keys.iter().map(|k| (k.name.clone(), k.cleared_by_success)).collect();
+                    return Ok(Attempt { throttle: self, keys, at: now, done: false });
+                }
             }
-            c.in_flight.push(now);
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return Err(1);
+            }
         }
-        Ok(Attempt {
-            throttle: self,
-            keys: keys.iter().map(|k| (k.name.clone(), k.cleared_by_success)).collect(),
-            at: now,
-            done: false,
-        })
     }
 }
 
-fn waiting(counts: &HashMap<String, Count>, keys: &[Key], max: i64, now: UnixTime) -> i64 {
+/// The wait under `keys`: from the recorded failures alone, or (`in_flight`) counting the
+/// attempts in flight as failures too.
+fn waiting(counts: &HashMap<String, Count>, keys: &[Key], max: i64, now: UnixTime, in_flight: bool) -> i64 {
     keys.iter()
         .filter_map(|k| counts.get(&k.name).map(|c| (k, c)))
         .filter(|(_, c)| !c.forgotten(now))
         .map(|(k, c)| {
-            let (failures, last) = c.effective();
+            let (failures, last) = if in_flight { c.effective() } else { (c.failures, c.last) };
             match delay(failures, k.free, max) {
                 0 => 0,
                 d => (last + d + 1 - now).max(0),
@@ -198,22 +224,22 @@ mod tests {
     use super::*;
 
     /// An attempt under `keys` at `now` that fails.
-    fn fail(t: &Throttle, keys: &[Key], now: UnixTime) {
-        drop(t.begin(keys, 900, now).unwrap());
+    async fn fail(t: &Throttle, keys: &[Key], now: UnixTime) {
+        drop(t.begin(keys, 900, now).await.unwrap());
     }
 
-    #[test]
-    fn waits_start_after_the_free_failures_double_and_stop_at_the_maximum() {
+    #[tokio::test(start_paused = true)]
+    async fn waits_start_after_the_free_failures_double_and_stop_at_the_maximum() {
         let t = Throttle::default();
         let k = || [Key::username("Alice", 3)];
         let mut now = 1_000;
         for _ in 0..2 {
-            fail(&t, &k(), now);
+            fail(&t, &k(), now).await;
             assert_eq!(t.wait(&k(), 900, now), 0);
         }
         let mut waits = vec![];
         for _ in 0..12 {
-            fail(&t, &k(), now);
+            fail(&t, &k(), now).await;
             let w = t.wait(&k(), 900, now);
             waits.push(w);
             now += w;
@@ -224,51 +250,70 @@ mod tests {
         assert_eq!(waits, [2, 3, 5, 9, 17, 33, 65, 129, 257, 513, 901, 901]);
         // Usernames are counted case-insensitively; a success clears the count.
         assert!(t.wait(&[Key::username(" ALICE", 3)], 900, now - 1) > 0);
-        t.begin(&[Key::username("alice", 3)], 900, now).unwrap().succeeded();
+        t.begin(&[Key::username("alice", 3)], 900, now + 901).await.unwrap().succeeded();
         assert_eq!(t.wait(&k(), 900, now), 0);
     }
 
-    #[test]
-    fn an_attempt_counts_from_its_admission_so_attempts_sent_together_cannot_all_pass() {
-        let t = Throttle::default();
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_counts_from_its_admission_so_attempts_sent_together_cannot_all_pass() {
+        let t = std::sync::Arc::new(Throttle::default());
         let address = |free| Key::address("203.0.113.9".parse().unwrap(), free);
-        let k = || [Key::username("bob", 2), address(20)];
+        let k = move || [Key::username("bob", 2), address(20)];
         let now = 1_000;
-        // Three attempts at once, none finished: the first two are free, the third must wait.
-        let first = t.begin(&k(), 900, now).unwrap();
-        let second = t.begin(&k(), 900, now).unwrap();
-        assert_eq!(t.begin(&k(), 900, now).err(), Some(2));
-        // A refused attempt is not counted: the wait stays.
-        assert_eq!(t.begin(&k(), 900, now).err(), Some(2));
-        // One fails, one succeeds: the username starts over; the address keeps the failure only.
+        // Two attempts at once, none finished: both free. A third waits for them to settle, and
+        // when they never do, it is told to come back in a second.
+        let first = t.begin(&k(), 900, now).await.unwrap();
+        let second = t.begin(&k(), 900, now).await.unwrap();
+        assert_eq!(t.begin(&k(), 900, now).await.err(), Some(1));
+        // One fails: a next attempt waits for the other. When that one fails too, the waiting
+        // attempt is refused with the wait the two failures earn, before any password check.
         drop(first);
-        second.succeeded();
-        assert_eq!(t.wait(&k(), 900, now), 0);
-        assert_eq!(t.wait(&[address(1)], 900, now), 2, "one failure left on the address");
-        assert_eq!(t.wait(&[address(2)], 900, now), 0);
+        let waiting = {
+            let t = t.clone();
+            tokio::spawn(async move { t.begin(&k(), 900, now).await.err() })
+        };
+        tokio::task::yield_now().await;
+        drop(second);
+        assert_eq!(waiting.await.unwrap(), Some(2));
+        assert_eq!(t.wait(&[address(2)], 900, now), 2, "both failures count for the address too");
     }
 
-    #[test]
-    fn a_success_takes_its_attempt_back_without_moving_the_address_s_last_failure() {
+    #[tokio::test(start_paused = true)]
+    async fn right_passwords_at_once_all_get_in_one_after_the_other() {
+        let t = std::sync::Arc::new(Throttle::default());
+        let k = || [Key::username("carol", 1)];
+        let first = t.begin(&k(), 900, 1_000).await.unwrap();
+        let next = {
+            let t = t.clone();
+            tokio::spawn(async move { t.begin(&k(), 900, 1_000).await.map(Attempt::succeeded).is_ok() })
+        };
+        tokio::task::yield_now().await;
+        first.succeeded();
+        assert!(next.await.unwrap(), "admitted once the first settled as a success");
+        assert_eq!(t.wait(&k(), 900, 1_000), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_takes_its_attempt_back_without_moving_the_address_s_last_failure() {
         let t = Throttle::default();
         let address = || Key::address("203.0.113.9".parse().unwrap(), 2);
         for user in ["a", "b"] {
-            fail(&t, &[Key::username(user, 5), address()], 1_000);
+            fail(&t, &[Key::username(user, 5), address()], 1_000).await;
         }
         // Waited out, the address's owner signs in at 1 010: the address still has its two
         // failures of 1 000, not a third, nor a later one.
-        t.begin(&[Key::username("owner", 5), address()], 900, 1_010).unwrap().succeeded();
+        t.begin(&[Key::username("owner", 5), address()], 900, 1_010).await.unwrap().succeeded();
         assert_eq!(t.wait(&[address()], 900, 1_001), 1);
         assert_eq!(t.wait(&[address()], 900, 1_010), 0);
     }
 
-    #[test]
-    fn the_longest_wait_of_the_keys_applies_and_old_failures_are_forgotten() {
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_wait_of_the_keys_applies_and_old_failures_are_forgotten() {
         let t = Throttle::default();
         let address = || Key::address("203.0.113.9".parse().unwrap(), 2);
         let now = 5_000;
         for user in ["a", "b"] {
-            fail(&t, &[Key::username(user, 5), address()], now);
+            fail(&t, &[Key::username(user, 5), address()], now).await;
         }
         // Another username from the same address waits; the same username elsewhere does not.
         assert_eq!(t.wait(&[Key::username("d", 5), address()], 900, now), 2);
@@ -276,7 +321,7 @@ mod tests {
         // An hour after the last failure, the count is forgotten, and counting starts over.
         let later = now + FORGET_AFTER;
         assert_eq!(t.wait(&[address()], 900, later), 0);
-        fail(&t, &[address()], later);
+        fail(&t, &[address()], later).await;
         assert_eq!(t.wait(&[address()], 900, later), 0);
     }
 }
