@@ -57,6 +57,7 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::RefreshTokenIssuedToOtherClient => {
             include_str!("../../../docs/reasons/refresh_token_issued_to_other_client.md")
         }
+        Reason::RefreshTokenRotated => include_str!("../../../docs/reasons/refresh_token_rotated.md"),
         Reason::ScopeBroadened => include_str!("../../../docs/reasons/scope_broadened.md"),
         Reason::UserDisabled => include_str!("../../../docs/reasons/user_disabled.md"),
         Reason::UserUnknown => include_str!("../../../docs/reasons/user_unknown.md"),
@@ -67,6 +68,11 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::AccessTokenExpired => include_str!("../../../docs/reasons/access_token_expired.md"),
         Reason::AccessTokenRevoked => include_str!("../../../docs/reasons/access_token_revoked.md"),
         Reason::InsufficientScope => include_str!("../../../docs/reasons/insufficient_scope.md"),
+        Reason::TokenTypeUnsupported => include_str!("../../../docs/reasons/token_type_unsupported.md"),
+        Reason::TokenIssuedToOtherClient => include_str!("../../../docs/reasons/token_issued_to_other_client.md"),
+        Reason::IntrospectionClientNotConfidential => {
+            include_str!("../../../docs/reasons/introspection_client_not_confidential.md")
+        }
         Reason::InternalError => include_str!("../../../docs/reasons/internal_error.md"),
         Reason::StoreUnavailable => include_str!("../../../docs/reasons/store_unavailable.md"),
         Reason::RateLimited => include_str!("../../../docs/reasons/rate_limited.md"),

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod docs;
 pub mod grant;
 pub mod id_token;
+pub mod introspection;
 pub mod keys;
 pub mod model;
 pub mod net;

@@ -106,6 +106,9 @@ pub enum Reason {
     /// RFC 9700 §4.14.2: a rotated refresh token was presented again; the family is revoked.
     RefreshTokenReused,
     RefreshTokenIssuedToOtherClient,
+    /// The refresh token was exchanged for a newer one (rotation); only the newest is active.
+    /// Reported by introspection (at /token, presenting it again is `RefreshTokenReused`).
+    RefreshTokenRotated,
     /// RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted".
     ScopeBroadened,
 
@@ -123,6 +126,14 @@ pub enum Reason {
     AccessTokenRevoked,
     /// The token was not granted the `openid` scope that userinfo needs.
     InsufficientScope,
+
+    // --- introspection (RFC 7662) and revocation (RFC 7009) ---
+    /// RFC 7009 §2.2.1: the `token_type_hint` names a kind of token Candor does not have.
+    TokenTypeUnsupported,
+    /// RFC 7009 §2.1: a client may revoke only the tokens issued to it.
+    TokenIssuedToOtherClient,
+    /// RFC 7662 §2.1: introspection needs an authenticated (confidential) client.
+    IntrospectionClientNotConfidential,
 
     // --- Candor itself ---
     /// Something failed inside Candor; the detail is logged under the trace id, never sent.
@@ -184,6 +195,7 @@ impl Reason {
         Reason::RefreshTokenRevoked,
         Reason::RefreshTokenReused,
         Reason::RefreshTokenIssuedToOtherClient,
+        Reason::RefreshTokenRotated,
         Reason::ScopeBroadened,
         Reason::UserDisabled,
         Reason::UserUnknown,
@@ -194,6 +206,9 @@ impl Reason {
         Reason::AccessTokenExpired,
         Reason::AccessTokenRevoked,
         Reason::InsufficientScope,
+        Reason::TokenTypeUnsupported,
+        Reason::TokenIssuedToOtherClient,
+        Reason::IntrospectionClientNotConfidential,
         Reason::InternalError,
         Reason::StoreUnavailable,
         Reason::RateLimited,
@@ -248,6 +263,10 @@ impl Reason {
             RefreshTokenRevoked => "refresh_token_revoked",
             RefreshTokenReused => "refresh_token_reused",
             RefreshTokenIssuedToOtherClient => "refresh_token_issued_to_other_client",
+            RefreshTokenRotated => "refresh_token_rotated",
+            TokenTypeUnsupported => "token_type_unsupported",
+            TokenIssuedToOtherClient => "token_issued_to_other_client",
+            IntrospectionClientNotConfidential => "introspection_client_not_confidential",
             ScopeBroadened => "scope_broadened",
             UserDisabled => "user_disabled",
             UserUnknown => "user_unknown",
@@ -312,12 +331,18 @@ impl Reason {
             | RefreshTokenRevoked
             | RefreshTokenReused
             | RefreshTokenIssuedToOtherClient
+            | RefreshTokenRotated
             | UserDisabled
             | UserUnknown
             | ConsentRevoked => "invalid_grant",
             AccessTokenMissing => "invalid_request",
             AccessTokenMalformed | AccessTokenUnknown | AccessTokenExpired | AccessTokenRevoked => "invalid_token",
             InsufficientScope => "insufficient_scope",
+            TokenTypeUnsupported => "unsupported_token_type",
+            // RFC 7009 §2.2.1 leaves the code to RFC 6749 §5.2; the client is not authorized for
+            // this token (Keycloak and Hydra answer the same).
+            TokenIssuedToOtherClient => "unauthorized_client",
+            IntrospectionClientNotConfidential => "invalid_client",
             InternalError => "server_error",
             // RFC 6749 §4.1.2.1 defines it for the authorization endpoint, as the redirect's
             // stand-in for a 503; the token and userinfo endpoints send it with the 503 itself.
@@ -403,6 +428,9 @@ impl Reason {
             RefreshTokenRevoked => "The refresh token has been revoked.",
             RefreshTokenReused => "The refresh token was already rotated; its whole family has been revoked.",
             RefreshTokenIssuedToOtherClient => "The refresh token was issued to a different client.",
+            RefreshTokenRotated => {
+                "The refresh token was already exchanged for a newer one; only the newest refresh token is active."
+            }
             ScopeBroadened => "A refresh may narrow the scope but never add to it.",
             UserDisabled => "The user behind this grant is disabled.",
             UserUnknown => "The user behind this grant no longer exists.",
@@ -413,6 +441,13 @@ impl Reason {
             AccessTokenExpired => "The access token has expired.",
             AccessTokenRevoked => "The access token has been revoked.",
             InsufficientScope => "The access token lacks the scope this endpoint needs.",
+            TokenTypeUnsupported => "The token_type_hint must be access_token or refresh_token.",
+            TokenIssuedToOtherClient => {
+                "The token was issued to a different client; a client may revoke only its own tokens."
+            }
+            IntrospectionClientNotConfidential => {
+                "Introspection needs client authentication; a public client (no secret) cannot introspect."
+            }
             InternalError => "Candor failed internally; the trace id identifies the failure in its logs.",
             StoreUnavailable => {
                 "The provider cannot reach its store for the moment; nothing was changed. Retry shortly."

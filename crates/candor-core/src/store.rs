@@ -117,6 +117,8 @@ pub trait TokenStore: Send + Sync {
     /// Revokes every access and refresh token of a grant (a code's tokens, a refresh family).
     /// Returns how many tokens were newly revoked.
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64>;
+    /// Revokes one access token (RFC 7009). Returns false if it is unknown or already revoked.
+    async fn revoke_access_token(&self, hash: &str, now: UnixTime) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@ pub mod respond;
 pub mod state;
 pub mod throttle;
 pub mod token;
+pub mod tokeninfo;
 pub mod userinfo;
 
 use axum::Router;
@@ -87,6 +88,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/interaction/{id}/login", post(authorize::login))
         .route("/interaction/{id}/consent", post(authorize::consent))
         .route("/token", post(token::token))
+        .route("/introspect", post(tokeninfo::introspect))
+        .route("/revoke", post(tokeninfo::revoke))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/errors/", get(discovery::reason_index))
         .route("/errors/{reason}", get(discovery::reason_page))

@@ -88,7 +88,13 @@ pub fn error_json(state: &AppState, r: &Rejection, trace: &Trace) -> Value {
 
 /// A token-endpoint error (RFC 6749 §5.2): JSON, `no-store`, 401 + `WWW-Authenticate` for client authentication.
 pub fn token_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: bool) -> Response {
-    log(r, trace, "token");
+    client_error(state, r, trace, used_basic, "token")
+}
+
+/// An error of an endpoint that authenticates clients as the token endpoint does (/token,
+/// /introspect, /revoke): the same JSON, `no-store` and `WWW-Authenticate` rules.
+pub fn client_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: bool, endpoint: &str) -> Response {
+    log(r, trace, endpoint);
     let mut headers = HeaderMap::new();
     no_store(&mut headers);
     if r.reason.is_client_authentication() {

@@ -355,6 +355,15 @@ impl Writes for PgStore {
         .await
     }
 
+    async fn revoke_access_token(&self, hash: String, now: UnixTime) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                execute(tx, sqlx::query(sql::REVOKE_ACCESS_TOKEN).bind(now).bind(&hash)).await.map(|n| n == 1)
+            })
+        })
+        .await
+    }
+
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {
         self.write(move |tx| {
             Box::pin(async move {

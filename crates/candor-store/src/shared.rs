@@ -323,6 +323,10 @@ macro_rules! store_impl {
             async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64> {
                 crate::Writes::revoke_grant(self.writes(), grant_id.to_string(), now).await
             }
+
+            async fn revoke_access_token(&self, hash: &str, now: UnixTime) -> StoreResult<bool> {
+                crate::Writes::revoke_access_token(self.writes(), hash.to_string(), now).await
+            }
         }
 
         #[async_trait]

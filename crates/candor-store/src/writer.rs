@@ -482,6 +482,10 @@ impl Writes for Writer {
         .await
     }
 
+    async fn revoke_access_token(&self, hash: String, now: UnixTime) -> StoreResult<bool> {
+        self.write(move |conn| execute(conn, sql::REVOKE_ACCESS_TOKEN, &[&now, &hash]).map(|n| n == 1)).await
+    }
+
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {
         self.write(move |conn| {
             execute(conn, sql::INSERT_SESSION, &[&s.hash, &s.user_id, &s.auth_time, &s.created_at, &s.expires_at])

@@ -382,6 +382,20 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
 }
 
 #[tokio::test]
+async fn revoking_one_access_token_leaves_its_grant_s_other_tokens_alone() {
+    for s in stores().await {
+        s.store.insert_tokens(&issued("at-r1", Some("rt-r1"), "g6")).await.unwrap();
+        s.store.insert_tokens(&issued("at-r2", None, "g6")).await.unwrap();
+        assert!(s.store.revoke_access_token("at-r1", 50).await.unwrap(), "{}", s.name);
+        assert!(!s.store.revoke_access_token("at-r1", 60).await.unwrap(), "{}: already revoked", s.name);
+        assert!(!s.store.revoke_access_token("at-none", 60).await.unwrap(), "{}: unknown", s.name);
+        assert_eq!(s.store.access_token("at-r1").await.unwrap().unwrap().revoked_at, Some(50), "{}", s.name);
+        assert_eq!(s.store.access_token("at-r2").await.unwrap().unwrap().revoked_at, None, "{}", s.name);
+        assert_eq!(s.store.refresh_token("rt-r1").await.unwrap().unwrap().revoked_at, None, "{}", s.name);
+    }
+}
+
+#[tokio::test]
 async fn withdrawn_consent_revokes_access_tokens_of_that_client_only() {
     for s in stores().await {
         s.store.grant_consent("u1", "c1", &["openid".into(), "email".into()], 0).await.unwrap();

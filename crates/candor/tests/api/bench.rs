@@ -53,7 +53,7 @@ async fn every_scenario_runs_clean_against_candor() {
     assert!(ok, "{err}");
     assert_clean(&r, "code-sso", 2.0);
     assert!(r["http_requests_per_op"].as_f64().unwrap() < 3.0, "no login form after the first flow: {r}");
-    for scenario in ["refresh", "userinfo"] {
+    for scenario in ["refresh", "userinfo", "introspection"] {
         let (ok, r, err) = bench(&app, WEB, &[&["-s", scenario][..], &flow].concat()).await;
         assert!(ok, "{scenario}: {err}");
         assert_clean(&r, scenario, 1.0);
@@ -83,8 +83,8 @@ async fn a_misconfigured_run_stops_at_once_with_the_providers_answer() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("authorize: HTTP 401"), "{err}");
-    // Candor has no introspection endpoint yet: said, not attempted.
-    let (ok, _, err) = bench(&app, WEB, &["-s", "introspection", "--redirect-uri", WEB_REDIRECT]).await;
+    // A public client may not introspect: the run stops with the provider's answer.
+    let (ok, _, err) = bench(&app, SPA, &["-s", "introspection", "--redirect-uri", SPA_REDIRECT]).await;
     assert!(!ok);
-    assert!(err.contains("no introspection_endpoint"), "{err}");
+    assert!(err.contains("invalid_client") || err.contains("introspection_client_not_confidential"), "{err}");
 }

@@ -330,7 +330,17 @@ impl TestApp {
         form: &[(&str, &str)],
         basic: Option<&str>,
     ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut req = reqwest::Client::new().post(self.url("/token")).form(form);
+        self.post_form("/token", form, basic).await
+    }
+
+    /// Posts `form` to `path`, as the client `basic` with its secret (HTTP Basic) if given.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = reqwest::Client::new().post(self.url(path)).form(form);
         if let Some(id) = basic {
             req = req.basic_auth(id, Some(self.secret(id)));
         }

@@ -41,6 +41,9 @@ mod flow;
 #[path = "../api/hardening.rs"]
 mod hardening;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/introspection.rs"]
+mod introspection;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/openidconnect_rp.rs"]
 mod openidconnect_rp;
 #[cfg(candor_postgres_tests)]
@@ -49,6 +52,9 @@ mod reasons;
 #[cfg(candor_postgres_tests)]
 #[path = "../api/refresh.rs"]
 mod refresh;
+#[cfg(candor_postgres_tests)]
+#[path = "../api/revocation.rs"]
+mod revocation;
 #[cfg(candor_postgres_tests)]
 #[path = "../api/served.rs"]
 mod served;
