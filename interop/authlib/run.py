@@ -99,11 +99,28 @@ def main():
             old = state["token"]["refresh_token"]
             new = state["session"].refresh_token(meta["token_endpoint"], refresh_token=old)
             assert new.get("refresh_token") and new["refresh_token"] != old, new
+            state["refreshed"] = new
 
         def client_credentials():
             s = OAuth2Session("demo-app", dev["secret"], token_endpoint_auth_method="client_secret_basic")
             t = s.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
             assert t.get("access_token") and "refresh_token" not in t, t
+
+        def introspection():
+            new = state["refreshed"]
+            r = state["session"].introspect_token(meta["introspection_endpoint"], token=new["access_token"])
+            body = r.json()
+            assert r.status_code == 200 and body["active"] is True and body["client_id"] == "demo-app", body
+            old = state["token"]["refresh_token"]
+            body = state["session"].introspect_token(meta["introspection_endpoint"], token=old, token_type_hint="refresh_token").json()
+            assert body["active"] is False, body
+
+        def revocation():
+            new = state["refreshed"]
+            r = state["session"].revoke_token(meta["revocation_endpoint"], token=new["refresh_token"], token_type_hint="refresh_token")
+            assert r.status_code == 200, r.text
+            body = state["session"].introspect_token(meta["introspection_endpoint"], token=new["access_token"]).json()
+            assert body["active"] is False, body
 
         def expect_invalid_grant(phrase, fn):
             """The refusal is invalid_grant, says why in error_description, and carries a trace id."""
@@ -134,6 +151,8 @@ def main():
             ("userinfo", userinfo),
             ("refresh rotates the refresh token", refresh),
             ("client_credentials", client_credentials),
+            ("introspection (RFC 7662): the access token is active, a rotated refresh token is not", introspection),
+            ("revocation (RFC 7009): the refresh token takes its family with it", revocation),
             ("a replayed code is refused with invalid_grant", replay),
             ("a wrong verifier is refused with invalid_grant", wrong_verifier),
         ]

@@ -12,6 +12,7 @@ try {
     { execute: [client.allowInsecureRequests] }, // the dev issuer is http on loopback
   );
   let tokens;
+  let latest;
   let callback;
   let verifier;
   const authorize = async () => {
@@ -40,13 +41,26 @@ try {
       assert(info.preferred_username === 'demo' && info.email === 'demo@example.com', JSON.stringify(info));
     }],
     ['refresh rotates the refresh token', async () => {
-      const next = await client.refreshTokenGrant(config, tokens.refresh_token);
-      assert(next.refresh_token && next.refresh_token !== tokens.refresh_token, 'no rotation');
-      assert(next.claims()?.sub === tokens.claims().sub, 'refreshed ID token');
+      latest = await client.refreshTokenGrant(config, tokens.refresh_token);
+      assert(latest.refresh_token && latest.refresh_token !== tokens.refresh_token, 'no rotation');
+      assert(latest.claims()?.sub === tokens.claims().sub, 'refreshed ID token');
     }],
     ['client_credentials', async () => {
       const cc = await client.clientCredentialsGrant(config);
       assert(cc.access_token && !cc.refresh_token, JSON.stringify(cc));
+    }],
+    ['introspection (RFC 7662): the access token is active, with its client and subject', async () => {
+      const r = await client.tokenIntrospection(config, latest.access_token);
+      assert(r.active === true && r.client_id === 'demo-app' && r.sub === tokens.claims().sub && r.token_type === 'Bearer', JSON.stringify(r));
+      const old = await client.tokenIntrospection(config, tokens.refresh_token, { token_type_hint: 'refresh_token' });
+      assert(old.active === false, `a rotated refresh token: ${JSON.stringify(old)}`);
+    }],
+    ['revocation (RFC 7009): the refresh token takes its family with it', async () => {
+      await client.tokenRevocation(config, latest.refresh_token, { token_type_hint: 'refresh_token' });
+      const r = await client.tokenIntrospection(config, latest.access_token);
+      assert(r.active === false, `the family's access token: ${JSON.stringify(r)}`);
+      const reply = await client.refreshTokenGrant(config, latest.refresh_token).then(() => null, (e) => e);
+      assert(reply?.error === 'invalid_grant' && reply.cause?.reason === 'refresh_token_revoked', `got ${reply?.error ?? 'success'} ${reply?.cause?.reason}`);
     }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })
