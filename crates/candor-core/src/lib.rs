@@ -12,6 +12,7 @@ pub mod docs;
 pub mod grant;
 pub mod id_token;
 pub mod introspection;
+pub mod jws;
 pub mod keys;
 pub mod model;
 pub mod net;
