@@ -34,8 +34,9 @@ fn fill(path: &Path) -> u64 {
     }
 }
 
-/// A browser's sign-in while the disk may be full: the login form is answered, and signing in
-/// (which stores a session) either works, on to consent, or is refused with the 503 page.
+/// A browser's sign-in while the disk may be full: /authorize either shows the login form or sends
+/// `temporarily_unavailable` back to the client, and signing in (which stores a session) either
+/// works, on to consent, or is refused with the 503 page.
 async fn sign_in(base: &str) -> StatusCode {
     let b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
     let p = pkce();
@@ -55,7 +56,14 @@ async fn sign_in(base: &str) -> StatusCode {
         return status;
     }
     assert!(status.is_redirection(), "{status}");
-    let page = b.get(format!("{base}{}", location(&r))).send().await.unwrap().text().await.unwrap();
+    let to = location(&r);
+    // Once the client and its redirect URI are verified, /authorize sends a refusal back to the
+    // client (RFC 6749 §4.1.2.1): the interaction could not be stored.
+    if to.starts_with(REDIRECT) {
+        assert!(to.contains("error=temporarily_unavailable"), "{to}");
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let page = b.get(format!("{base}{to}")).send().await.unwrap().text().await.unwrap();
     let form = [("csrf", csrf_of(&page)), ("username", "alice".into()), ("password", PASSWORD.into())];
     let action = page.split(r#"action=""#).nth(1).unwrap().split('"').next().unwrap();
     let r = b.post(format!("{base}{action}")).form(&form).send().await.unwrap();
