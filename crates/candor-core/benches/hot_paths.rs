@@ -47,6 +47,7 @@ fn client(alg: SigningAlg) -> Client {
         id_token_alg: alg,
         always_issue_refresh_token: false,
         created_at: NOW,
+        jwks: None,
     }
 }
 

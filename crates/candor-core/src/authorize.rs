@@ -334,6 +334,7 @@ mod tests {
             id_token_alg: SigningAlg::RS256,
             always_issue_refresh_token: false,
             created_at: 0,
+            jwks: None,
         }
     }
 

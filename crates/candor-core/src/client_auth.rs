@@ -1,5 +1,8 @@
-//! Authenticating the client at the token endpoint (RFC 6749 §2.3, §3.2.1).
+//! Authenticating the client at the token endpoint (RFC 6749 §2.3, §3.2.1), and with a signed
+//! JWT (private_key_jwt: OIDC Core §9, RFC 7523; the rules are in `client_assertion`).
 
+use crate::client_assertion;
+use crate::clock::UnixTime;
 use crate::model::{AuthMethod, Client};
 use crate::rejection::{Reason, Rejection};
 use crate::store::ClientStore;
@@ -14,6 +17,18 @@ pub struct Presented {
     pub basic: Option<String>,
     pub body_client_id: Option<String>,
     pub body_client_secret: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+}
+
+/// What a client assertion is checked against, at the endpoint it was sent to.
+#[derive(Debug, Clone)]
+pub struct AssertionContext {
+    /// The audiences that identify Candor (the issuer, the token endpoint, the endpoint called).
+    pub audiences: Vec<String>,
+    pub now: UnixTime,
+    /// Seconds of clock difference tolerated.
+    pub leeway: i64,
 }
 
 /// Decodes `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
@@ -30,7 +45,14 @@ pub fn decode_basic(credentials: &str) -> Result<(String, String), Rejection> {
 }
 
 /// Finds and authenticates the client. Returns the client and the method it used.
-pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Result<(Client, AuthMethod), Rejection> {
+pub async fn authenticate(
+    store: &dyn ClientStore,
+    presented: &Presented,
+    context: &AssertionContext,
+) -> Result<(Client, AuthMethod), Rejection> {
+    if presented.client_assertion.is_some() || presented.client_assertion_type.is_some() {
+        return authenticate_assertion(store, presented, context).await;
+    }
     let basic = presented.basic.as_deref().map(decode_basic).transpose()?;
     if basic.is_some() && presented.body_client_secret.is_some() {
         return Err(
@@ -60,15 +82,7 @@ pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Res
             (id, None, AuthMethod::None)
         }
     };
-    let client = store.client(&client_id).await.map_err(Rejection::store)?.ok_or_else(|| {
-        let r = Rejection::new(Reason::ClientAuthenticationFailedUnknownClient)
-            .with("client_id", crate::tokens::safe_identifier(&client_id));
-        if crate::tokens::looks_like_secret(&client_id) {
-            r.with("problem", "the client_id looks like a secret: are client id and secret swapped?")
-        } else {
-            r
-        }
-    })?;
+    let client = find_client(store, &client_id).await?;
     if method != client.auth_method {
         return Err(Rejection::new(Reason::AuthMethodNotAllowed)
             .with("client_id", client.id.clone())
@@ -89,6 +103,60 @@ pub async fn authenticate(store: &dyn ClientStore, presented: &Presented) -> Res
             .with("problem", "no secret is registered"));
     }
     Ok((client, method))
+}
+
+/// The registered client `client_id` names, or `client_authentication_failed_unknown_client`.
+async fn find_client(store: &dyn ClientStore, client_id: &str) -> Result<Client, Rejection> {
+    store.client(client_id).await.map_err(Rejection::store)?.ok_or_else(|| {
+        let r = Rejection::new(Reason::ClientAuthenticationFailedUnknownClient)
+            .with("client_id", crate::tokens::safe_identifier(client_id));
+        if crate::tokens::looks_like_secret(client_id) {
+            r.with("problem", "the client_id looks like a secret: are client id and secret swapped?")
+        } else {
+            r
+        }
+    })
+}
+
+/// private_key_jwt: the assertion names its client, is verified with that client's registered
+/// keys, and is used once (its `jti` is recorded in the store, shared by every node).
+async fn authenticate_assertion(
+    store: &dyn ClientStore,
+    presented: &Presented,
+    context: &AssertionContext,
+) -> Result<(Client, AuthMethod), Rejection> {
+    if presented.basic.is_some() || presented.body_client_secret.is_some() {
+        let other = if presented.basic.is_some() { "client_secret_basic" } else { "client_secret_post" };
+        return Err(Rejection::new(Reason::MultipleAuthMethods).with("methods", format!("private_key_jwt {other}")));
+    }
+    let assertion = presented.client_assertion.as_deref().ok_or_else(|| {
+        Rejection::missing("client_assertion").with("problem", "client_assertion_type was sent without the assertion")
+    })?;
+    let (parsed, claimed) = client_assertion::read(presented.client_assertion_type.as_deref(), assertion)?;
+    if let Some(id) = &presented.body_client_id
+        && *id != claimed
+    {
+        return Err(Rejection::new(Reason::ClientAssertionIssuerMismatch)
+            .with("client_id", crate::tokens::safe_identifier(id))
+            .with("sub", crate::tokens::safe_identifier(&claimed))
+            .with("problem", "the client_id sent beside the assertion is not the one it names"));
+    }
+    let client = find_client(store, &claimed).await?;
+    if client.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(Rejection::new(Reason::AuthMethodNotAllowed)
+            .with("client_id", client.id.clone())
+            .with("used", AuthMethod::PrivateKeyJwt.as_str())
+            .with("registered", client.auth_method.as_str()));
+    }
+    let no_keys = serde_json::json!({ "keys": [] });
+    let jwks = client.jwks.as_ref().unwrap_or(&no_keys);
+    let expect =
+        client_assertion::Expect { jwks, audiences: &context.audiences, now: context.now, leeway: context.leeway };
+    let verified = client_assertion::verify(&parsed, &client.id, &expect)?;
+    if !store.use_client_assertion(&client.id, &verified.jti, verified.expires_at).await.map_err(Rejection::store)? {
+        return Err(client_assertion::replayed(&verified).with("client_id", client.id.clone()));
+    }
+    Ok((client, AuthMethod::PrivateKeyJwt))
 }
 
 #[cfg(test)]

@@ -73,6 +73,22 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::IntrospectionClientNotConfidential => {
             include_str!("../../../docs/reasons/introspection_client_not_confidential.md")
         }
+        Reason::ClientAssertionTypeUnsupported => {
+            include_str!("../../../docs/reasons/client_assertion_type_unsupported.md")
+        }
+        Reason::ClientAssertionMalformed => include_str!("../../../docs/reasons/client_assertion_malformed.md"),
+        Reason::ClientAssertionSignatureInvalid => {
+            include_str!("../../../docs/reasons/client_assertion_signature_invalid.md")
+        }
+        Reason::ClientAssertionIssuerMismatch => {
+            include_str!("../../../docs/reasons/client_assertion_issuer_mismatch.md")
+        }
+        Reason::ClientAssertionAudienceWrong => {
+            include_str!("../../../docs/reasons/client_assertion_audience_wrong.md")
+        }
+        Reason::ClientAssertionExpired => include_str!("../../../docs/reasons/client_assertion_expired.md"),
+        Reason::ClientAssertionNotYetValid => include_str!("../../../docs/reasons/client_assertion_not_yet_valid.md"),
+        Reason::ClientAssertionReplayed => include_str!("../../../docs/reasons/client_assertion_replayed.md"),
         Reason::InternalError => include_str!("../../../docs/reasons/internal_error.md"),
         Reason::StoreUnavailable => include_str!("../../../docs/reasons/store_unavailable.md"),
         Reason::RateLimited => include_str!("../../../docs/reasons/rate_limited.md"),

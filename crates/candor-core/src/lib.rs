@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod authorize;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod clock;
 pub mod docs;

@@ -36,16 +36,21 @@ impl GrantType {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with the client's private key (OIDC Core §9, RFC 7523); the client's public
+    /// keys are registered with it (`Client::jwks`).
+    PrivateKeyJwt,
     None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::None];
+    pub const ALL: [AuthMethod; 4] =
+        [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::PrivateKeyJwt, AuthMethod::None];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -99,6 +104,8 @@ pub struct Client {
     /// Issue a refresh token with every code exchange even without `offline_access`.
     pub always_issue_refresh_token: bool,
     pub created_at: UnixTime,
+    /// The public keys of a `private_key_jwt` client (a JWK Set); `None` for the others.
+    pub jwks: Option<serde_json::Value>,
 }
 
 impl Client {

@@ -73,6 +73,23 @@ pub enum Reason {
     BasicAuthMalformed,
     /// The `client_id` in the body differs from the one in the `Authorization` header.
     ClientIdConflict,
+    // --- private_key_jwt (RFC 7523, OIDC Core §9) ---
+    /// RFC 7523 §2.2: `client_assertion_type` must be `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    ClientAssertionTypeUnsupported,
+    /// The client assertion is not a JWT with the claims RFC 7523 §3 and OIDC Core §9 require.
+    ClientAssertionMalformed,
+    /// The assertion's signature does not verify with a key registered for the client.
+    ClientAssertionSignatureInvalid,
+    /// RFC 7523 §3: `iss` and `sub` must both be the client_id (and match a client_id sent beside it).
+    ClientAssertionIssuerMismatch,
+    /// RFC 7523 §3: `aud` must identify Candor: its issuer or the URL of the endpoint.
+    ClientAssertionAudienceWrong,
+    /// The assertion's `exp` has passed, beyond the configured clock leeway.
+    ClientAssertionExpired,
+    /// The assertion's `iat` or `nbf` lies in the future, beyond the configured clock leeway.
+    ClientAssertionNotYetValid,
+    /// The assertion's `jti` was already used: each assertion authenticates one request.
+    ClientAssertionReplayed,
 
     // --- authorization code (RFC 6749 §4.1.2, §4.1.3; RFC 7636 §4.6) ---
     /// The code has the shape of a Candor code but its checksum fails, or it carries extra characters.
@@ -178,6 +195,14 @@ impl Reason {
         Reason::MultipleAuthMethods,
         Reason::BasicAuthMalformed,
         Reason::ClientIdConflict,
+        Reason::ClientAssertionTypeUnsupported,
+        Reason::ClientAssertionMalformed,
+        Reason::ClientAssertionSignatureInvalid,
+        Reason::ClientAssertionIssuerMismatch,
+        Reason::ClientAssertionAudienceWrong,
+        Reason::ClientAssertionExpired,
+        Reason::ClientAssertionNotYetValid,
+        Reason::ClientAssertionReplayed,
         Reason::CodeMalformed,
         Reason::CodeUnknown,
         Reason::CodeExpired,
@@ -246,6 +271,14 @@ impl Reason {
             MultipleAuthMethods => "multiple_auth_methods",
             BasicAuthMalformed => "basic_auth_malformed",
             ClientIdConflict => "client_id_conflict",
+            ClientAssertionTypeUnsupported => "client_assertion_type_unsupported",
+            ClientAssertionMalformed => "client_assertion_malformed",
+            ClientAssertionSignatureInvalid => "client_assertion_signature_invalid",
+            ClientAssertionIssuerMismatch => "client_assertion_issuer_mismatch",
+            ClientAssertionAudienceWrong => "client_assertion_audience_wrong",
+            ClientAssertionExpired => "client_assertion_expired",
+            ClientAssertionNotYetValid => "client_assertion_not_yet_valid",
+            ClientAssertionReplayed => "client_assertion_replayed",
             CodeMalformed => "code_malformed",
             CodeUnknown => "code_unknown",
             CodeExpired => "code_expired",
@@ -315,7 +348,15 @@ impl Reason {
             | ClientAuthenticationFailedUnknownClient
             | ClientSecretWrong
             | AuthMethodNotAllowed
-            | BasicAuthMalformed => "invalid_client",
+            | BasicAuthMalformed
+            | ClientAssertionTypeUnsupported
+            | ClientAssertionMalformed
+            | ClientAssertionSignatureInvalid
+            | ClientAssertionIssuerMismatch
+            | ClientAssertionAudienceWrong
+            | ClientAssertionExpired
+            | ClientAssertionNotYetValid
+            | ClientAssertionReplayed => "invalid_client",
             CodeMalformed
             | CodeUnknown
             | CodeExpired
@@ -407,6 +448,16 @@ impl Reason {
             MultipleAuthMethods => "The client used more than one authentication method in one request.",
             BasicAuthMalformed => "The Authorization: Basic header could not be decoded.",
             ClientIdConflict => "The client_id in the body differs from the one in the Authorization header.",
+            ClientAssertionTypeUnsupported => "The client_assertion_type is not the JWT bearer type.",
+            ClientAssertionMalformed => "The client assertion is not a signed JWT with iss, sub, aud, exp and jti.",
+            ClientAssertionSignatureInvalid => {
+                "The client assertion's signature does not verify with the client's registered keys."
+            }
+            ClientAssertionIssuerMismatch => "The client assertion's iss and sub must both be the client_id.",
+            ClientAssertionAudienceWrong => "The client assertion's aud is not this provider's issuer or endpoint URL.",
+            ClientAssertionExpired => "The client assertion has expired (or the client's clock is behind).",
+            ClientAssertionNotYetValid => "The client assertion is dated in the future: the client's clock is ahead.",
+            ClientAssertionReplayed => "The client assertion was already used; sign a new one for each request.",
             CodeMalformed => "The authorization code was altered on its way back: it is not the value that was issued.",
             CodeUnknown => "The authorization code was not issued by this provider.",
             CodeExpired => "The authorization code has expired.",

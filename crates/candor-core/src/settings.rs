@@ -38,6 +38,9 @@ pub struct Settings {
     pub token_rate: u32,
     /// How many token requests a client may make at once (0: as many as `token_rate`).
     pub token_burst: u32,
+    /// Seconds of clock difference tolerated on a client assertion's `exp`, `iat` and `nbf`
+    /// (private_key_jwt); a larger difference is refused and reported in seconds.
+    pub client_assertion_leeway: i64,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -63,6 +66,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             token_rate: 0,
             token_burst: 0,
+            client_assertion_leeway: 60,
         }
     }
 
@@ -100,6 +104,12 @@ impl Settings {
             if v > 1_000_000 {
                 return Err(format!("{name}: {v} is above 1000000"));
             }
+        }
+        if !(0..=600).contains(&self.client_assertion_leeway) {
+            return Err(format!(
+                "client_assertion_leeway: {} is outside 0..=600 seconds",
+                self.client_assertion_leeway
+            ));
         }
         crate::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| format!("trusted_proxies: {e}"))?;
         if !(1..=3600).contains(&self.key_reload_interval) {

@@ -31,6 +31,10 @@ pub trait ClientStore: Send + Sync {
     async fn remove_client(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
     /// Replaces the stored secret hash. Returns false if the client does not exist.
     async fn set_client_secret(&self, id: &str, secret_hash: &str) -> StoreResult<bool>;
+    /// Records a client assertion's `jti` as used until `expires_at` (RFC 7523 §3). Returns
+    /// false, recording nothing, if this client already used it: of concurrent calls with one
+    /// `jti`, on any node, exactly one returns true.
+    async fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -186,12 +190,22 @@ pub struct Swept {
     pub sessions: u64,
     pub interactions: u64,
     pub audit: u64,
+    /// Used client assertions past their expiry (their `jti` need not be remembered any more).
+    pub client_assertions: u64,
 }
 
 impl Swept {
     /// The counts in the order of the fields (the order in which a store sweeps them).
-    pub fn counts(&self) -> [u64; 6] {
-        [self.codes, self.access_tokens, self.refresh_tokens, self.sessions, self.interactions, self.audit]
+    pub fn counts(&self) -> [u64; 7] {
+        [
+            self.codes,
+            self.access_tokens,
+            self.refresh_tokens,
+            self.sessions,
+            self.interactions,
+            self.audit,
+            self.client_assertions,
+        ]
     }
 
     pub fn total(&self) -> u64 {
@@ -210,10 +224,12 @@ impl Swept {
     }
 }
 
-impl From<[u64; 6]> for Swept {
+impl From<[u64; 7]> for Swept {
     /// Counts in the order of `counts()`.
-    fn from([codes, access_tokens, refresh_tokens, sessions, interactions, audit]: [u64; 6]) -> Swept {
-        Swept { codes, access_tokens, refresh_tokens, sessions, interactions, audit }
+    fn from(
+        [codes, access_tokens, refresh_tokens, sessions, interactions, audit, client_assertions]: [u64; 7],
+    ) -> Swept {
+        Swept { codes, access_tokens, refresh_tokens, sessions, interactions, audit, client_assertions }
     }
 }
 
@@ -261,7 +277,7 @@ pub trait SweepStore: Send + Sync {
     /// retention: codes redeemed or expired, and tokens expired, rotated or revoked, more than
     /// `tombstone_retention` seconds ago (until then they are tombstones that keep diagnoses
     /// precise); sessions and interactions past their expiry; audit records older than
-    /// `audit_retention`. Safe to run concurrently from several nodes: each statement deletes a
+    /// `audit_retention`; used client assertions past their expiry. Safe to run concurrently from several nodes: each statement deletes a
     /// bounded set of rows.
     async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept>;
 }

@@ -202,7 +202,10 @@ pub async fn client_explain(
         }
     };
     let authenticated = match crate::token::presented(&headers, &params) {
-        Ok(creds) => client_auth::authenticate(state.store.as_ref(), &creds).await,
+        Ok(creds) => {
+            let context = crate::token::assertion_context(&state, "/explain");
+            client_auth::authenticate(state.store.as_ref(), &creds, &context).await
+        }
         Err(r) => Err(r),
     };
     let client = match authenticated {

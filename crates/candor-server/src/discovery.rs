@@ -30,10 +30,15 @@ pub fn document(state: &AppState) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        // private_key_jwt assertions (OIDC Discovery §3: required when private_key_jwt is listed).
+        "token_endpoint_auth_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
         // RFC 7662 §2.1: introspection needs an authenticated client; RFC 7009 lets a public
         // client revoke its own tokens with its client_id.
-        "introspection_endpoint_auth_methods_supported": [AuthMethod::ClientSecretBasic.as_str(), AuthMethod::ClientSecretPost.as_str()],
+        "introspection_endpoint_auth_methods_supported":
+            AuthMethod::ALL.iter().filter(|m| **m != AuthMethod::None).map(|m| m.as_str()).collect::<Vec<_>>(),
+        "introspection_endpoint_auth_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "revocation_endpoint_auth_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
                              "name", "preferred_username", "email", "email_verified"],

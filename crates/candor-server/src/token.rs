@@ -56,7 +56,21 @@ pub(crate) fn presented(headers: &HeaderMap, params: &Params) -> Result<Presente
         basic,
         body_client_id: params.get("client_id")?.map(str::to_string),
         body_client_secret: params.get("client_secret")?.map(str::to_string),
+        client_assertion_type: params.get("client_assertion_type")?.map(str::to_string),
+        client_assertion: params.get("client_assertion")?.map(str::to_string),
     })
+}
+
+/// What a client assertion sent to `path` (`/token`, `/introspect`…) is checked against: its
+/// audience may be the issuer, the token endpoint or that endpoint.
+pub(crate) fn assertion_context(state: &AppState, path: &str) -> client_auth::AssertionContext {
+    let base = state.settings.base();
+    let mut audiences = vec![state.settings.issuer.clone(), format!("{base}/token")];
+    let called = format!("{base}{path}");
+    if !audiences.contains(&called) {
+        audiences.push(called);
+    }
+    client_auth::AssertionContext { audiences, now: state.now(), leeway: state.settings.client_assertion_leeway }
 }
 
 pub async fn token(
@@ -122,7 +136,8 @@ async fn exchange(
     if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
         audit.client_id = Some(safe_identifier(&id));
     }
-    let (client, method) = client_auth::authenticate(state.store.as_ref(), &creds).await?;
+    let (client, method) =
+        client_auth::authenticate(state.store.as_ref(), &creds, &assertion_context(state, "/token")).await?;
     audit.client_id = Some(client.id.clone());
     let s = &state.settings;
     if let Err(wait) = state.rate_limits.take(&client.id, s.token_rate, s.token_burst, std::time::Instant::now()) {

@@ -9,7 +9,7 @@
 
 use crate::respond::{Trace, client_error, error_uri, no_store};
 use crate::state::AppState;
-use crate::token::{parse_body, presented, record};
+use crate::token::{assertion_context, parse_body, presented, record};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,6 +33,7 @@ struct Asked {
 /// Reads and checks the request: body, duplicates, client authentication, `token`, hint.
 async fn asked(
     state: &AppState,
+    path: &str,
     headers: &HeaderMap,
     body: crate::respond::Body,
     audit: &mut AuditRecord,
@@ -48,7 +49,7 @@ async fn asked(
     if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
         audit.client_id = Some(safe_identifier(&id));
     }
-    let (client, _) = client_auth::authenticate(state.store.as_ref(), &creds).await?;
+    let (client, _) = client_auth::authenticate(state.store.as_ref(), &creds, &assertion_context(state, path)).await?;
     audit.client_id = Some(client.id.clone());
     let token = params.get("token")?.ok_or_else(|| Rejection::missing("token"))?.to_string();
     let hint = params.get("token_type_hint")?.map(str::to_string);
@@ -94,7 +95,7 @@ pub async fn introspect(
 ) -> Response {
     let now = state.now();
     let mut audit = AuditRecord::success(&trace.0, now, "introspect");
-    let asked = match asked(&state, &headers, body, &mut audit).await {
+    let asked = match asked(&state, "/introspect", &headers, body, &mut audit).await {
         Ok(a) if a.client.is_public() => {
             Err(Rejection::new(Reason::IntrospectionClientNotConfidential).with("client_id", a.client.id.clone()))
         }
@@ -166,7 +167,7 @@ pub async fn revoke(
 ) -> Response {
     let now = state.now();
     let mut audit = AuditRecord::success(&trace.0, now, "revoke");
-    let asked = match asked(&state, &headers, body, &mut audit).await {
+    let asked = match asked(&state, "/revoke", &headers, body, &mut audit).await {
         Ok(a) => a,
         Err(r) => return refuse(&state, &trace, &headers, audit, &r, "revoke").await,
     };

@@ -62,6 +62,7 @@ fn client() -> Client {
         id_token_alg: SigningAlg::ES256,
         always_issue_refresh_token: false,
         created_at: NOW,
+        jwks: None,
     }
 }
 

@@ -73,6 +73,7 @@ pub(crate) trait Writes: Send + Sync {
     ) -> StoreResult<Rotation>;
     async fn revoke_grant(&self, grant_id: String, now: UnixTime) -> StoreResult<u64>;
     async fn revoke_access_token(&self, hash: String, now: UnixTime) -> StoreResult<bool>;
+    async fn use_client_assertion(&self, client_id: String, jti: String, expires_at: UnixTime) -> StoreResult<bool>;
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()>;
     async fn delete_session(&self, hash: String) -> StoreResult<()>;
     async fn insert_interaction(&self, i: InteractionRecord) -> StoreResult<()>;

@@ -364,6 +364,16 @@ impl Writes for PgStore {
         .await
     }
 
+    async fn use_client_assertion(&self, client_id: String, jti: String, expires_at: UnixTime) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let q = sqlx::query(sql::USE_CLIENT_ASSERTION).bind(&client_id).bind(&jti).bind(expires_at);
+                execute(tx, q).await.map(|n| n == 1)
+            })
+        })
+        .await
+    }
+
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {
         self.write(move |tx| {
             Box::pin(async move {

@@ -82,6 +82,10 @@ pub(crate) fn client(row: &(impl Col + ?Sized)) -> StoreResult<Client> {
         id_token_alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("id_token_alg", &alg))?,
         always_issue_refresh_token: row.flag("always_issue_refresh_token")?,
         created_at: row.int("created_at")?,
+        jwks: match row.opt_text("jwks")? {
+            None => None,
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt("jwks", e))?),
+        },
     })
 }
 

@@ -72,8 +72,8 @@ macro_rules! store_impl {
             async fn insert_client(&self, c: &Client) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
-                                          allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                          allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at, jwks)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -87,6 +87,7 @@ macro_rules! store_impl {
                 .bind(c.id_token_alg.as_str())
                 .bind(c.always_issue_refresh_token)
                 .bind(c.created_at)
+                .bind(c.jwks.as_ref().map(|j| j.to_string()))
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
@@ -134,6 +135,11 @@ macro_rules! store_impl {
                     .await
                     .map_err(unavailable)?;
                 Ok(r.rows_affected() > 0)
+            }
+
+            async fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool> {
+                crate::Writes::use_client_assertion(self.writes(), client_id.to_string(), jti.to_string(), expires_at)
+                    .await
             }
         }
 
@@ -511,7 +517,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl SweepStore for $Store {
             async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept> {
-                let mut counts = [0u64; 6];
+                let mut counts = [0u64; 7];
                 for (count, step) in counts.iter_mut().zip(crate::shared::sweep_steps(policy)) {
                     *count = self.sweep_step(&step, policy.batch).await?;
                 }
@@ -532,7 +538,7 @@ pub(crate) struct SweepStep {
 }
 
 /// The statements of one sweep, in the order of `Swept::counts`.
-pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 6] {
+pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 7] {
     let now = policy.now;
     let horizon = now - policy.tombstone_retention;
     // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
@@ -543,7 +549,7 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
     // keys below the prefix of a time before which every row is dead or nearly so, and,
     // for rows keyed before keys were ordered (a bare digest or a random id), keys above
     // any time near now. The row's own times decide; the ranges only bound the walk.
-    let steps: [(&'static str, i64, Option<i64>); 6] = [
+    let steps: [(&'static str, i64, Option<i64>); 7] = [
         // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
         ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
         // A token dies at expiry or revocation, which come after its issue: one dead since the
@@ -575,6 +581,14 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
              WHERE (trace_id < $3 OR trace_id > $4) AND at < $1 LIMIT $2)",
             now - policy.audit_retention,
             Some(now - policy.audit_retention),
+        ),
+        // A used assertion need not be remembered once it has expired: it would be refused as
+        // expired (the leeway is at most 600 s, and the rows stay a day past expiry).
+        (
+            "DELETE FROM client_assertions WHERE (client_id, jti) IN (SELECT client_id, jti FROM client_assertions
+             WHERE expires_at < $1 LIMIT $2)",
+            now - 86_400,
+            None,
         ),
     ];
     steps.map(|(sql, bound, walk_below)| SweepStep {

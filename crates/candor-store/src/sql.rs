@@ -28,6 +28,8 @@ pub(crate) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $
 pub(crate) const REFRESH_ROTATION: &str =
     "SELECT rotated_at, rotated_trace, revoked_at FROM refresh_tokens WHERE hash = $1";
 
+pub(crate) const USE_CLIENT_ASSERTION: &str =
+    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 pub(crate) const REVOKE_ACCESS_TOKEN: &str =
     "UPDATE access_tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL";
 pub(crate) const REVOKE_GRANT: [&str; 2] = [

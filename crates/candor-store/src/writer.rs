@@ -486,6 +486,13 @@ impl Writes for Writer {
         self.write(move |conn| execute(conn, sql::REVOKE_ACCESS_TOKEN, &[&now, &hash]).map(|n| n == 1)).await
     }
 
+    async fn use_client_assertion(&self, client_id: String, jti: String, expires_at: UnixTime) -> StoreResult<bool> {
+        self.write(move |conn| {
+            execute(conn, sql::USE_CLIENT_ASSERTION, &[&client_id, &jti, &expires_at]).map(|n| n == 1)
+        })
+        .await
+    }
+
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {
         self.write(move |conn| {
             execute(conn, sql::INSERT_SESSION, &[&s.hash, &s.user_id, &s.auth_time, &s.created_at, &s.expires_at])

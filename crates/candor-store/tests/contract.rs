@@ -357,6 +357,7 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
             id_token_alg: SigningAlg::RS256,
             always_issue_refresh_token: false,
             created_at: 0,
+            jwks: None,
         };
         s.store.insert_client(&client).await.unwrap();
         assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
@@ -433,6 +434,31 @@ async fn audit_records_are_found_by_trace_grant_client_and_reason() {
             s.store.rejection_counts(0).await.unwrap(),
             vec![(Some("c1".to_string()), "code_expired".to_string(), 1)]
         );
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_uses_of_one_client_assertion_exactly_one_counts_and_expired_ones_are_swept() {
+    for s in stores().await {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = s.store.clone();
+                tokio::spawn(async move { store.use_client_assertion("c1", "jti-1", 500).await.unwrap() })
+            })
+            .collect();
+        let mut firsts = 0;
+        for t in tasks {
+            firsts += usize::from(t.await.unwrap());
+        }
+        assert_eq!(firsts, 1, "{}: one use of a jti counts", s.name);
+        // The same jti of another client is its own.
+        assert!(s.store.use_client_assertion("c2", "jti-1", 500).await.unwrap(), "{}", s.name);
+        assert!(s.store.use_client_assertion("c1", "jti-2", 90_000).await.unwrap(), "{}", s.name);
+        // Kept a day past expiry, then swept; the unexpired one stays (and still counts as used).
+        assert_eq!(s.store.sweep(&SweepPolicy::new(80_000, 100, 1_000_000, 1000)).await.unwrap().client_assertions, 0);
+        let swept = s.store.sweep(&SweepPolicy::new(90_000, 100, 1_000_000, 1000)).await.unwrap();
+        assert_eq!(swept.client_assertions, 2, "{}", s.name);
+        assert!(!s.store.use_client_assertion("c1", "jti-2", 90_000).await.unwrap(), "{}", s.name);
     }
 }
 

@@ -31,6 +31,8 @@ pub struct ClientSpec {
     pub allow_plain_pkce: bool,
     pub id_token_alg: SigningAlg,
     pub always_issue_refresh_token: bool,
+    /// The public keys of a `private_key_jwt` client.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// Builds a client; for a confidential client also returns its generated secret (shown once).
@@ -61,7 +63,18 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         Some(id) => return Err(format!("client id {id:?}: use letters, digits, '-', '_' or '.'")),
         None => random_id().map_err(|e| e.to_string())?[..20].to_string(),
     };
-    let secret = if auth_method == AuthMethod::None {
+    match (&spec.jwks, auth_method) {
+        (Some(jwks), AuthMethod::PrivateKeyJwt) => {
+            candor_core::jws::check_public_jwks(jwks).map_err(|e| format!("--jwks: {e}"))?
+        }
+        (None, AuthMethod::PrivateKeyJwt) => {
+            return Err("private_key_jwt needs the client's public keys: --jwks FILE (a JWK Set)".into());
+        }
+        (Some(_), m) => return Err(format!("--jwks is for private_key_jwt clients, not {}", m.as_str())),
+        (None, _) => {}
+    }
+    // A private_key_jwt client proves itself with its key: it gets no secret.
+    let secret = if matches!(auth_method, AuthMethod::None | AuthMethod::PrivateKeyJwt) {
         None
     } else {
         Some(Secret::generate(SecretKind::ClientSecret).map_err(|e| e.to_string())?)
@@ -79,6 +92,7 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         id_token_alg: spec.id_token_alg,
         always_issue_refresh_token: spec.always_issue_refresh_token,
         created_at: now,
+        jwks: spec.jwks,
     };
     Ok((client, secret.map(|s| s.value)))
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub login: Login,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub client_assertion: ClientAssertion,
     /// Proxies (addresses or CIDR prefixes, e.g. the load balancer's subnet) whose
     /// `X-Forwarded-For` names the client's address; empty: the connection's peer is the client.
     #[serde(default)]
@@ -58,6 +60,19 @@ pub struct Limits {
     pub token_rate: u32,
     /// How many it may make at once (0: as many as `token_rate`).
     pub token_burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAssertion {
+    /// Seconds of clock difference tolerated on a private_key_jwt assertion's exp, iat and nbf.
+    pub leeway: i64,
+}
+
+impl Default for ClientAssertion {
+    fn default() -> Self {
+        ClientAssertion { leeway: Settings::new("http://x").client_assertion_leeway }
+    }
 }
 
 impl Default for Login {
@@ -176,6 +191,7 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LOGIN_MAX_DELAY", &["login", "max_delay"], true),
     ("CANDOR_LIMITS_TOKEN_RATE", &["limits", "token_rate"], true),
     ("CANDOR_LIMITS_TOKEN_BURST", &["limits", "token_burst"], true),
+    ("CANDOR_CLIENT_ASSERTION_LEEWAY", &["client_assertion", "leeway"], true),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -227,6 +243,7 @@ impl Config {
             trusted_proxies: self.trusted_proxies.clone(),
             token_rate: self.limits.token_rate,
             token_burst: self.limits.token_burst,
+            client_assertion_leeway: self.client_assertion.leeway,
         }
     }
 
@@ -236,7 +253,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         // Name the key as written in candor.toml, not the internal setting.
-        const KEYS: [(&str, &str); 15] = [
+        const KEYS: [(&str, &str); 16] = [
             ("code_lifetime", "lifetimes.code"),
             ("access_token_lifetime", "lifetimes.access_token"),
             ("refresh_token_lifetime", "lifetimes.refresh_token"),
@@ -252,6 +269,7 @@ impl Config {
             ("login_max_delay", "login.max_delay"),
             ("token_rate", "limits.token_rate"),
             ("token_burst", "limits.token_burst"),
+            ("client_assertion_leeway", "client_assertion.leeway"),
         ];
         self.settings().validate().map_err(|e| {
             KEYS.iter()

@@ -160,6 +160,7 @@ async fn seed_client(
         allow_plain_pkce: false,
         id_token_alg: SigningAlg::RS256,
         always_issue_refresh_token: false,
+        jwks: None,
     };
     let (client, secret) = build_client(spec, now)?;
     store.insert_client(&client).await.map_err(|e| e.to_string())?;

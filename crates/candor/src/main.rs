@@ -260,7 +260,9 @@ fn parse_grant(s: &str) -> Result<GrantType, String> {
         .ok_or_else(|| format!("unknown grant {s:?}: authorization_code, refresh_token or client_credentials"))
 }
 fn parse_method(s: &str) -> Result<AuthMethod, String> {
-    AuthMethod::parse(s).ok_or_else(|| format!("unknown method {s:?}: client_secret_basic, client_secret_post or none"))
+    AuthMethod::parse(s).ok_or_else(|| {
+        format!("unknown method {s:?}: client_secret_basic, client_secret_post, private_key_jwt or none")
+    })
 }
 fn parse_alg(s: &str) -> Result<SigningAlg, String> {
     SigningAlg::parse(s).ok_or_else(|| format!("unknown algorithm {s:?}: RS256, ES256 or EdDSA"))
@@ -285,9 +287,13 @@ enum ClientCommand {
         /// Allowed grant (repeatable; default authorization_code and refresh_token).
         #[arg(long = "grant", value_parser = parse_grant)]
         grants: Vec<GrantType>,
-        /// Token endpoint auth method (default client_secret_basic; none for public clients).
+        /// Token endpoint auth method (default client_secret_basic; none for public clients;
+        /// private_key_jwt with --jwks).
         #[arg(long = "auth-method", value_parser = parse_method)]
         auth_method: Option<AuthMethod>,
+        /// A file holding the client's public keys as a JWK Set, for private_key_jwt.
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
         /// Allowed scope (repeatable; default openid profile email offline_access).
         #[arg(long = "scope")]
         scopes: Vec<String>,
@@ -382,7 +388,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                     allow_plain_pkce,
                     id_token_alg,
                     always_refresh,
+                    jwks,
                 } => {
+                    let jwks = match jwks {
+                        None => None,
+                        Some(path) => {
+                            let text = std::fs::read_to_string(&path)
+                                .map_err(|e| format!("--jwks {}: {e}", path.display()))?;
+                            Some(
+                                serde_json::from_str(&text)
+                                    .map_err(|e| format!("--jwks {}: not JSON: {e}", path.display()))?,
+                            )
+                        }
+                    };
                     let spec = ClientSpec {
                         id,
                         name,
@@ -399,6 +417,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         allow_plain_pkce,
                         id_token_alg,
                         always_issue_refresh_token: always_refresh,
+                        jwks,
                     };
                     admin::client_add(store, spec).await
                 }

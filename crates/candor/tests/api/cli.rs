@@ -72,6 +72,37 @@ async fn dev_mode_starts_with_no_setup_and_prints_what_a_developer_needs() {
 }
 
 #[test]
+fn a_private_key_jwt_client_is_registered_with_its_public_keys_and_gets_no_secret() {
+    use candor_core::keys::{SigningKey, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/admin.db", dir.path().display());
+    let key = SigningKey::parse(&generate(candor_core::model::SigningAlg::ES256, 0).unwrap()).unwrap();
+    let public = dir.path().join("public.json");
+    std::fs::write(&public, serde_json::json!({ "keys": [key.public_jwk()] }).to_string()).unwrap();
+    let add = |extra: &[&str]| {
+        let mut args = vec!["client", "add", "--name", "Signed", "--grant", "client_credentials"];
+        args.extend_from_slice(extra);
+        run(&args, &store)
+    };
+    let (ok, out, err) =
+        add(&["--id", "signed", "--auth-method", "private_key_jwt", "--jwks", public.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("client_secret"), "a private_key_jwt client has no secret: {out}");
+    assert!(run(&["client", "show", "signed"], &store).1.contains("private_key_jwt"));
+    // Without keys, with private key material, or keys for another method: refused, saying why.
+    let (ok, _, err) = add(&["--id", "a", "--auth-method", "private_key_jwt"]);
+    assert!(!ok && err.contains("--jwks"), "{err}");
+    let mut private = key.public_jwk();
+    private["d"] = serde_json::json!("c2VjcmV0");
+    let leaked = dir.path().join("private.json");
+    std::fs::write(&leaked, serde_json::json!({ "keys": [private] }).to_string()).unwrap();
+    let (ok, _, err) = add(&["--id", "b", "--auth-method", "private_key_jwt", "--jwks", leaked.to_str().unwrap()]);
+    assert!(!ok && err.contains("private key material"), "{err}");
+    let (ok, _, err) = add(&["--id", "c", "--jwks", public.to_str().unwrap()]);
+    assert!(!ok && err.contains("--jwks is for private_key_jwt"), "{err}");
+}
+
+#[test]
 fn admin_commands_manage_clients_users_and_keys() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}/admin.db", dir.path().display());

@@ -61,7 +61,13 @@ fn password_hash() -> String {
     H.get_or_init(|| hash_password(PASSWORD).unwrap()).clone()
 }
 
-fn client(id: &str, method: AuthMethod, redirects: &[&str], grants: &[GrantType], secret: Option<&Secret>) -> Client {
+pub fn client(
+    id: &str,
+    method: AuthMethod,
+    redirects: &[&str],
+    grants: &[GrantType],
+    secret: Option<&Secret>,
+) -> Client {
     Client {
         id: id.into(),
         name: format!("{id} app"),
@@ -75,6 +81,7 @@ fn client(id: &str, method: AuthMethod, redirects: &[&str], grants: &[GrantType]
         id_token_alg: SigningAlg::RS256,
         always_issue_refresh_token: false,
         created_at: 0,
+        jwks: None,
     }
 }
 

@@ -109,7 +109,7 @@ async fn discovery_advertises_both_endpoints_and_their_authentication() {
     assert_eq!(d["revocation_endpoint"], app.url("/revoke"));
     assert_eq!(
         d["introspection_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
     assert!(d["revocation_endpoint_auth_methods_supported"].as_array().unwrap().contains(&Value::from("none")));
 }
