@@ -1,5 +1,5 @@
 // Shared by the Node interop scripts: start `candor dev` and play a browser with a cookie jar.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,10 +7,15 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const candorBin = process.env.CANDOR_BIN ?? path.join(root, 'target', 'debug', 'candor');
 
-/** Starts `candor dev --port 0 --ephemeral`; resolves with its issuer, demo password, client secret and a stop(). */
-export function startCandor() {
+/**
+ * Starts `candor dev --port 0`, on a throwaway store (`--ephemeral`) or, with `dataDir`, on the
+ * SQLite file `<dataDir>/dev.db`, which the admin commands can reach while it runs; resolves with
+ * its issuer, demo password, client secret and a stop().
+ */
+export function startCandor({ dataDir } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(candorBin, ['dev', '--port', '0', '--ephemeral'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const store = dataDir ? ['--data-dir', dataDir] : ['--ephemeral'];
+    const child = spawn(candorBin, ['dev', '--port', '0', ...store], { stdio: ['ignore', 'pipe', 'ignore'] });
     const timer = setTimeout(() => { child.kill(); reject(new Error('candor dev did not print its banner in 30 s')); }, 30_000);
     const found = {};
     child.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${candorBin}: ${e.message} (run cargo build -p candor first)`)); });
@@ -27,6 +32,13 @@ export function startCandor() {
       }
     });
   });
+}
+
+/** Runs a `candor` admin command against the dev store in `dataDir`; returns its output, throws on failure. */
+export function admin(dataDir, args) {
+  const r = spawnSync(candorBin, [...args, '--store', `sqlite://${dataDir}/dev.db`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`candor ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** A browser without JavaScript: follows Candor's login and consent forms, keeps cookies, stops at the redirect URI. */

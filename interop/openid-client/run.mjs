@@ -1,10 +1,15 @@
 // panva's openid-client (certified RP library) against `candor dev`.
 // Run: cargo build -p candor && cd interop/openid-client && npm ci && node run.mjs
 import * as client from 'openid-client';
-import { startCandor, browse, checks, assert } from '../common.mjs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startCandor, admin, browse, checks, assert } from '../common.mjs';
 
 const REDIRECT = 'http://localhost:3000/callback';
-const candor = await startCandor();
+// A store the admin commands can reach while Candor runs: the private_key_jwt client is added to it.
+const dataDir = mkdtempSync(path.join(tmpdir(), 'candor-interop-'));
+const candor = await startCandor({ dataDir });
 let code = 0;
 try {
   const config = await client.discovery(
@@ -62,6 +67,24 @@ try {
       const reply = await client.refreshTokenGrant(config, latest.refresh_token).then(() => null, (e) => e);
       assert(reply?.error === 'invalid_grant' && reply.cause?.reason === 'refresh_token_revoked', `got ${reply?.error ?? 'success'} ${reply?.cause?.reason}`);
     }],
+    ['private_key_jwt (RFC 7523): an ES256 assertion signed by the library authenticates at /token and /introspect', async () => {
+      const { publicKey, privateKey } = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+      const jwk = { ...(await crypto.subtle.exportKey('jwk', publicKey)), kid: 'interop-1', alg: 'ES256', use: 'sig' };
+      delete jwk.key_ops;
+      delete jwk.ext;
+      const keys = path.join(dataDir, 'signed-app.jwks.json');
+      writeFileSync(keys, JSON.stringify({ keys: [jwk] }));
+      admin(dataDir, ['client', 'add', '--name', 'Signed app', '--id', 'signed-app', '--grant', 'client_credentials',
+        '--auth-method', 'private_key_jwt', '--jwks', keys, '--scope', 'openid']);
+      const signed = await client.discovery(
+        new URL(candor.issuer), 'signed-app', {}, client.PrivateKeyJwt({ key: privateKey, kid: 'interop-1' }),
+        { execute: [client.allowInsecureRequests] },
+      );
+      const cc = await client.clientCredentialsGrant(signed);
+      assert(cc.access_token, JSON.stringify(cc));
+      const r = await client.tokenIntrospection(signed, cc.access_token);
+      assert(r.active === true && r.client_id === 'signed-app', JSON.stringify(r));
+    }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })
         .then(() => null, (e) => e);
@@ -78,5 +101,6 @@ try {
   ]);
 } finally {
   candor.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 }
 process.exit(code);
