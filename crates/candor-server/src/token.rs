@@ -61,6 +61,37 @@ pub(crate) fn presented(headers: &HeaderMap, params: &Params) -> Result<Presente
     })
 }
 
+/// The first steps of every request a client authenticates as at the token endpoint (`/token`,
+/// `/introspect`, `/revoke`): the body read, no parameter twice, the client authenticated. The
+/// audit record learns what it can on the way, so a refusal still names the client it claimed to be.
+pub(crate) async fn client_request(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    audit: &mut AuditRecord,
+) -> Result<(Params, candor_core::model::Client, candor_core::model::AuthMethod), Rejection> {
+    let params = parse_body(headers, body)?;
+    audit.encoding = Some(format!("{:?}", params.encoding).to_lowercase());
+    audit.grant_type = params.get("grant_type").ok().flatten().map(|g| g.chars().take(64).collect());
+    audit.client_id = params.get("client_id").ok().flatten().map(safe_identifier);
+    if let Some(dup) = params.first_duplicate() {
+        return Err(Rejection::duplicated(dup));
+    }
+    let creds = presented(headers, &params)?;
+    if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
+        audit.client_id = Some(safe_identifier(&id));
+    } else if let Some(Ok(jws)) = creds.client_assertion.as_deref().map(candor_core::jws::parse)
+        && let Some(sub) = jws.claims["sub"].as_str()
+    {
+        audit.client_id = Some(safe_identifier(sub));
+    }
+    let (client, method) =
+        client_auth::authenticate(state.store.as_ref(), &creds, &assertion_context(state, path)).await?;
+    audit.client_id = Some(client.id.clone());
+    Ok((params, client, method))
+}
+
 /// What a client assertion sent to `path` (`/token`, `/introspect`…) is checked against: its
 /// audience may be the issuer, the token endpoint or that endpoint.
 pub(crate) fn assertion_context(state: &AppState, path: &str) -> client_auth::AssertionContext {
@@ -125,20 +156,7 @@ async fn exchange(
     body: &Bytes,
     audit: &mut AuditRecord,
 ) -> Result<grant::TokenResponse, Rejection> {
-    let params = parse_body(headers, body)?;
-    audit.encoding = Some(format!("{:?}", params.encoding).to_lowercase());
-    audit.grant_type = params.get("grant_type").ok().flatten().map(|g| g.chars().take(64).collect());
-    audit.client_id = params.get("client_id").ok().flatten().map(safe_identifier);
-    if let Some(dup) = params.first_duplicate() {
-        return Err(Rejection::duplicated(dup));
-    }
-    let creds = presented(headers, &params)?;
-    if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
-        audit.client_id = Some(safe_identifier(&id));
-    }
-    let (client, method) =
-        client_auth::authenticate(state.store.as_ref(), &creds, &assertion_context(state, "/token")).await?;
-    audit.client_id = Some(client.id.clone());
+    let (params, client, method) = client_request(state, "/token", headers, body, audit).await?;
     let s = &state.settings;
     if let Err(wait) = state.rate_limits.take(&client.id, s.token_rate, s.token_burst, std::time::Instant::now()) {
         return Err(Rejection::new(candor_core::Reason::RateLimited)

@@ -9,17 +9,15 @@
 
 use crate::respond::{Trace, client_error, error_uri, no_store};
 use crate::state::AppState;
-use crate::token::{assertion_context, parse_body, presented, record};
+use crate::token::{client_request, record};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use candor_core::audit::AuditRecord;
-use candor_core::client_auth;
 use candor_core::introspection::{self, Found, Revoked};
 use candor_core::model::Client;
 use candor_core::rejection::{Reason, Rejection};
-use candor_core::tokens::safe_identifier;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -39,18 +37,7 @@ async fn asked(
     audit: &mut AuditRecord,
 ) -> Result<Asked, Rejection> {
     let body = crate::respond::read_body(body)?;
-    let params = parse_body(headers, &body)?;
-    audit.encoding = Some(format!("{:?}", params.encoding).to_lowercase());
-    audit.client_id = params.get("client_id").ok().flatten().map(safe_identifier);
-    if let Some(dup) = params.first_duplicate() {
-        return Err(Rejection::duplicated(dup));
-    }
-    let creds = presented(headers, &params)?;
-    if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
-        audit.client_id = Some(safe_identifier(&id));
-    }
-    let (client, _) = client_auth::authenticate(state.store.as_ref(), &creds, &assertion_context(state, path)).await?;
-    audit.client_id = Some(client.id.clone());
+    let (params, client, _) = client_request(state, path, headers, &body, audit).await?;
     let token = params.get("token")?.ok_or_else(|| Rejection::missing("token"))?.to_string();
     let hint = params.get("token_type_hint")?.map(str::to_string);
     introspection::check_hint(hint.as_deref())?;

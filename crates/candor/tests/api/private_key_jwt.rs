@@ -119,6 +119,9 @@ async fn each_broken_rule_is_named() {
     let (_, body) = client_credentials(&app, &stranger.assertion(claims(&app, &aud, "k1"))).await;
     refused(&body, "client_assertion_signature_invalid");
     assert_eq!(body["facts"]["defect"], "key_not_found");
+    // The refusal is recorded under the client the assertion claims to be, for its timeline.
+    let recorded = app.store.audit(body["trace_id"].as_str().unwrap()).await.unwrap().unwrap();
+    assert_eq!(recorded.client_id.as_deref(), Some(JWT_CLIENT));
     // Minted for another server.
     let (_, body) =
         client_credentials(&app, &es.assertion(claims(&app, "https://other.example.com/token", "k2"))).await;
