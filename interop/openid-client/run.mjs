@@ -85,6 +85,18 @@ try {
       const r = await client.tokenIntrospection(signed, cc.access_token);
       assert(r.active === true && r.client_id === 'signed-app', JSON.stringify(r));
     }],
+    ['pushed authorization request (RFC 9126): buildAuthorizationUrlWithPAR, then the flow', async () => {
+      const parVerifier = client.randomPKCECodeVerifier();
+      const parState = client.randomState();
+      const url = await client.buildAuthorizationUrlWithPAR(config, {
+        redirect_uri: REDIRECT, scope: 'openid', state: parState,
+        code_challenge: await client.calculatePKCECodeChallenge(parVerifier), code_challenge_method: 'S256',
+      });
+      assert(url.searchParams.get('request_uri')?.startsWith('urn:ietf:params:oauth:request_uri:') && !url.searchParams.has('redirect_uri'), url.href);
+      const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
+      const t = await client.authorizationCodeGrant(config, back, { pkceCodeVerifier: parVerifier, expectedState: parState });
+      assert(t.access_token, JSON.stringify(t));
+    }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })
         .then(() => null, (e) => e);

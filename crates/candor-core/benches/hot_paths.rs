@@ -48,6 +48,7 @@ fn client(alg: SigningAlg) -> Client {
         always_issue_refresh_token: false,
         created_at: NOW,
         jwks: None,
+        require_par: false,
     }
 }
 

@@ -335,6 +335,7 @@ mod tests {
             always_issue_refresh_token: false,
             created_at: 0,
             jwks: None,
+            require_par: false,
         }
     }
 

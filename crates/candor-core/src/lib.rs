@@ -17,6 +17,7 @@ pub mod jws;
 pub mod keys;
 pub mod model;
 pub mod net;
+pub mod par;
 pub mod params;
 pub mod password;
 pub mod pkce;

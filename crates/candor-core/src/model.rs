@@ -106,6 +106,20 @@ pub struct Client {
     pub created_at: UnixTime,
     /// The public keys of a `private_key_jwt` client (a JWK Set); `None` for the others.
     pub jwks: Option<serde_json::Value>,
+    /// Authorization requests must be pushed first (RFC 9126 §5,
+    /// `require_pushed_authorization_requests`).
+    pub require_par: bool,
+}
+
+/// A pushed authorization request (RFC 9126): its parameters, kept until used once or expired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushedRequest {
+    /// Hash of the `request_uri`'s secret value.
+    pub hash: String,
+    pub client_id: String,
+    /// The request's parameters, form-encoded, client authentication removed.
+    pub params: String,
+    pub expires_at: UnixTime,
 }
 
 impl Client {

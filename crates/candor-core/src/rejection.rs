@@ -53,6 +53,17 @@ pub enum Reason {
     ConsentDenied,
     /// The authorization interaction expired or was already completed.
     InteractionExpired,
+    // --- pushed authorization requests (RFC 9126) ---
+    /// RFC 9126 §4: the `request_uri` was not issued by /par (or has been swept).
+    RequestUriUnknown,
+    /// RFC 9126 §4: a `request_uri` is for one authorization request.
+    RequestUriUsed,
+    /// RFC 9126 §2.2: the `request_uri` lived past its `expires_in`.
+    RequestUriExpired,
+    /// RFC 9126 §4: the `client_id` at /authorize is not the client that pushed the request.
+    RequestUriClientMismatch,
+    /// RFC 9126 §5: this client's authorization requests must be pushed to /par first.
+    ParRequired,
 
     // --- token endpoint: grant and client (RFC 6749 §5.2) ---
     /// The `grant_type` is not one Candor implements.
@@ -186,6 +197,11 @@ impl Reason {
         Reason::ConsentRequired,
         Reason::ConsentDenied,
         Reason::InteractionExpired,
+        Reason::RequestUriUnknown,
+        Reason::RequestUriUsed,
+        Reason::RequestUriExpired,
+        Reason::RequestUriClientMismatch,
+        Reason::ParRequired,
         Reason::GrantTypeUnsupported,
         Reason::GrantTypeNotAllowedForClient,
         Reason::ClientAuthenticationMissing,
@@ -262,6 +278,11 @@ impl Reason {
             ConsentRequired => "consent_required",
             ConsentDenied => "consent_denied",
             InteractionExpired => "interaction_expired",
+            RequestUriUnknown => "request_uri_unknown",
+            RequestUriUsed => "request_uri_used",
+            RequestUriExpired => "request_uri_expired",
+            RequestUriClientMismatch => "request_uri_client_mismatch",
+            ParRequired => "par_required",
             GrantTypeUnsupported => "grant_type_unsupported",
             GrantTypeNotAllowedForClient => "grant_type_not_allowed_for_client",
             ClientAuthenticationMissing => "client_authentication_missing",
@@ -335,7 +356,10 @@ impl Reason {
             | PkceChallengeMalformed
             | PkceVerifierMissing
             | PkceVerifierMalformed
-            | InteractionExpired => "invalid_request",
+            | InteractionExpired
+            | ParRequired => "invalid_request",
+            // RFC 9101 §6.2 (and RFC 9126 §4): the request_uri "returns an error or contains invalid data".
+            RequestUriUnknown | RequestUriUsed | RequestUriExpired | RequestUriClientMismatch => "invalid_request_uri",
             ClientUnknown | RedirectUriNotRegistered => "invalid_request",
             ResponseTypeUnsupported => "unsupported_response_type",
             ScopeNotAllowed | ScopeBroadened => "invalid_scope",
@@ -439,6 +463,13 @@ impl Reason {
             InteractionExpired => {
                 "The login or consent step expired or was already completed; start again at /authorize."
             }
+            RequestUriUnknown => "The request_uri was not issued by this provider's /par endpoint.",
+            RequestUriUsed => "The request_uri was already used; push the request again for a new one.",
+            RequestUriExpired => "The request_uri has expired; push the request again and redirect at once.",
+            RequestUriClientMismatch => {
+                "The request_uri was pushed by a different client than the client_id sent with it."
+            }
+            ParRequired => "This client must push its authorization requests to /par and send the request_uri.",
             GrantTypeUnsupported => "This grant_type is not supported.",
             GrantTypeNotAllowedForClient => "This client is not allowed to use this grant_type.",
             ClientAuthenticationMissing => "The client did not authenticate and sent no client_id.",

@@ -139,6 +139,10 @@ pub trait InteractionStore: Send + Sync {
     async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()>;
     /// Deletes the interaction; returns false if it was already gone (completed elsewhere).
     async fn take_interaction(&self, hash: &str) -> StoreResult<bool>;
+    async fn insert_pushed_request(&self, pushed: &PushedRequest) -> StoreResult<()>;
+    /// Marks the pushed request used at `now` and returns it; of concurrent calls exactly one
+    /// gets it (RFC 9126 §4: one-time use). A used one is kept, for diagnosis, until it expires.
+    async fn take_pushed_request(&self, hash: &str, now: UnixTime) -> StoreResult<Taking>;
 }
 
 #[async_trait]
@@ -181,6 +185,18 @@ pub trait AuditStore: Send + Sync {
     async fn rejection_counts(&self, since: UnixTime) -> StoreResult<Vec<(Option<String>, String, i64)>>;
 }
 
+/// What taking a pushed request found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Taking {
+    Taken(PushedRequest),
+    /// Used before, at this time.
+    AlreadyUsed {
+        used_at: UnixTime,
+    },
+    /// Never issued, or swept after its expiry.
+    Missing,
+}
+
 /// How many rows one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -192,11 +208,13 @@ pub struct Swept {
     pub audit: u64,
     /// Used client assertions past their expiry (their `jti` need not be remembered any more).
     pub client_assertions: u64,
+    /// Pushed authorization requests past their expiry, never used.
+    pub pushed_requests: u64,
 }
 
 impl Swept {
     /// The counts in the order of the fields (the order in which a store sweeps them).
-    pub fn counts(&self) -> [u64; 7] {
+    pub fn counts(&self) -> [u64; 8] {
         [
             self.codes,
             self.access_tokens,
@@ -205,6 +223,7 @@ impl Swept {
             self.interactions,
             self.audit,
             self.client_assertions,
+            self.pushed_requests,
         ]
     }
 
@@ -224,12 +243,22 @@ impl Swept {
     }
 }
 
-impl From<[u64; 7]> for Swept {
+impl From<[u64; 8]> for Swept {
     /// Counts in the order of `counts()`.
     fn from(
-        [codes, access_tokens, refresh_tokens, sessions, interactions, audit, client_assertions]: [u64; 7],
+        [codes, access_tokens, refresh_tokens, sessions, interactions, audit, client_assertions, pushed_requests]: [u64;
+            8],
     ) -> Swept {
-        Swept { codes, access_tokens, refresh_tokens, sessions, interactions, audit, client_assertions }
+        Swept {
+            codes,
+            access_tokens,
+            refresh_tokens,
+            sessions,
+            interactions,
+            audit,
+            client_assertions,
+            pushed_requests,
+        }
     }
 }
 
@@ -277,7 +306,7 @@ pub trait SweepStore: Send + Sync {
     /// retention: codes redeemed or expired, and tokens expired, rotated or revoked, more than
     /// `tombstone_retention` seconds ago (until then they are tombstones that keep diagnoses
     /// precise); sessions and interactions past their expiry; audit records older than
-    /// `audit_retention`; used client assertions past their expiry. Safe to run concurrently from several nodes: each statement deletes a
+    /// `audit_retention`; used client assertions and unused pushed requests past their expiry. Safe to run concurrently from several nodes: each statement deletes a
     /// bounded set of rows.
     async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept>;
 }

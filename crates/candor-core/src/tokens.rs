@@ -74,16 +74,19 @@ pub enum SecretKind {
     ClientSecret,
     Session,
     Interaction,
+    /// The value of a pushed authorization request's `request_uri` (RFC 9126).
+    RequestUri,
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 6] = [
+    pub const ALL: [SecretKind; 7] = [
         SecretKind::AuthorizationCode,
         SecretKind::AccessToken,
         SecretKind::RefreshToken,
         SecretKind::ClientSecret,
         SecretKind::Session,
         SecretKind::Interaction,
+        SecretKind::RequestUri,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -94,6 +97,7 @@ impl SecretKind {
             SecretKind::ClientSecret => "cds_",
             SecretKind::Session => "cdx_",
             SecretKind::Interaction => "cdi_",
+            SecretKind::RequestUri => "cdq_",
         }
     }
 
@@ -105,6 +109,7 @@ impl SecretKind {
             SecretKind::ClientSecret => "client secret",
             SecretKind::Session => "session id",
             SecretKind::Interaction => "interaction id",
+            SecretKind::RequestUri => "request_uri",
         }
     }
 }

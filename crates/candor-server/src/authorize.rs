@@ -79,8 +79,27 @@ async fn current_login(state: &AppState, headers: &HeaderMap) -> Result<Option<(
     }
 }
 
+/// RFC 9126 §4: the pushed request a `request_uri` stands for, taken for this use.
+async fn pushed_request(state: &AppState, params: &Params, request_uri: &str, now: i64) -> Result<Params, Rejection> {
+    let client_id = params.get("client_id")?.ok_or_else(|| {
+        Rejection::missing("client_id").with("problem", "a request_uri is sent with the client_id that pushed it")
+    })?;
+    let hash = candor_core::par::request_uri_hash(request_uri)?;
+    let taking = state.store.take_pushed_request(&hash, now).await.map_err(Rejection::store)?;
+    candor_core::par::resolve(taking, request_uri, client_id, now)
+}
+
 async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Params) -> Response {
     let now = state.now();
+    // A pushed request: only its parameters count (RFC 9126 §4).
+    let (params, pushed) = match params.get("request_uri") {
+        Ok(Some(uri)) => match pushed_request(state, &params, uri, now).await {
+            Ok(p) => (p, true),
+            Err(r) => return error_page(state, &r, trace),
+        },
+        Ok(None) => (params, false),
+        Err(r) => return error_page(state, &r, trace),
+    };
     let client = match params.get("client_id") {
         Ok(Some(id)) => match state.store.client(id).await {
             Ok(c) => c,
@@ -95,6 +114,10 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
             return redirect_error(state, &rejection, trace, &redirect_uri, s.as_deref());
         }
     };
+    if !pushed && client.as_ref().is_some_and(|c| c.require_par) {
+        let r = Rejection::new(Reason::ParRequired).with("client_id", req.client_id.clone());
+        return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref());
+    }
     let login = match current_login(state, headers).await {
         Ok(l) => l,
         Err(r) => return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),

@@ -22,6 +22,9 @@ pub fn document(state: &AppState) -> Value {
         "userinfo_endpoint": format!("{base}/userinfo"),
         "introspection_endpoint": format!("{base}/introspect"),
         "revocation_endpoint": format!("{base}/revoke"),
+        "pushed_authorization_request_endpoint": format!("{base}/par"),
+        // Per client (`candor client add --require-par`), not for every client.
+        "require_pushed_authorization_requests": false,
         "jwks_uri": format!("{base}/jwks.json"),
         "scopes_supported": scope::STANDARD,
         "response_types_supported": ["code"],

@@ -7,6 +7,7 @@ pub mod cookies;
 pub mod discovery;
 pub mod html;
 pub mod metrics;
+pub mod par;
 mod passwords;
 pub mod ratelimit;
 pub mod respond;
@@ -90,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/token", post(token::token))
         .route("/introspect", post(tokeninfo::introspect))
         .route("/revoke", post(tokeninfo::revoke))
+        .route("/par", post(par::push))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/errors/", get(discovery::reason_index))
         .route("/errors/{reason}", get(discovery::reason_page))

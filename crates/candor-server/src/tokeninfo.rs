@@ -57,7 +57,7 @@ fn is_failure(r: &Rejection) -> bool {
 }
 
 /// Records a refusal under the trace id and answers it as an error.
-async fn refuse(
+pub(crate) async fn refuse(
     state: &AppState,
     trace: &Trace,
     headers: &HeaderMap,

@@ -63,6 +63,7 @@ fn client() -> Client {
         always_issue_refresh_token: false,
         created_at: NOW,
         jwks: None,
+        require_par: false,
     }
 }
 

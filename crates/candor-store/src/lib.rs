@@ -22,7 +22,7 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use candor_core::audit::AuditRecord;
 use candor_core::clock::UnixTime;
-use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, SessionRecord};
+use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, PushedRequest, SessionRecord};
 use candor_core::store::{Redemption, Rotation, Store, StoreError, StoreResult};
 use std::sync::Arc;
 
@@ -74,6 +74,8 @@ pub(crate) trait Writes: Send + Sync {
     async fn revoke_grant(&self, grant_id: String, now: UnixTime) -> StoreResult<u64>;
     async fn revoke_access_token(&self, hash: String, now: UnixTime) -> StoreResult<bool>;
     async fn use_client_assertion(&self, client_id: String, jti: String, expires_at: UnixTime) -> StoreResult<bool>;
+    async fn insert_pushed_request(&self, p: PushedRequest) -> StoreResult<()>;
+    async fn take_pushed_request(&self, hash: String, now: UnixTime) -> StoreResult<candor_core::store::Taking>;
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()>;
     async fn delete_session(&self, hash: String) -> StoreResult<()>;
     async fn insert_interaction(&self, i: InteractionRecord) -> StoreResult<()>;

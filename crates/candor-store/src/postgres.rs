@@ -423,6 +423,47 @@ impl Writes for PgStore {
         .await
     }
 
+    async fn insert_pushed_request(&self, p: candor_core::model::PushedRequest) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let q = sqlx::query(sql::INSERT_PUSHED_REQUEST)
+                    .bind(&p.hash)
+                    .bind(&p.client_id)
+                    .bind(&p.params)
+                    .bind(p.expires_at);
+                execute(tx, q).await.map(|_| ())
+            })
+        })
+        .await
+    }
+
+    async fn take_pushed_request(&self, hash: String, now: UnixTime) -> StoreResult<candor_core::store::Taking> {
+        use candor_core::store::Taking;
+        self.write(move |tx| {
+            Box::pin(async move {
+                let row = sqlx::query(sql::TAKE_PUSHED_REQUEST)
+                    .bind(now)
+                    .bind(&hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if let Some(row) = row {
+                    return Ok(Taking::Taken(crate::rows::pushed(&row)?));
+                }
+                let used: Option<(Option<i64>,)> = sqlx::query_as(sql::PUSHED_REQUEST_USED_AT)
+                    .bind(&hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(match used {
+                    Some((Some(used_at),)) => Taking::AlreadyUsed { used_at },
+                    _ => Taking::Missing,
+                })
+            })
+        })
+        .await
+    }
+
     async fn take_interaction(&self, hash: String) -> StoreResult<bool> {
         self.write(move |tx| {
             Box::pin(async move { Ok(execute(tx, sqlx::query(sql::TAKE_INTERACTION).bind(&hash)).await? > 0) })

@@ -82,6 +82,7 @@ pub(crate) fn client(row: &(impl Col + ?Sized)) -> StoreResult<Client> {
         id_token_alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("id_token_alg", &alg))?,
         always_issue_refresh_token: row.flag("always_issue_refresh_token")?,
         created_at: row.int("created_at")?,
+        require_par: row.flag("require_par")?,
         jwks: match row.opt_text("jwks")? {
             None => None,
             Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt("jwks", e))?),
@@ -166,6 +167,15 @@ pub(crate) fn session(row: &(impl Col + ?Sized)) -> StoreResult<SessionRecord> {
         user_id: row.text("user_id")?,
         auth_time: row.int("auth_time")?,
         created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+    })
+}
+
+pub(crate) fn pushed(row: &(impl Col + ?Sized)) -> StoreResult<PushedRequest> {
+    Ok(PushedRequest {
+        hash: row.text("hash")?,
+        client_id: row.text("client_id")?,
+        params: row.text("params")?,
         expires_at: row.int("expires_at")?,
     })
 }

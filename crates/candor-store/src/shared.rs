@@ -72,8 +72,9 @@ macro_rules! store_impl {
             async fn insert_client(&self, c: &Client) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
-                                          allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at, jwks)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                          allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at, jwks,
+                                          require_par)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -88,6 +89,7 @@ macro_rules! store_impl {
                 .bind(c.always_issue_refresh_token)
                 .bind(c.created_at)
                 .bind(c.jwks.as_ref().map(|j| j.to_string()))
+                .bind(c.require_par)
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
@@ -367,6 +369,14 @@ macro_rules! store_impl {
             async fn take_interaction(&self, hash: &str) -> StoreResult<bool> {
                 crate::Writes::take_interaction(self.writes(), hash.to_string()).await
             }
+
+            async fn insert_pushed_request(&self, p: &candor_core::model::PushedRequest) -> StoreResult<()> {
+                crate::Writes::insert_pushed_request(self.writes(), p.clone()).await
+            }
+
+            async fn take_pushed_request(&self, hash: &str, now: UnixTime) -> StoreResult<candor_core::store::Taking> {
+                crate::Writes::take_pushed_request(self.writes(), hash.to_string(), now).await
+            }
         }
 
         #[async_trait]
@@ -517,7 +527,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl SweepStore for $Store {
             async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept> {
-                let mut counts = [0u64; 7];
+                let mut counts = [0u64; 8];
                 for (count, step) in counts.iter_mut().zip(crate::shared::sweep_steps(policy)) {
                     *count = self.sweep_step(&step, policy.batch).await?;
                 }
@@ -538,7 +548,7 @@ pub(crate) struct SweepStep {
 }
 
 /// The statements of one sweep, in the order of `Swept::counts`.
-pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 7] {
+pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 8] {
     let now = policy.now;
     let horizon = now - policy.tombstone_retention;
     // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
@@ -549,7 +559,7 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
     // keys below the prefix of a time before which every row is dead or nearly so, and,
     // for rows keyed before keys were ordered (a bare digest or a random id), keys above
     // any time near now. The row's own times decide; the ranges only bound the walk.
-    let steps: [(&'static str, i64, Option<i64>); 7] = [
+    let steps: [(&'static str, i64, Option<i64>); 8] = [
         // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
         ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
         // A token dies at expiry or revocation, which come after its issue: one dead since the
@@ -588,6 +598,12 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
             "DELETE FROM client_assertions WHERE (client_id, jti) IN (SELECT client_id, jti FROM client_assertions
              WHERE expires_at < $1 LIMIT $2)",
             now - 86_400,
+            None,
+        ),
+        // A pushed request nobody used, once expired (RFC 9126 §2.2: a short lifetime).
+        (
+            "DELETE FROM pushed_requests WHERE hash IN (SELECT hash FROM pushed_requests WHERE expires_at < $1 LIMIT $2)",
+            now,
             None,
         ),
     ];

@@ -28,6 +28,12 @@ pub(crate) const CLAIM_REFRESH: &str = "UPDATE refresh_tokens SET rotated_at = $
 pub(crate) const REFRESH_ROTATION: &str =
     "SELECT rotated_at, rotated_trace, revoked_at FROM refresh_tokens WHERE hash = $1";
 
+pub(crate) const INSERT_PUSHED_REQUEST: &str =
+    "INSERT INTO pushed_requests (hash, client_id, params, expires_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const TAKE_PUSHED_REQUEST: &str =
+    "UPDATE pushed_requests SET used_at = $1 WHERE hash = $2 AND used_at IS NULL
+     RETURNING hash, client_id, params, expires_at";
+pub(crate) const PUSHED_REQUEST_USED_AT: &str = "SELECT used_at FROM pushed_requests WHERE hash = $1";
 pub(crate) const USE_CLIENT_ASSERTION: &str =
     "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 pub(crate) const REVOKE_ACCESS_TOKEN: &str =

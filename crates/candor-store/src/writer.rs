@@ -33,7 +33,7 @@ use crate::{Writes, sql};
 use async_trait::async_trait;
 use candor_core::audit::AuditRecord;
 use candor_core::clock::UnixTime;
-use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, SessionRecord};
+use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, PushedRequest, SessionRecord};
 use candor_core::store::{Redemption, Rotation, StoreError, StoreResult};
 use rusqlite::Connection;
 use std::path::Path;
@@ -529,6 +529,29 @@ impl Writes for Writer {
 
     async fn record_login(&self, hash: String, user_id: String, at: UnixTime) -> StoreResult<()> {
         self.write(move |conn| execute(conn, sql::RECORD_LOGIN, &[&user_id, &at, &hash]).map(|_| ())).await
+    }
+
+    async fn insert_pushed_request(&self, p: PushedRequest) -> StoreResult<()> {
+        self.write(move |conn| {
+            execute(conn, sql::INSERT_PUSHED_REQUEST, &[&p.hash, &p.client_id, &p.params, &p.expires_at]).map(|_| ())
+        })
+        .await
+    }
+
+    async fn take_pushed_request(&self, hash: String, now: UnixTime) -> StoreResult<candor_core::store::Taking> {
+        use candor_core::store::Taking;
+        self.write(move |conn| {
+            if let Some(p) = first_row(conn, sql::TAKE_PUSHED_REQUEST, &[&now, &hash], |row| crate::rows::pushed(row))?
+            {
+                return Ok(Taking::Taken(p));
+            }
+            let used = first_row(conn, sql::PUSHED_REQUEST_USED_AT, &[&hash], |row| row.opt_int("used_at"))?;
+            Ok(match used {
+                Some(Some(used_at)) => Taking::AlreadyUsed { used_at },
+                _ => Taking::Missing,
+            })
+        })
+        .await
     }
 
     async fn take_interaction(&self, hash: String) -> StoreResult<bool> {

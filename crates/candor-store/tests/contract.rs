@@ -358,6 +358,7 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
             always_issue_refresh_token: false,
             created_at: 0,
             jwks: None,
+            require_par: false,
         };
         s.store.insert_client(&client).await.unwrap();
         assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
@@ -459,6 +460,40 @@ async fn of_concurrent_uses_of_one_client_assertion_exactly_one_counts_and_expir
         let swept = s.store.sweep(&SweepPolicy::new(90_000, 100, 1_000_000, 1000)).await.unwrap();
         assert_eq!(swept.client_assertions, 2, "{}", s.name);
         assert!(!s.store.use_client_assertion("c1", "jti-2", 90_000).await.unwrap(), "{}", s.name);
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_uses_of_one_pushed_request_exactly_one_takes_it() {
+    use candor_core::model::PushedRequest;
+    use candor_core::store::Taking;
+    for s in stores().await {
+        let pushed =
+            PushedRequest { hash: "pr-1".into(), client_id: "c1".into(), params: "a=b".into(), expires_at: 190 };
+        s.store.insert_pushed_request(&pushed).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = s.store.clone();
+                tokio::spawn(async move { store.take_pushed_request("pr-1", 150).await.unwrap() })
+            })
+            .collect();
+        let mut taken = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Taking::Taken(p) => {
+                    assert_eq!(p, pushed, "{}", s.name);
+                    taken += 1;
+                }
+                Taking::AlreadyUsed { used_at } => assert_eq!(used_at, 150, "{}", s.name),
+                Taking::Missing => panic!("{}: the pushed request vanished", s.name),
+            }
+        }
+        assert_eq!(taken, 1, "{}", s.name);
+        assert_eq!(s.store.take_pushed_request("pr-none", 150).await.unwrap(), Taking::Missing);
+        // Swept once expired, used or not.
+        assert_eq!(s.store.sweep(&SweepPolicy::new(189, 100, 1_000_000, 1000)).await.unwrap().pushed_requests, 0);
+        assert_eq!(s.store.sweep(&SweepPolicy::new(191, 100, 1_000_000, 1000)).await.unwrap().pushed_requests, 1);
+        assert_eq!(s.store.take_pushed_request("pr-1", 200).await.unwrap(), Taking::Missing);
     }
 }
 

@@ -33,6 +33,8 @@ pub struct ClientSpec {
     pub always_issue_refresh_token: bool,
     /// The public keys of a `private_key_jwt` client.
     pub jwks: Option<serde_json::Value>,
+    /// Authorization requests must be pushed first (RFC 9126).
+    pub require_par: bool,
 }
 
 /// Builds a client; for a confidential client also returns its generated secret (shown once).
@@ -93,6 +95,7 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         always_issue_refresh_token: spec.always_issue_refresh_token,
         created_at: now,
         jwks: spec.jwks,
+        require_par: spec.require_par,
     };
     Ok((client, secret.map(|s| s.value)))
 }
@@ -103,7 +106,7 @@ pub fn default_scopes() -> Vec<String> {
 
 pub fn describe_client(c: &Client) -> String {
     format!(
-        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\ncreated:          {}",
+        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\ncreated:          {}",
         c.id,
         c.name,
         if c.is_public() { "public" } else { "confidential" },
@@ -115,6 +118,7 @@ pub fn describe_client(c: &Client) -> String {
         if c.allow_plain_pkce { " (plain allowed)" } else { " (S256 only)" },
         c.id_token_alg.as_str(),
         if c.always_issue_refresh_token { "always" } else { "with offline_access" },
+        if c.require_par { "required" } else { "optional" },
         rfc3339(c.created_at),
     )
 }

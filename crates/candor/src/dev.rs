@@ -161,6 +161,7 @@ async fn seed_client(
         id_token_alg: SigningAlg::RS256,
         always_issue_refresh_token: false,
         jwks: None,
+        require_par: false,
     };
     let (client, secret) = build_client(spec, now)?;
     store.insert_client(&client).await.map_err(|e| e.to_string())?;

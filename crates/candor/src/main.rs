@@ -294,6 +294,9 @@ enum ClientCommand {
         /// A file holding the client's public keys as a JWK Set, for private_key_jwt.
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
+        /// Accept only pushed authorization requests (RFC 9126) from this client.
+        #[arg(long)]
+        require_par: bool,
         /// Allowed scope (repeatable; default openid profile email offline_access).
         #[arg(long = "scope")]
         scopes: Vec<String>,
@@ -389,6 +392,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     id_token_alg,
                     always_refresh,
                     jwks,
+                    require_par,
                 } => {
                     let jwks = match jwks {
                         None => None,
@@ -418,6 +422,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         id_token_alg,
                         always_issue_refresh_token: always_refresh,
                         jwks,
+                        require_par,
                     };
                     admin::client_add(store, spec).await
                 }

@@ -89,6 +89,23 @@ fn a_private_key_jwt_client_is_registered_with_its_public_keys_and_gets_no_secre
     assert!(ok, "{err}");
     assert!(!out.contains("client_secret"), "a private_key_jwt client has no secret: {out}");
     assert!(run(&["client", "show", "signed"], &store).1.contains("private_key_jwt"));
+    // --require-par is registered and shown.
+    let (ok, _, err) = run(
+        &[
+            "client",
+            "add",
+            "--name",
+            "Pushed",
+            "--id",
+            "pushed",
+            "--redirect-uri",
+            "https://p.example/cb",
+            "--require-par",
+        ],
+        &store,
+    );
+    assert!(ok, "{err}");
+    assert!(run(&["client", "show", "pushed"], &store).1.contains("PAR:              required"));
     // Without keys, with private key material, or keys for another method: refused, saying why.
     let (ok, _, err) = add(&["--id", "a", "--auth-method", "private_key_jwt"]);
     assert!(!ok && err.contains("--jwks"), "{err}");

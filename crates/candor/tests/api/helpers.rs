@@ -82,6 +82,7 @@ pub fn client(
         always_issue_refresh_token: false,
         created_at: 0,
         jwks: None,
+        require_par: false,
     }
 }
 

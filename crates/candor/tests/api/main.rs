@@ -22,6 +22,7 @@ mod flow;
 mod hardening;
 mod introspection;
 mod openidconnect_rp;
+mod par;
 mod private_key_jwt;
 mod reasons;
 mod refresh;

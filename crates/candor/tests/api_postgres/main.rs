@@ -47,6 +47,9 @@ mod introspection;
 #[path = "../api/openidconnect_rp.rs"]
 mod openidconnect_rp;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/par.rs"]
+mod par;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/private_key_jwt.rs"]
 mod private_key_jwt;
 #[cfg(candor_postgres_tests)]
