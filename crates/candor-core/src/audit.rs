@@ -41,6 +41,17 @@ impl AuditRecord {
         }
     }
 
+    /// This request's record, refused: what was learned of the request on the way (client,
+    /// grant type, body encoding) kept, the reason, facts and grant added.
+    pub fn refused(self, r: &Rejection) -> AuditRecord {
+        AuditRecord {
+            client_id: self.client_id,
+            grant_type: self.grant_type,
+            encoding: self.encoding,
+            ..AuditRecord::rejected(&self.trace_id, self.at, &self.endpoint, r)
+        }
+    }
+
     pub fn rejected(trace_id: &str, at: UnixTime, endpoint: &str, r: &Rejection) -> AuditRecord {
         let grant_id = r.facts.get("grant_id").and_then(Value::as_str).map(str::to_string);
         AuditRecord {

@@ -21,14 +21,29 @@ pub struct Presented {
     pub client_assertion: Option<String>,
 }
 
-/// What a client assertion is checked against, at the endpoint it was sent to.
-#[derive(Debug, Clone)]
-pub struct AssertionContext {
-    /// The audiences that identify Candor (the issuer, the token endpoint, the endpoint called).
-    pub audiences: Vec<String>,
+/// What a client assertion is checked against, at the endpoint it was sent to. Borrowed and
+/// cheap: only a request that carries an assertion builds its list of audiences.
+#[derive(Debug, Clone, Copy)]
+pub struct AssertionContext<'a> {
+    pub issuer: &'a str,
+    /// The endpoint the request was sent to, as a path (`/token`, `/introspect`…).
+    pub path: &'a str,
     pub now: UnixTime,
     /// Seconds of clock difference tolerated.
     pub leeway: i64,
+}
+
+impl AssertionContext<'_> {
+    /// The audiences that identify Candor: the issuer, the token endpoint, the endpoint called.
+    pub fn audiences(&self) -> Vec<String> {
+        let base = self.issuer.trim_end_matches('/');
+        let mut audiences = vec![self.issuer.to_string(), format!("{base}/token")];
+        let called = format!("{base}{}", self.path);
+        if !audiences.contains(&called) {
+            audiences.push(called);
+        }
+        audiences
+    }
 }
 
 /// Decodes `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
@@ -48,7 +63,7 @@ pub fn decode_basic(credentials: &str) -> Result<(String, String), Rejection> {
 pub async fn authenticate(
     store: &dyn ClientStore,
     presented: &Presented,
-    context: &AssertionContext,
+    context: &AssertionContext<'_>,
 ) -> Result<(Client, AuthMethod), Rejection> {
     if presented.client_assertion.is_some() || presented.client_assertion_type.is_some() {
         return authenticate_assertion(store, presented, context).await;
@@ -123,7 +138,7 @@ async fn find_client(store: &dyn ClientStore, client_id: &str) -> Result<Client,
 async fn authenticate_assertion(
     store: &dyn ClientStore,
     presented: &Presented,
-    context: &AssertionContext,
+    context: &AssertionContext<'_>,
 ) -> Result<(Client, AuthMethod), Rejection> {
     if presented.basic.is_some() || presented.body_client_secret.is_some() {
         let other = if presented.basic.is_some() { "client_secret_basic" } else { "client_secret_post" };
@@ -150,8 +165,8 @@ async fn authenticate_assertion(
     }
     let no_keys = serde_json::json!({ "keys": [] });
     let jwks = client.jwks.as_ref().unwrap_or(&no_keys);
-    let expect =
-        client_assertion::Expect { jwks, audiences: &context.audiences, now: context.now, leeway: context.leeway };
+    let audiences = context.audiences();
+    let expect = client_assertion::Expect { jwks, audiences: &audiences, now: context.now, leeway: context.leeway };
     let verified = client_assertion::verify(&parsed, &client.id, &expect)?;
     if !store.use_client_assertion(&client.id, &verified.jti, verified.expires_at).await.map_err(Rejection::store)? {
         return Err(client_assertion::replayed(&verified).with("client_id", client.id.clone()));

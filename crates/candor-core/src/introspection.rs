@@ -58,9 +58,8 @@ pub fn check_hint(hint: Option<&str>) -> Result<(), Rejection> {
 /// Finds the token `value` is, whatever the hint says. A value that is no Candor token of either
 /// kind is refused with the defect of the kind the hint names (access token by default).
 pub async fn find(store: &dyn Store, value: &str, hint: Option<&str>) -> Result<Found, Rejection> {
-    let by_shape = [SecretKind::AccessToken, SecretKind::RefreshToken]
-        .into_iter()
-        .find(|kind| tokens::inspect(value, *kind).is_ok());
+    let by_shape =
+        [SecretKind::AccessToken, SecretKind::RefreshToken].into_iter().find(|kind| tokens::is_shaped_as(value, *kind));
     let hash = hash_secret(value);
     match by_shape {
         Some(SecretKind::RefreshToken) => {

@@ -67,6 +67,15 @@ pub fn push(params: &Params, client: &Client, now: UnixTime) -> Result<Pushed, R
     })
 }
 
+/// RFC 9126 §5: a client registered to push its requests (`require_pushed_authorization_requests`)
+/// may not send their parameters through the browser.
+pub fn check_required(client: &Client, pushed: bool) -> Result<(), Rejection> {
+    if client.require_par && !pushed {
+        return Err(Rejection::new(Reason::ParRequired).with("client_id", client.id.clone()));
+    }
+    Ok(())
+}
+
 /// The hash a `request_uri` is stored under, or why the value is none Candor issued.
 pub fn request_uri_hash(request_uri: &str) -> Result<String, Rejection> {
     let value = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(|| {
@@ -176,5 +185,8 @@ mod tests {
             request_uri_hash("https://app.example.com/request.jwt").unwrap_err().reason,
             Reason::RequestUriUnknown
         );
+        assert_eq!(check_required(&c, false).unwrap_err().reason, Reason::ParRequired);
+        assert!(check_required(&c, true).is_ok());
+        assert!(check_required(&Client { require_par: false, ..c }, false).is_ok());
     }
 }

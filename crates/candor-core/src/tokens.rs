@@ -335,6 +335,12 @@ fn has_valid_checksum(value: &str, kind: SecretKind) -> bool {
         && checksum(head).as_bytes().ct_eq(check.as_bytes()).into()
 }
 
+/// Whether `value` is exactly a value of `kind` as Candor issues them (prefix, length, checksum).
+/// The cheap test; `inspect` also says what is wrong with a value that is not.
+pub fn is_shaped_as(value: &str, kind: SecretKind) -> bool {
+    has_valid_checksum(value, kind)
+}
+
 /// Checks a presented value's shape; `Ok(())` means it is exactly as Candor would have issued
 /// it (so a failed lookup means "never issued here"), `Err` names what the client did to it.
 pub fn inspect(value: &str, kind: SecretKind) -> Result<(), Defect> {

@@ -114,8 +114,9 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
             return redirect_error(state, &rejection, trace, &redirect_uri, s.as_deref());
         }
     };
-    if !pushed && client.as_ref().is_some_and(|c| c.require_par) {
-        let r = Rejection::new(Reason::ParRequired).with("client_id", req.client_id.clone());
+    if let Some(c) = &client
+        && let Err(r) = candor_core::par::check_required(c, pushed)
+    {
         return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref());
     }
     let login = match current_login(state, headers).await {

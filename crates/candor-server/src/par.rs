@@ -3,8 +3,7 @@
 
 use crate::respond::{Trace, no_store};
 use crate::state::AppState;
-use crate::token::client_request;
-use crate::tokeninfo::refuse;
+use crate::token::{client_request, refuse};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -41,6 +40,6 @@ pub async fn push(
             let body = json!({ "request_uri": pushed.request_uri, "expires_in": par::LIFETIME });
             (StatusCode::CREATED, h, axum::Json(body)).into_response()
         }
-        Err(r) => refuse(&state, &trace, &headers, audit, &r, "par").await,
+        Err(r) => refuse(&state, &trace, &headers, audit, &r).await,
     }
 }

@@ -86,13 +86,9 @@ pub fn error_json(state: &AppState, r: &Rejection, trace: &Trace) -> Value {
     body
 }
 
-/// A token-endpoint error (RFC 6749 §5.2): JSON, `no-store`, 401 + `WWW-Authenticate` for client authentication.
-pub fn token_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: bool) -> Response {
-    client_error(state, r, trace, used_basic, "token")
-}
-
 /// An error of an endpoint that authenticates clients as the token endpoint does (/token,
-/// /introspect, /revoke): the same JSON, `no-store` and `WWW-Authenticate` rules.
+/// /introspect, /revoke, /par): RFC 6749 §5.2 JSON, `no-store`, and 401 with
+/// `WWW-Authenticate` for a failed client authentication.
 pub fn client_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: bool, endpoint: &str) -> Response {
     log(r, trace, endpoint);
     let mut headers = HeaderMap::new();

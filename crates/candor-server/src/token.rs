@@ -1,7 +1,7 @@
 //! POST /token (RFC 6749 §3.2, §5).
 
 use crate::authorize::{content_type, is_form};
-use crate::respond::{Trace, no_store, token_error};
+use crate::respond::{Trace, no_store};
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Bytes;
@@ -79,29 +79,38 @@ pub(crate) async fn client_request(
         return Err(Rejection::duplicated(dup));
     }
     let creds = presented(headers, &params)?;
-    if let Some(Ok((id, _))) = creds.basic.as_deref().map(client_auth::decode_basic) {
-        audit.client_id = Some(safe_identifier(&id));
-    } else if let Some(Ok(jws)) = creds.client_assertion.as_deref().map(candor_core::jws::parse)
-        && let Some(sub) = jws.claims["sub"].as_str()
-    {
-        audit.client_id = Some(safe_identifier(sub));
+    match client_auth::authenticate(state.store.as_ref(), &creds, &assertion_context(state, path)).await {
+        Ok((client, method)) => {
+            audit.client_id = Some(client.id.clone());
+            Ok((params, client, method))
+        }
+        Err(r) => {
+            // Only a refusal needs the client the credentials claim (the Basic header's id, or
+            // the assertion's sub), for its audit record: a success names the client itself.
+            let claimed = match (&creds.basic, &creds.client_assertion) {
+                (Some(basic), _) => client_auth::decode_basic(basic).ok().map(|(id, _)| id),
+                (None, Some(a)) => {
+                    candor_core::jws::parse(a).ok().and_then(|j| j.claims["sub"].as_str().map(str::to_string))
+                }
+                (None, None) => None,
+            };
+            if let Some(id) = claimed {
+                audit.client_id = Some(safe_identifier(&id));
+            }
+            Err(r)
+        }
     }
-    let (client, method) =
-        client_auth::authenticate(state.store.as_ref(), &creds, &assertion_context(state, path)).await?;
-    audit.client_id = Some(client.id.clone());
-    Ok((params, client, method))
 }
 
 /// What a client assertion sent to `path` (`/token`, `/introspect`…) is checked against: its
 /// audience may be the issuer, the token endpoint or that endpoint.
-pub(crate) fn assertion_context(state: &AppState, path: &str) -> client_auth::AssertionContext {
-    let base = state.settings.base();
-    let mut audiences = vec![state.settings.issuer.clone(), format!("{base}/token")];
-    let called = format!("{base}{path}");
-    if !audiences.contains(&called) {
-        audiences.push(called);
+pub(crate) fn assertion_context<'a>(state: &'a AppState, path: &'a str) -> client_auth::AssertionContext<'a> {
+    client_auth::AssertionContext {
+        issuer: &state.settings.issuer,
+        path,
+        now: state.now(),
+        leeway: state.settings.client_assertion_leeway,
     }
-    client_auth::AssertionContext { audiences, now: state.now(), leeway: state.settings.client_assertion_leeway }
 }
 
 pub async fn token(
@@ -110,7 +119,6 @@ pub async fn token(
     headers: HeaderMap,
     body: crate::respond::Body,
 ) -> Response {
-    let used_basic = headers.contains_key(header::AUTHORIZATION);
     let mut audit = AuditRecord::success(&trace.0, state.now(), "token");
     let result = match crate::respond::read_body(body) {
         Ok(body) => exchange(&state, &trace, &headers, &body, &mut audit).await,
@@ -123,17 +131,23 @@ pub async fn token(
             no_store(&mut h);
             (StatusCode::OK, h, axum::Json(resp)).into_response()
         }
-        Err(r) => {
-            let rec = AuditRecord {
-                client_id: audit.client_id.take(),
-                grant_type: audit.grant_type.take(),
-                encoding: audit.encoding.take(),
-                ..AuditRecord::rejected(&trace.0, audit.at, "token", &r)
-            };
-            record(&state, &rec).await;
-            token_error(&state, &r, &trace, used_basic)
-        }
+        Err(r) => refuse(&state, &trace, &headers, audit, &r).await,
     }
+}
+
+/// A refusal of an endpoint that authenticates clients (`/token`, `/introspect`, `/revoke`,
+/// `/par`): recorded under the trace id with what was learned of the request, then answered as
+/// the token endpoint answers errors.
+pub(crate) async fn refuse(
+    state: &AppState,
+    trace: &Trace,
+    headers: &HeaderMap,
+    audit: AuditRecord,
+    r: &Rejection,
+) -> Response {
+    let rec = audit.refused(r);
+    record(state, &rec).await;
+    crate::respond::client_error(state, r, trace, headers.contains_key(header::AUTHORIZATION), &rec.endpoint)
 }
 
 /// Writes an audit record before the response leaves. A failure is logged, not fatal: the

@@ -7,12 +7,12 @@
 //! and in the introspection's only under detailed disclosure (RFC 7662 §2.2: the server "SHOULD
 //! NOT include any additional information about an inactive token").
 
-use crate::respond::{Trace, client_error, error_uri, no_store};
+use crate::respond::{Trace, error_uri, no_store};
 use crate::state::AppState;
-use crate::token::{client_request, record};
+use crate::token::{client_request, record, refuse};
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use candor_core::audit::AuditRecord;
 use candor_core::introspection::{self, Found, Revoked};
@@ -56,24 +56,6 @@ fn is_failure(r: &Rejection) -> bool {
     matches!(r.reason, Reason::StoreUnavailable | Reason::InternalError)
 }
 
-/// Records a refusal under the trace id and answers it as an error.
-pub(crate) async fn refuse(
-    state: &AppState,
-    trace: &Trace,
-    headers: &HeaderMap,
-    audit: AuditRecord,
-    r: &Rejection,
-    endpoint: &str,
-) -> Response {
-    let rec = AuditRecord {
-        client_id: audit.client_id,
-        encoding: audit.encoding,
-        ..AuditRecord::rejected(&trace.0, audit.at, endpoint, r)
-    };
-    record(state, &rec).await;
-    client_error(state, r, trace, headers.contains_key(header::AUTHORIZATION), endpoint)
-}
-
 pub async fn introspect(
     State(state): State<Arc<AppState>>,
     Extension(trace): Extension<Trace>,
@@ -90,13 +72,13 @@ pub async fn introspect(
     };
     let asked = match asked {
         Ok(a) => a,
-        Err(r) => return refuse(&state, &trace, &headers, audit, &r, "introspect").await,
+        Err(r) => return refuse(&state, &trace, &headers, audit, &r).await,
     };
     let verdict = match introspection::find(state.store.as_ref(), &asked.token, asked.hint.as_deref()).await {
-        Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r, "introspect").await,
+        Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r).await,
         Err(r) => Err(r),
         Ok(found) => match judge(&state, &asked.client, &found, now).await {
-            Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r, "introspect").await,
+            Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r).await,
             Err(r) => Err(r.with_internal("grant_id", found.grant_id().to_string())),
             Ok(username) => Ok((found, username)),
         },
@@ -110,12 +92,7 @@ pub async fn introspect(
         }
         Err(r) => {
             tracing::info!(trace = %trace.0, client = %asked.client.id, reason = r.reason.code(), "token introspected: inactive");
-            let rec = AuditRecord {
-                client_id: audit.client_id,
-                encoding: audit.encoding,
-                ..AuditRecord::rejected(&trace.0, now, "introspect", &r)
-            };
-            record(&state, &rec).await;
+            record(&state, &audit.refused(&r)).await;
             let mut body = json!({ "active": false, "trace_id": trace.0 });
             if state.disclosure.is_detailed() {
                 body["reason"] = json!(r.reason.code());
@@ -156,21 +133,16 @@ pub async fn revoke(
     let mut audit = AuditRecord::success(&trace.0, now, "revoke");
     let asked = match asked(&state, "/revoke", &headers, body, &mut audit).await {
         Ok(a) => a,
-        Err(r) => return refuse(&state, &trace, &headers, audit, &r, "revoke").await,
+        Err(r) => return refuse(&state, &trace, &headers, audit, &r).await,
     };
     let found = match introspection::find(state.store.as_ref(), &asked.token, asked.hint.as_deref()).await {
         Ok(found) => found,
-        Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r, "revoke").await,
+        Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r).await,
         Err(r) => {
             // RFC 7009 §2.2: "invalid tokens do not cause an error response". Nothing was
             // revoked, and the answer says why: a token with a defect may still be live.
             tracing::info!(trace = %trace.0, client = %asked.client.id, reason = r.reason.code(), "revocation: nothing to revoke");
-            let rec = AuditRecord {
-                client_id: audit.client_id,
-                encoding: audit.encoding,
-                ..AuditRecord::rejected(&trace.0, now, "revoke", &r)
-            };
-            record(&state, &rec).await;
+            record(&state, &audit.refused(&r)).await;
             return json_no_store(json!({
                 "revoked": false,
                 "reason": r.reason.code(),
@@ -184,7 +156,7 @@ pub async fn revoke(
     match introspection::revoke(state.store.as_ref(), &asked.client, &found, now).await {
         Err(r) => {
             let r = r.with_internal("grant_id", grant_id);
-            refuse(&state, &trace, &headers, audit, &r, "revoke").await
+            refuse(&state, &trace, &headers, audit, &r).await
         }
         Ok(done) => {
             let body = match &done {
