@@ -1,6 +1,7 @@
 // panva's openid-client (certified RP library) against `candor dev`.
 // Run: cargo build -p candor && cd interop/openid-client && npm ci && node run.mjs
 import * as client from 'openid-client';
+import * as oauth from 'oauth4webapi';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,6 +97,46 @@ try {
       const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
       const t = await client.authorizationCodeGrant(config, back, { pkceCodeVerifier: parVerifier, expectedState: parState });
       assert(t.access_token, JSON.stringify(t));
+    }],
+    ['resource indicators (RFC 8707) and JWT access tokens (RFC 9068), validated by oauth4webapi as a resource server would', async () => {
+      const API = 'https://api.interop.example/';
+      admin(dataDir, ['resource', 'add', '--id', API, '--name', 'Interop API', '--scope', 'api:read', '--alg', 'ES256']);
+      const added = admin(dataDir, ['client', 'add', '--name', 'API app', '--id', 'api-app', '--redirect-uri', REDIRECT,
+        '--resource', API, '--scope', 'openid', '--scope', 'offline_access', '--scope', 'api:read']);
+      const secret = added.match(/client_secret:\s+(\S+)/)[1];
+      const apiConfig = await client.discovery(
+        new URL(candor.issuer), 'api-app', secret, client.ClientSecretBasic(secret), { execute: [client.allowInsecureRequests] },
+      );
+      const v = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const url = client.buildAuthorizationUrl(apiConfig, {
+        redirect_uri: REDIRECT, scope: 'openid offline_access api:read', state, resource: API,
+        code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
+      });
+      const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
+      const t = await client.authorizationCodeGrant(apiConfig, back, { pkceCodeVerifier: v, expectedState: state }, { resource: API });
+      assert(t.scope === 'api:read' && t.claims()?.aud === 'api-app', JSON.stringify(t));
+      const asMeta = apiConfig.serverMetadata();
+      const bearer = (token) => new Request(API, { headers: { authorization: `Bearer ${token}` } });
+      const claims = await oauth.validateJwtAccessToken(asMeta, bearer(t.access_token), API, { [oauth.allowInsecureRequests]: true });
+      assert(claims.client_id === 'api-app' && claims.scope === 'api:read' && claims.sub === t.claims().sub, JSON.stringify(claims));
+      const wrongAudience = await oauth.validateJwtAccessToken(asMeta, bearer(t.access_token), 'https://other.example/', { [oauth.allowInsecureRequests]: true })
+        .then(() => null, (e) => e);
+      assert(wrongAudience, 'another resource must refuse the token');
+      const refreshed = await client.refreshTokenGrant(apiConfig, t.refresh_token, { resource: API });
+      await oauth.validateJwtAccessToken(asMeta, bearer(refreshed.access_token), API, { [oauth.allowInsecureRequests]: true });
+      const notGranted = await client.refreshTokenGrant(apiConfig, refreshed.refresh_token, { resource: 'https://other.example/' })
+        .then(() => null, (e) => e);
+      assert(notGranted?.error === 'invalid_target' && notGranted.cause?.reason === 'resource_not_granted', `got ${notGranted?.error} ${notGranted?.cause?.reason}`);
+      // The ID token is no access token: the library's own RFC 9068 check refuses it (typ), and so does Candor.
+      const idAsAccess = await oauth.validateJwtAccessToken(asMeta, bearer(t.id_token), API, { [oauth.allowInsecureRequests]: true })
+        .then(() => null, (e) => e);
+      assert(idAsAccess, 'an ID token must not pass as an access token');
+      const info = await client.fetchUserInfo(apiConfig, t.id_token, t.claims().sub).then(() => null, (e) => e);
+      const challenge = info?.cause?.[0];
+      const body = await info?.response?.json().catch(() => null);
+      assert(info?.status === 401 && challenge?.parameters?.error === 'invalid_token' && body?.reason === 'id_token_as_access_token',
+        `userinfo with the ID token: ${info?.message} ${JSON.stringify(challenge)} ${JSON.stringify(body)}`);
     }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })

@@ -24,6 +24,9 @@ pub struct Options {
     pub open_browser: bool,
     pub refresh: bool,
     pub wait: Duration,
+    /// A resource indicator (RFC 8707) sent to /authorize and the token endpoint; the access
+    /// token is then checked as that resource would check it.
+    pub resource: Option<String>,
 }
 
 /// Prints each step as it happens.
@@ -91,6 +94,11 @@ fn likely_causes(error: &str) -> &'static [&'static str] {
         "invalid_request" => &["a parameter is missing or duplicated, or the body is not form-encoded"],
         "unsupported_grant_type" => &["grant_type is misspelled or not enabled on the provider"],
         "invalid_scope" => &["a scope is not allowed for this client, or a refresh asked for more than was granted"],
+        "invalid_target" => &[
+            "the resource is not registered with the provider, or not for this client (a trailing slash?)",
+            "the token request names a resource the authorization request did not",
+            "the provider issues one token per resource: name one",
+        ],
         _ => &[],
     }
 }
@@ -156,7 +164,7 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         }
     };
     let q = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let authorize_url = format!(
+    let mut authorize_url = format!(
         "{}{}response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
         ep.authorize,
         if ep.authorize.contains('?') { "&" } else { "?" },
@@ -164,7 +172,18 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         q(&redirect_uri),
         q(&o.scope)
     );
-    p.step(true, "authorize URL", "PKCE S256, state and nonce");
+    if let Some(r) = &o.resource {
+        authorize_url.push_str(&format!("&resource={}", q(r)));
+    }
+    p.step(
+        true,
+        "authorize URL",
+        if o.resource.is_some() {
+            "PKCE S256, state, nonce and resource (RFC 8707)"
+        } else {
+            "PKCE S256, state and nonce"
+        },
+    );
     p.info(&authorize_url);
     // 3. The callback.
     let started = Instant::now();
@@ -218,12 +237,15 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
     }
     p.step(true, "code received", format!("{} after the authorize request", fmt_ms(started.elapsed())));
     // 4. The exchange, at once.
-    let form = vec![
+    let mut form = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.clone()),
         ("redirect_uri", redirect_uri.clone()),
         ("code_verifier", verifier.clone()),
     ];
+    if let Some(r) = &o.resource {
+        form.push(("resource", r.clone()));
+    }
     let Some(tokens) = token_request(&http, o, &ep, issuer, form, "code exchange", p).await? else {
         return Ok(false);
     };
@@ -255,15 +277,19 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         p.step(false, "ID token", "scope has openid but the response has no id_token");
         ok = false;
     }
-    // 6. Userinfo.
-    if let (Some(ui), false) = (&ep.userinfo, access.is_empty()) {
+    // 6. The access token, as a resource server would see it.
+    ok &= check_access_token(&access, &jwks, doc_issuer, o.resource.as_deref(), now, p);
+    // 7. Userinfo, with a token meant for it.
+    if let Some(r) = &o.resource {
+        p.info(format!("userinfo not called: the access token is for {r} (RFC 8707), not for the provider"));
+    } else if let (Some(ui), false) = (&ep.userinfo, access.is_empty()) {
         let r = http.get(ui).bearer_auth(&access).send().await.map_err(|e| e.to_string())?;
         let status = r.status().as_u16();
         let body = r.text().await.unwrap_or_default();
         p.step(status == 200, "userinfo", format!("HTTP {status} {}", body.chars().take(300).collect::<String>()));
         ok &= status == 200;
     }
-    // 7. One refresh rotation.
+    // 8. One refresh rotation.
     if o.refresh {
         match tokens["refresh_token"].as_str() {
             None => {
@@ -271,7 +297,10 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
                 ok = false;
             }
             Some(rt) => {
-                let form = vec![("grant_type", "refresh_token".to_string()), ("refresh_token", rt.to_string())];
+                let mut form = vec![("grant_type", "refresh_token".to_string()), ("refresh_token", rt.to_string())];
+                if let Some(r) = &o.resource {
+                    form.push(("resource", r.clone()));
+                }
                 match token_request(&http, o, &ep, issuer, form, "refresh", p).await? {
                     Some(next) => {
                         let rotated = next["refresh_token"].as_str().is_some_and(|n| n != rt);
@@ -302,6 +331,55 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         }
     }
     Ok(ok)
+}
+
+/// Reports what the access token is; a JWT access token (RFC 9068, or any token requested for a
+/// resource) is validated as its resource server would. Returns false when a check fails.
+fn check_access_token(
+    access: &str,
+    jwks: &Value,
+    issuer: &str,
+    resource: Option<&str>,
+    now: i64,
+    p: &mut Printer,
+) -> bool {
+    if access.is_empty() {
+        return true;
+    }
+    let Ok((header, claims)) = jwt::decode(access) else {
+        if resource.is_some() {
+            p.info("the access token is opaque: the resource must introspect it (RFC 7662) to learn its audience");
+        } else {
+            p.info("the access token is opaque: only the provider (introspection, userinfo) can read it");
+        }
+        return true;
+    };
+    let typ = header["typ"].as_str().unwrap_or("").to_ascii_lowercase();
+    if resource.is_none() && typ != "at+jwt" && typ != "application/at+jwt" {
+        p.info(format!(
+            "the access token is a JWT of typ {} (not RFC 9068's at+jwt), aud {}: a provider-specific format",
+            header["typ"], claims["aud"]
+        ));
+        return true;
+    }
+    let expect = jwt::ExpectAccess { issuer, audience: resource, now, leeway: 60 };
+    match jwt::validate_access_token(access, jwks, &expect) {
+        Ok(claims) => {
+            p.step(
+                true,
+                "access token (RFC 9068)",
+                format!(
+                    "typ at+jwt, signature (JWKS), iss, aud {}, exp valid; scope {}",
+                    claims["aud"], claims["scope"]
+                ),
+            );
+            true
+        }
+        Err(e) => {
+            p.step(false, "access token (RFC 9068)", e);
+            false
+        }
+    }
 }
 
 /// The response with every token value masked.

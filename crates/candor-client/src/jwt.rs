@@ -80,6 +80,50 @@ pub fn validate(token: &str, jwks: &Value, e: &Expect<'_>) -> Result<Value, Stri
     Ok(claims)
 }
 
+/// What a JWT access token must match (RFC 9068 §4, as a resource server validates it).
+pub struct ExpectAccess<'a> {
+    pub issuer: &'a str,
+    /// The resource the token was requested for; `None`: any audience (reported, not checked).
+    pub audience: Option<&'a str>,
+    pub now: i64,
+    pub leeway: i64,
+}
+
+/// RFC 9068 §4: `typ` is `at+jwt`, the signature verifies with the issuer's keys, `iss` is the
+/// issuer, `aud` names the resource, it has not expired, and it has the required claims.
+pub fn validate_access_token(token: &str, jwks: &Value, e: &ExpectAccess<'_>) -> Result<Value, String> {
+    let (header, claims) = decode(token)?;
+    let typ = header["typ"].as_str().unwrap_or("").to_ascii_lowercase();
+    if typ != "at+jwt" && typ != "application/at+jwt" {
+        return Err(format!(
+            "typ is {}, not at+jwt: a resource server following RFC 9068 refuses it (an ID token, or a provider's own JWT format)",
+            header["typ"]
+        ));
+    }
+    verify_signature(token, jwks)?;
+    if claims["iss"].as_str() != Some(e.issuer) {
+        return Err(format!("iss is {}, expected {:?}", claims["iss"], e.issuer));
+    }
+    if let Some(aud) = e.audience {
+        let aud_ok = match &claims["aud"] {
+            Value::String(a) => a == aud,
+            Value::Array(a) => a.iter().any(|x| x.as_str() == Some(aud)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(format!("aud is {}, expected the resource {aud:?}", claims["aud"]));
+        }
+    }
+    let exp = claims["exp"].as_i64().ok_or("no exp")?;
+    if e.now > exp + e.leeway {
+        return Err(format!("expired {} s ago (check the clocks)", e.now - exp));
+    }
+    if let Some(missing) = ["sub", "client_id", "iat", "jti"].into_iter().find(|c| claims.get(*c).is_none()) {
+        return Err(format!("the {missing} claim RFC 9068 §2.2 requires is missing"));
+    }
+    Ok(claims)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +161,24 @@ mod tests {
         assert!(validate(&token, &jwks, &expect(None, None)).unwrap_err().contains("expired"));
         let (other, _) = signed(SigningAlg::ES256, json!({}));
         assert!(verify_signature(&other, &jwks).is_err(), "a key not in the JWKS");
+    }
+
+    #[test]
+    fn an_access_token_must_be_typed_at_jwt_for_the_resource_and_complete() {
+        let key = SigningKey::parse(&generate(SigningAlg::ES256, 0).unwrap()).unwrap();
+        let jwks = json!({ "keys": [key.public_jwk()] });
+        let claims = json!({"iss": "https://id.example", "aud": "https://api/", "exp": 2000, "iat": 1000,
+                            "sub": "u", "client_id": "app", "jti": "j"});
+        let e = |aud| ExpectAccess { issuer: "https://id.example", audience: aud, now: 1000, leeway: 60 };
+        let token = key.sign_jwt_typed(&claims, "at+jwt").unwrap();
+        assert!(validate_access_token(&token, &jwks, &e(Some("https://api/"))).is_ok());
+        assert!(validate_access_token(&token, &jwks, &e(None)).is_ok());
+        assert!(validate_access_token(&token, &jwks, &e(Some("https://other/"))).unwrap_err().starts_with("aud"));
+        let id_token = key.sign_jwt(&claims).unwrap();
+        assert!(validate_access_token(&id_token, &jwks, &e(None)).unwrap_err().contains("at+jwt"));
+        let mut partial = claims.clone();
+        partial.as_object_mut().unwrap().remove("jti");
+        let token = key.sign_jwt_typed(&partial, "at+jwt").unwrap();
+        assert!(validate_access_token(&token, &jwks, &e(None)).unwrap_err().contains("jti"));
     }
 }

@@ -49,6 +49,8 @@ fn client(alg: SigningAlg) -> Client {
         created_at: NOW,
         jwks: None,
         require_par: false,
+        access_token_format: candor_core::model::TokenFormat::Opaque,
+        resources: vec![],
     }
 }
 

@@ -19,6 +19,9 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
     pub redirect_uri_sent: bool,
     pub scope: String,
+    /// The resources (RFC 8707) the tokens of the grant may be for.
+    #[serde(default)]
+    pub resources: Vec<String>,
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub prompt_none: bool,
@@ -149,6 +152,8 @@ pub fn validate(
                 .with("rule", "OIDC Core 3.1.2.1 requires redirect_uri when scope includes openid"),
         ));
     }
+    let resources = crate::resource::requested(params).map_err(fail)?;
+    crate::resource::check_allowed(client, &resources).map_err(fail)?;
     let nonce = params.get("nonce").map_err(fail)?.map(str::to_string);
     if let Some(n) = &nonce
         && n.len() > MAX_STATE_LEN
@@ -200,6 +205,7 @@ pub fn validate(
         redirect_uri,
         redirect_uri_sent,
         scope: scope.to_string(),
+        resources,
         state,
         nonce,
         prompt_none,
@@ -288,6 +294,7 @@ pub fn issue_code(
         redirect_uri: req.redirect_uri.clone(),
         redirect_uri_sent: req.redirect_uri_sent,
         scope: req.scope.clone(),
+        resources: req.resources.clone(),
         nonce: req.nonce.clone(),
         code_challenge: req.code_challenge.clone(),
         auth_time,
@@ -336,6 +343,8 @@ mod tests {
             created_at: 0,
             jwks: None,
             require_par: false,
+            access_token_format: crate::model::TokenFormat::Opaque,
+            resources: vec!["https://api.example/".into()],
         }
     }
 
@@ -392,6 +401,32 @@ mod tests {
         assert_eq!(decide(&req, Some(old), &["openid".into()], false, 100), Next::Login);
         let fresh = LoggedIn { user_id: "u", auth_time: 100, during_this_request: true };
         assert!(matches!(decide(&req, Some(fresh), &["openid".into()], false, 100), Next::Issue { .. }));
+    }
+
+    #[test]
+    fn resources_are_checked_and_kept_and_only_registered_ones_pass() {
+        let base = format!(
+            "client_id=app&redirect_uri=https://app.example/cb&response_type=code&code_challenge={CH}&code_challenge_method=S256"
+        );
+        let q = format!("{base}&resource=https%3A%2F%2Fapi.example%2F&resource=https%3A%2F%2Fapi.example%2F");
+        let req = validate(&params(&q), Some(&client(false)), 0).unwrap();
+        assert_eq!(req.resources, ["https://api.example/"]);
+        let q = format!("{base}&resource=https%3A%2F%2Fother.example%2F&state=s");
+        match validate(&params(&q), Some(&client(false)), 0).unwrap_err() {
+            AuthorizeFailure::Redirect { rejection, state, .. } => {
+                assert_eq!(
+                    (rejection.reason, rejection.reason.error()),
+                    (Reason::ResourceNotAllowed, "invalid_target")
+                );
+                assert_eq!(state.as_deref(), Some("s"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let q = format!("{base}&resource=api.example");
+        assert_eq!(
+            validate(&params(&q), Some(&client(false)), 0).unwrap_err().rejection().reason,
+            Reason::ResourceInvalid
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Candor's tokens carry their kind in a checksummed prefix, so the `token_type_hint` is never
 //! needed to find a token: a hint that names the other kind is reported, not obeyed.
 
+use crate::access_token::{self, Issuer};
 use crate::clock::{UnixTime, rfc3339};
 use crate::model::{AccessTokenRecord, Client, RefreshTokenRecord};
 use crate::rejection::{Reason, Rejection};
@@ -57,7 +58,10 @@ pub fn check_hint(hint: Option<&str>) -> Result<(), Rejection> {
 
 /// Finds the token `value` is, whatever the hint says. A value that is no Candor token of either
 /// kind is refused with the defect of the kind the hint names (access token by default).
-pub async fn find(store: &dyn Store, value: &str, hint: Option<&str>) -> Result<Found, Rejection> {
+pub async fn find(store: &dyn Store, issuer: Issuer<'_>, value: &str, hint: Option<&str>) -> Result<Found, Rejection> {
+    if tokens::is_jwt_shaped(value) {
+        return access_token::find(store, issuer, value).await.map(Found::Access);
+    }
     let by_shape =
         [SecretKind::AccessToken, SecretKind::RefreshToken].into_iter().find(|kind| tokens::is_shaped_as(value, *kind));
     let hash = hash_secret(value);
@@ -147,8 +151,11 @@ pub fn active_response(found: &Found, issuer: &str, username: Option<&str>) -> M
     if let Some(u) = username {
         out.insert("username".into(), json!(u));
     }
-    if let Found::Access(_) = found {
+    if let Found::Access(a) = found {
         out.insert("token_type".into(), json!("Bearer"));
+        // RFC 7662 §2.2 `aud`: the resource the token is for (RFC 8707); a token for no
+        // resource is for this provider itself.
+        out.insert("aud".into(), json!(a.audience.as_deref().unwrap_or(issuer)));
     }
     out.insert("exp".into(), json!(exp));
     out.insert("iat".into(), json!(iat));
@@ -204,6 +211,8 @@ mod tests {
             client_id: "svc".into(),
             user_id: None,
             scope: "api.read".into(),
+            audience: None,
+            format: crate::model::TokenFormat::Opaque,
             issued_at: 100,
             expires_at,
             revoked_at,

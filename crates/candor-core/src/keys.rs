@@ -84,7 +84,12 @@ impl SigningKey {
 
     /// Signs `claims` as a JWS in compact serialisation (RFC 7515 §7.1).
     pub fn sign_jwt(&self, claims: &Value) -> Result<String, KeyError> {
-        let header = json!({ "alg": self.alg.as_str(), "typ": "JWT", "kid": self.kid });
+        self.sign_jwt_typed(claims, "JWT")
+    }
+
+    /// Signs `claims` with `typ` in the header (RFC 9068 §2.1: `at+jwt` for access tokens).
+    pub fn sign_jwt_typed(&self, claims: &Value, typ: &str) -> Result<String, KeyError> {
+        let header = json!({ "alg": self.alg.as_str(), "typ": typ, "kid": self.kid });
         let signing_input =
             format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
         let sig = match &self.pair {

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access_token;
 pub mod audit;
 pub mod authorize;
 pub mod client_assertion;
@@ -23,6 +24,7 @@ pub mod password;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod rejection;
+pub mod resource;
 pub mod scope;
 pub mod settings;
 pub mod store;

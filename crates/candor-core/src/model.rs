@@ -84,6 +84,50 @@ impl SigningAlg {
     }
 }
 
+/// How an access token is issued: an opaque Candor value (`cda_…`), or a signed JWT (RFC 9068)
+/// that a resource server can verify on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFormat {
+    #[default]
+    Opaque,
+    Jwt,
+}
+
+impl TokenFormat {
+    pub const ALL: [TokenFormat; 2] = [TokenFormat::Opaque, TokenFormat::Jwt];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Opaque => "opaque",
+            TokenFormat::Jwt => "jwt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenFormat> {
+        TokenFormat::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// A protected resource (an API) that access tokens can be issued for (RFC 8707): its resource
+/// indicator, the scopes it understands, and how its tokens are made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// The resource indicator: an absolute URI without a fragment (RFC 8707 §2). It is the
+    /// `aud` of the tokens issued for the resource.
+    pub id: String,
+    pub name: String,
+    /// The scopes this resource understands: a token for it carries the granted scopes among
+    /// these, and no other.
+    pub scopes: Vec<String>,
+    pub access_token_format: TokenFormat,
+    /// Lifetime of its access tokens in seconds; `None`: the provider's setting.
+    pub access_token_lifetime: Option<i64>,
+    /// The algorithm its JWT access tokens are signed with (RFC 9068 §2.1: RS256 by default).
+    pub signing_alg: SigningAlg,
+    pub created_at: UnixTime,
+}
+
 /// A registered client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Client {
@@ -109,6 +153,11 @@ pub struct Client {
     /// Authorization requests must be pushed first (RFC 9126 §5,
     /// `require_pushed_authorization_requests`).
     pub require_par: bool,
+    /// The format of the client's access tokens that are for no resource (a resource's own
+    /// format wins for tokens issued for it).
+    pub access_token_format: TokenFormat,
+    /// The resource indicators (RFC 8707) this client may request tokens for.
+    pub resources: Vec<String>,
 }
 
 /// A pushed authorization request (RFC 9126): its parameters, kept until used once or expired.
@@ -164,6 +213,9 @@ pub struct CodeRecord {
     /// Whether `/authorize` received `redirect_uri` explicitly (then /token must repeat it).
     pub redirect_uri_sent: bool,
     pub scope: String,
+    /// The resources (RFC 8707) the authorization request named; the code's tokens are for
+    /// these only.
+    pub resources: Vec<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<CodeChallenge>,
     pub auth_time: UnixTime,
@@ -183,6 +235,10 @@ pub struct AccessTokenRecord {
     pub client_id: String,
     pub user_id: Option<String>,
     pub scope: String,
+    /// The resource the token is for (its `aud`, RFC 8707); `None`: Candor itself (userinfo).
+    pub audience: Option<String>,
+    /// The token is a JWT (RFC 9068); its hash is then `tokens::jwt_key` of it.
+    pub format: TokenFormat,
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
@@ -197,6 +253,8 @@ pub struct RefreshTokenRecord {
     pub user_id: String,
     /// RFC 6749 §6: the scope of the grant; a rotated token keeps it.
     pub scope: String,
+    /// The resources of the grant (RFC 8707 §2.2): a refresh may ask for a token for any of them.
+    pub resources: Vec<String>,
     pub auth_time: UnixTime,
     pub issued_at: UnixTime,
     /// Absolute end of the family: rotation does not extend it.

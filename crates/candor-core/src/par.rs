@@ -141,6 +141,8 @@ mod tests {
             created_at: 0,
             jwks: None,
             require_par: true,
+            access_token_format: crate::model::TokenFormat::Opaque,
+            resources: vec![],
         }
     }
 

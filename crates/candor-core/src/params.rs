@@ -19,6 +19,9 @@ pub struct Params {
     pub encoding: Encoding,
 }
 
+/// The parameters that may be sent more than once: RFC 8707 §2 `resource`, one per resource.
+pub const MULTI_VALUED: [&str; 1] = ["resource"];
+
 /// The longest value Candor accepts for any single parameter.
 pub const MAX_VALUE_LEN: usize = 4096;
 
@@ -126,10 +129,31 @@ impl Params {
         self.get(name)?.ok_or_else(|| Rejection::missing(name))
     }
 
-    /// The first parameter sent more than once, if any.
+    /// Every value of a parameter that may be sent several times (`MULTI_VALUED`), in order;
+    /// each is checked as `get` checks a single value.
+    pub fn all(&self, name: &str) -> Result<Vec<&str>, Rejection> {
+        let mut out = Vec::new();
+        for (k, v) in &self.pairs {
+            if k != name || v.is_empty() {
+                continue;
+            }
+            if v.len() > MAX_VALUE_LEN {
+                return Err(Rejection::new(Reason::ParameterInvalid)
+                    .with("parameter", name.to_string())
+                    .with("problem", format!("{} bytes, at most {MAX_VALUE_LEN} are accepted", v.len())));
+            }
+            out.push(v.as_str());
+        }
+        Ok(out)
+    }
+
+    /// The first parameter sent more than once, if any, among those that may be sent once only.
     pub fn first_duplicate(&self) -> Option<&str> {
         self.pairs.iter().enumerate().find_map(|(i, (k, v))| {
-            (!v.is_empty() && self.pairs[..i].iter().any(|(k2, v2)| k2 == k && !v2.is_empty())).then_some(k.as_str())
+            (!v.is_empty()
+                && !MULTI_VALUED.contains(&k.as_str())
+                && self.pairs[..i].iter().any(|(k2, v2)| k2 == k && !v2.is_empty()))
+            .then_some(k.as_str())
         })
     }
 

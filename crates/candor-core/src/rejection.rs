@@ -140,6 +140,20 @@ pub enum Reason {
     /// RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted".
     ScopeBroadened,
 
+    // --- resource indicators (RFC 8707) ---
+    /// RFC 8707 §2: a resource indicator is an absolute URI without a fragment.
+    ResourceInvalid,
+    /// No resource with this indicator is registered.
+    ResourceUnknown,
+    /// The client is not registered for this resource.
+    ResourceNotAllowed,
+    /// RFC 8707 §2.2: a token request may name only a resource the grant was authorized for.
+    ResourceNotGranted,
+    /// The grant covers several resources and the token request named none of them.
+    ResourceAmbiguous,
+    /// A token request named several resources; Candor issues one access token per resource.
+    ResourceOnePerToken,
+
     // --- the user behind a grant ---
     UserDisabled,
     UserUnknown,
@@ -152,6 +166,10 @@ pub enum Reason {
     AccessTokenUnknown,
     AccessTokenExpired,
     AccessTokenRevoked,
+    /// RFC 8707: the access token was issued for another resource (its `aud`), not for userinfo.
+    AccessTokenAudienceMismatch,
+    /// An ID token was sent where an access token belongs (OIDC Core §2: an ID token is for the client).
+    IdTokenAsAccessToken,
     /// The token was not granted the `openid` scope that userinfo needs.
     InsufficientScope,
 
@@ -238,6 +256,12 @@ impl Reason {
         Reason::RefreshTokenIssuedToOtherClient,
         Reason::RefreshTokenRotated,
         Reason::ScopeBroadened,
+        Reason::ResourceInvalid,
+        Reason::ResourceUnknown,
+        Reason::ResourceNotAllowed,
+        Reason::ResourceNotGranted,
+        Reason::ResourceAmbiguous,
+        Reason::ResourceOnePerToken,
         Reason::UserDisabled,
         Reason::UserUnknown,
         Reason::ConsentRevoked,
@@ -246,6 +270,8 @@ impl Reason {
         Reason::AccessTokenUnknown,
         Reason::AccessTokenExpired,
         Reason::AccessTokenRevoked,
+        Reason::AccessTokenAudienceMismatch,
+        Reason::IdTokenAsAccessToken,
         Reason::InsufficientScope,
         Reason::TokenTypeUnsupported,
         Reason::TokenIssuedToOtherClient,
@@ -322,6 +348,12 @@ impl Reason {
             TokenIssuedToOtherClient => "token_issued_to_other_client",
             IntrospectionClientNotConfidential => "introspection_client_not_confidential",
             ScopeBroadened => "scope_broadened",
+            ResourceInvalid => "resource_invalid",
+            ResourceUnknown => "resource_unknown",
+            ResourceNotAllowed => "resource_not_allowed",
+            ResourceNotGranted => "resource_not_granted",
+            ResourceAmbiguous => "resource_ambiguous",
+            ResourceOnePerToken => "resource_one_per_token",
             UserDisabled => "user_disabled",
             UserUnknown => "user_unknown",
             ConsentRevoked => "consent_revoked",
@@ -330,6 +362,8 @@ impl Reason {
             AccessTokenUnknown => "access_token_unknown",
             AccessTokenExpired => "access_token_expired",
             AccessTokenRevoked => "access_token_revoked",
+            AccessTokenAudienceMismatch => "access_token_audience_mismatch",
+            IdTokenAsAccessToken => "id_token_as_access_token",
             InsufficientScope => "insufficient_scope",
             InternalError => "internal_error",
             StoreUnavailable => "store_unavailable",
@@ -363,6 +397,9 @@ impl Reason {
             ClientUnknown | RedirectUriNotRegistered => "invalid_request",
             ResponseTypeUnsupported => "unsupported_response_type",
             ScopeNotAllowed | ScopeBroadened => "invalid_scope",
+            // RFC 8707 §2: "invalid_target".
+            ResourceInvalid | ResourceUnknown | ResourceNotAllowed | ResourceNotGranted | ResourceAmbiguous
+            | ResourceOnePerToken => "invalid_target",
             LoginRequired => "login_required",
             ConsentRequired => "consent_required",
             ConsentDenied => "access_denied",
@@ -401,7 +438,12 @@ impl Reason {
             | UserUnknown
             | ConsentRevoked => "invalid_grant",
             AccessTokenMissing => "invalid_request",
-            AccessTokenMalformed | AccessTokenUnknown | AccessTokenExpired | AccessTokenRevoked => "invalid_token",
+            AccessTokenMalformed
+            | AccessTokenUnknown
+            | AccessTokenExpired
+            | AccessTokenRevoked
+            | AccessTokenAudienceMismatch
+            | IdTokenAsAccessToken => "invalid_token",
             InsufficientScope => "insufficient_scope",
             TokenTypeUnsupported => "unsupported_token_type",
             // RFC 7009 §2.2.1 leaves the code to RFC 6749 §5.2; the client is not authorized for
@@ -514,6 +556,16 @@ impl Reason {
                 "The refresh token was already exchanged for a newer one; only the newest refresh token is active."
             }
             ScopeBroadened => "A refresh may narrow the scope but never add to it.",
+            ResourceInvalid => "A resource indicator must be an absolute URI without a #fragment.",
+            ResourceUnknown => "No resource with this indicator is registered with this provider.",
+            ResourceNotAllowed => "This client is not registered for the requested resource.",
+            ResourceNotGranted => "The token request names a resource the authorization request did not ask for.",
+            ResourceAmbiguous => {
+                "The grant covers several resources; the token request must name the one this token is for."
+            }
+            ResourceOnePerToken => {
+                "An access token is for one resource; request one token per resource (with the refresh token)."
+            }
             UserDisabled => "The user behind this grant is disabled.",
             UserUnknown => "The user behind this grant no longer exists.",
             ConsentRevoked => "The user withdrew consent for this client; the grant no longer holds.",
@@ -522,6 +574,10 @@ impl Reason {
             AccessTokenUnknown => "The access token was not issued by this provider.",
             AccessTokenExpired => "The access token has expired.",
             AccessTokenRevoked => "The access token has been revoked.",
+            AccessTokenAudienceMismatch => {
+                "The access token was issued for another resource (its audience), not for this endpoint."
+            }
+            IdTokenAsAccessToken => "An ID token was sent as the access token; send the access_token instead.",
             InsufficientScope => "The access token lacks the scope this endpoint needs.",
             TokenTypeUnsupported => "The token_type_hint must be access_token or refresh_token.",
             TokenIssuedToOtherClient => {

@@ -37,6 +37,18 @@ pub trait ClientStore: Send + Sync {
     async fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool>;
 }
 
+/// The protected resources (RFC 8707) tokens can be issued for.
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    async fn resource(&self, id: &str) -> StoreResult<Option<Resource>>;
+    /// Inserts a new resource; `Conflict` if the indicator is taken.
+    async fn insert_resource(&self, resource: &Resource) -> StoreResult<()>;
+    async fn list_resources(&self) -> StoreResult<Vec<Resource>>;
+    /// Removes the resource, takes it off every client's list and revokes the tokens issued for
+    /// it. Returns false if it did not exist.
+    async fn remove_resource(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn user(&self, id: &str) -> StoreResult<Option<User>>;
@@ -314,6 +326,7 @@ pub trait SweepStore: Send + Sync {
 /// Everything Candor stores.
 pub trait Store:
     ClientStore
+    + ResourceStore
     + UserStore
     + CodeStore
     + TokenStore
@@ -328,6 +341,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: ClientStore
+        + ResourceStore
         + UserStore
         + CodeStore
         + TokenStore

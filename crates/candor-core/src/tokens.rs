@@ -183,6 +183,28 @@ pub fn hash_secret(value: &str) -> String {
     }
 }
 
+/// The stored key of a JWT access token (RFC 9068) whose `jti` is an `ordered_id`: the jti's
+/// time (12 hex characters), then the digest of the whole JWT, so that its key sorts by issue
+/// time like every other token's (`hash_secret`) and only the exact token Candor signed is found.
+/// A `jti` of another shape (a forgery: the lookup finds nothing) gives the bare digest.
+pub fn jwt_key(jwt: &str, jti: &str) -> String {
+    let digest = digest_hex(jwt);
+    match jti.get(..12) {
+        Some(time) if jti.len() == 32 && jti.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {
+            format!("{time}{digest}")
+        }
+        _ => digest,
+    }
+}
+
+/// Whether a presented value has the shape of a compact JWS (three base64url parts, the first
+/// starting like a JSON object): a JWT access token, or an ID token sent in its place.
+pub fn is_jwt_shaped(value: &str) -> bool {
+    value.starts_with("eyJ")
+        && value.split('.').count() == 3
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
 fn digest_hex(value: &str) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(b"candor-secret-v1\0");

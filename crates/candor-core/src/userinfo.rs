@@ -1,27 +1,21 @@
 //! The UserInfo endpoint's rules (OIDC Core §5.3) and bearer token validation (RFC 6750).
 
+use crate::access_token::{self, Issuer};
 use crate::clock::{UnixTime, rfc3339};
 use crate::model::AccessTokenRecord;
 use crate::rejection::{Reason, Rejection};
 use crate::scope::{self, Scope};
 use crate::store::Store;
-use crate::tokens::{self, SecretKind, hash_secret};
 use serde_json::{Map, Value, json};
 
-/// Validates a bearer access token: shape, existence, expiry, revocation.
+/// Validates a bearer access token, opaque or JWT: shape, existence, expiry, revocation.
 pub async fn validate_access_token(
     store: &dyn Store,
+    issuer: Issuer<'_>,
     token: &str,
     now: UnixTime,
 ) -> Result<AccessTokenRecord, Rejection> {
-    if let Err(defect) = tokens::inspect(token, SecretKind::AccessToken) {
-        return Err(Rejection::new(Reason::AccessTokenMalformed)
-            .with("defect", defect.code())
-            .with("explanation", defect.explain(SecretKind::AccessToken)));
-    }
-    let record = store.access_token(&hash_secret(token)).await.map_err(Rejection::store)?.ok_or_else(|| {
-        Rejection::new(Reason::AccessTokenUnknown).with("token_fingerprint", crate::tokens::fingerprint(token))
-    })?;
+    let record = access_token::find(store, issuer, token).await?;
     let grant_id = record.grant_id.clone();
     check_access_token(record, now).map_err(|r| r.with_internal("grant_id", grant_id))
 }
@@ -38,9 +32,16 @@ fn check_access_token(record: AccessTokenRecord, now: UnixTime) -> Result<Access
     Ok(record)
 }
 
-/// The claims userinfo returns for a valid token carrying `openid`.
-pub async fn claims(store: &dyn Store, token: &str, now: UnixTime) -> Result<Value, Rejection> {
-    let record = validate_access_token(store, token, now).await?;
+/// The claims userinfo returns for a valid token carrying `openid`, issued for Candor itself
+/// (a token for a resource is that resource's only, RFC 8707).
+pub async fn claims(store: &dyn Store, issuer: Issuer<'_>, token: &str, now: UnixTime) -> Result<Value, Rejection> {
+    let record = validate_access_token(store, issuer, token, now).await?;
+    if let Some(audience) = &record.audience {
+        return Err(Rejection::new(Reason::AccessTokenAudienceMismatch)
+            .with("audience", audience.clone())
+            .with("endpoint", "userinfo")
+            .with_internal("grant_id", record.grant_id.clone()));
+    }
     let granted = Scope::from_stored(&record.scope);
     if !granted.contains(scope::OPENID) {
         return Err(Rejection::new(Reason::InsufficientScope).with("required", "openid").with("granted", record.scope));

@@ -320,10 +320,25 @@ async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
         .chain(requested.iter().filter(|s| *s != scope::OPENID))
         .map(|s| format!("<li>{}</li>", esc(describe_scope(s))))
         .collect();
+    // RFC 8707: the APIs the access will be used at, by their registered names.
+    let mut apis = Vec::new();
+    for id in &l.request.resources {
+        let label = match state.store.resource(id).await {
+            Ok(Some(r)) if r.name != r.id => format!("{} ({})", esc(&r.name), esc(&r.id)),
+            _ => esc(id),
+        };
+        apis.push(format!("<li><code>{label}</code></li>"));
+    }
+    let apis = if apis.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<p>with access to:</p><ul class="scopes">{}</ul>"#, apis.concat())
+    };
     let body = format!(
         r#"<h1>Allow access?</h1>
 <p><strong>{name}</strong> asks to:</p>
 <ul class="scopes">{items}</ul>
+{apis}
 <p class="muted">Signed in as <strong>{username}</strong>. You will return to <code>{redirect}</code>.</p>
 <form method="post" action="/interaction/{id}/consent">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -334,6 +349,7 @@ async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
 </form>"#,
         name = esc(&name),
         items = items,
+        apis = apis,
         username = esc(&username),
         redirect = esc(&l.request.redirect_uri),
         id = esc(&l.id),

@@ -124,6 +124,11 @@ impl AppState {
         self.passwords.verify(password, stored).await
     }
 
+    /// What presented JWTs are checked against: these keys and this provider's issuer.
+    pub fn issuer<'a>(&'a self, keys: &'a KeyRing) -> candor_core::access_token::Issuer<'a> {
+        candor_core::access_token::Issuer { keys, issuer: &self.settings.issuer }
+    }
+
     /// Re-reads keys from the store, so a rotation made by `candor key rotate` (or another
     /// node) is picked up. Called periodically by the server.
     pub async fn reload_keys(&self) -> Result<(), StartError> {

@@ -190,7 +190,10 @@ async fn exchange(
         audit: &*audit,
     };
     let grant = request.grant_type();
-    let result = grant::handle(&ctx, &client, request).await;
+    let result = match candor_core::resource::requested_one(&params) {
+        Ok(resource) => grant::handle(&ctx, &client, request, resource.as_deref()).await,
+        Err(r) => Err(r),
+    };
     match &result {
         Ok(_) => {
             tracing::info!(trace = %trace.0, client = %client.id, grant = grant.as_str(), auth = method.as_str(), encoding = ?params.encoding, "tokens issued")

@@ -74,15 +74,18 @@ pub async fn introspect(
         Ok(a) => a,
         Err(r) => return refuse(&state, &trace, &headers, audit, &r).await,
     };
-    let verdict = match introspection::find(state.store.as_ref(), &asked.token, asked.hint.as_deref()).await {
-        Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r).await,
-        Err(r) => Err(r),
-        Ok(found) => match judge(&state, &asked.client, &found, now).await {
+    let keys = state.keys();
+    let verdict =
+        match introspection::find(state.store.as_ref(), state.issuer(&keys), &asked.token, asked.hint.as_deref()).await
+        {
             Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r).await,
-            Err(r) => Err(r.with_internal("grant_id", found.grant_id().to_string())),
-            Ok(username) => Ok((found, username)),
-        },
-    };
+            Err(r) => Err(r),
+            Ok(found) => match judge(&state, &asked.client, &found, now).await {
+                Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r).await,
+                Err(r) => Err(r.with_internal("grant_id", found.grant_id().to_string())),
+                Ok(username) => Ok((found, username)),
+            },
+        };
     match verdict {
         Ok((found, username)) => {
             tracing::info!(trace = %trace.0, client = %asked.client.id, token = found.kind(), "token introspected: active");
@@ -135,7 +138,15 @@ pub async fn revoke(
         Ok(a) => a,
         Err(r) => return refuse(&state, &trace, &headers, audit, &r).await,
     };
-    let found = match introspection::find(state.store.as_ref(), &asked.token, asked.hint.as_deref()).await {
+    let keys = state.keys();
+    let found = match introspection::find(
+        state.store.as_ref(),
+        state.issuer(&keys),
+        &asked.token,
+        asked.hint.as_deref(),
+    )
+    .await
+    {
         Ok(found) => found,
         Err(r) if is_failure(&r) => return refuse(&state, &trace, &headers, audit, &r).await,
         Err(r) => {

@@ -52,7 +52,8 @@ pub async fn userinfo(
 ) -> Response {
     let result = async {
         let token = bearer(&method, &headers, &crate::respond::read_body(body)?)?;
-        candor_core::userinfo::claims(state.store.as_ref(), &token, state.now()).await
+        let keys = state.keys();
+        candor_core::userinfo::claims(state.store.as_ref(), state.issuer(&keys), &token, state.now()).await
     }
     .await;
     match result {

@@ -64,6 +64,8 @@ fn client() -> Client {
         created_at: NOW,
         jwks: None,
         require_par: false,
+        access_token_format: candor_core::model::TokenFormat::Opaque,
+        resources: vec![],
     }
 }
 
@@ -91,6 +93,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
         redirect_uri: "https://app.example.com/callback".into(),
         redirect_uri_sent: true,
         scope: "openid profile offline_access".into(),
+        resources: vec![],
         nonce: Some("n-0S6_WzA2Mj".into()),
         code_challenge: Some(candor_core::pkce::CodeChallenge {
             value: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
@@ -110,6 +113,8 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
             client_id: CLIENT.into(),
             user_id: Some(USER.into()),
             scope: "openid profile offline_access".into(),
+            audience: None,
+            format: candor_core::model::TokenFormat::Opaque,
             issued_at: NOW,
             expires_at: NOW + 3600,
             revoked_at: None,
@@ -120,6 +125,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
             client_id: CLIENT.into(),
             user_id: USER.into(),
             scope: "openid profile offline_access".into(),
+            resources: vec![],
             auth_time: NOW - 30,
             issued_at: NOW,
             expires_at: NOW + 30 * 24 * 3600,
@@ -142,6 +148,8 @@ fn client_credentials_tokens() -> IssuedTokens {
             client_id: CLIENT.into(),
             user_id: None,
             scope: "api.read".into(),
+            audience: None,
+            format: candor_core::model::TokenFormat::Opaque,
             issued_at: NOW,
             expires_at: NOW + 3600,
             revoked_at: None,

@@ -41,10 +41,12 @@ pub(crate) fn failure(e: &rusqlite::Error) -> String {
     }
 }
 
-/// The names SQLite gives `$1`…`$16` (it numbers named parameters by first appearance, so they
+/// The names SQLite gives `$1`…`$20` (it numbers named parameters by first appearance, so they
 /// are bound by name: the statements of `sql.rs` are written for PostgreSQL's positional `$N`).
-const NAMES: [&str; 16] =
-    ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16"];
+const NAMES: [&str; 20] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16", "$17",
+    "$18", "$19", "$20",
+];
 
 fn bound<'c>(conn: &'c Connection, statement: &str, args: &[&dyn ToSql]) -> StoreResult<rusqlite::CachedStatement<'c>> {
     let mut stmt = conn.prepare_cached(statement).map_err(db_error)?;

@@ -156,7 +156,9 @@ async fn insert_issued(tx: &mut PgConnection, issued: &IssuedTokens) -> StoreRes
         .bind(&a.scope)
         .bind(a.issued_at)
         .bind(a.expires_at)
-        .bind(a.revoked_at);
+        .bind(a.revoked_at)
+        .bind(&a.audience)
+        .bind(a.format.as_str());
     execute(tx, q).await?;
     if let Some(r) = &issued.refresh {
         let q = sqlx::query(sql::INSERT_REFRESH)
@@ -171,7 +173,8 @@ async fn insert_issued(tx: &mut PgConnection, issued: &IssuedTokens) -> StoreRes
             .bind(r.rotated_at)
             .bind(&r.rotated_trace)
             .bind(r.revoked_at)
-            .bind(&r.issued_trace);
+            .bind(&r.issued_trace)
+            .bind(crate::to_json(&r.resources)?);
         execute(tx, q).await?;
     }
     if let Some(r) = &issued.audit {
@@ -242,7 +245,8 @@ impl Writes for PgStore {
                     .bind(c.expires_at)
                     .bind(c.redeemed_at)
                     .bind(&c.redeemed_trace)
-                    .bind(&c.issued_trace);
+                    .bind(&c.issued_trace)
+                    .bind(crate::to_json(&c.resources)?);
                 execute(tx, q).await.map(|_| ())
             })
         })

@@ -83,10 +83,30 @@ pub(crate) fn client(row: &(impl Col + ?Sized)) -> StoreResult<Client> {
         always_issue_refresh_token: row.flag("always_issue_refresh_token")?,
         created_at: row.int("created_at")?,
         require_par: row.flag("require_par")?,
+        access_token_format: token_format(row, "access_token_format")?,
+        resources: json_list(row, "resources")?,
         jwks: match row.opt_text("jwks")? {
             None => None,
             Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt("jwks", e))?),
         },
+    })
+}
+
+fn token_format(row: &(impl Col + ?Sized), col: &str) -> StoreResult<TokenFormat> {
+    let text = row.text(col)?;
+    TokenFormat::parse(&text).ok_or_else(|| corrupt(col, &text))
+}
+
+pub(crate) fn resource(row: &(impl Col + ?Sized)) -> StoreResult<Resource> {
+    let alg = row.text("signing_alg")?;
+    Ok(Resource {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        scopes: json_list(row, "scopes")?,
+        access_token_format: token_format(row, "access_token_format")?,
+        access_token_lifetime: row.opt_int("access_token_lifetime")?,
+        signing_alg: SigningAlg::parse(&alg).ok_or_else(|| corrupt("signing_alg", &alg))?,
+        created_at: row.int("created_at")?,
     })
 }
 
@@ -120,6 +140,7 @@ pub(crate) fn code(row: &(impl Col + ?Sized)) -> StoreResult<CodeRecord> {
         redirect_uri: row.text("redirect_uri")?,
         redirect_uri_sent: row.flag("redirect_uri_sent")?,
         scope: row.text("scope")?,
+        resources: json_list(row, "resources")?,
         nonce: row.opt_text("nonce")?,
         code_challenge,
         auth_time: row.int("auth_time")?,
@@ -138,6 +159,8 @@ pub(crate) fn access(row: &(impl Col + ?Sized)) -> StoreResult<AccessTokenRecord
         client_id: row.text("client_id")?,
         user_id: row.opt_text("user_id")?,
         scope: row.text("scope")?,
+        audience: row.opt_text("audience")?,
+        format: token_format(row, "format")?,
         issued_at: row.int("issued_at")?,
         expires_at: row.int("expires_at")?,
         revoked_at: row.opt_int("revoked_at")?,
@@ -151,6 +174,7 @@ pub(crate) fn refresh(row: &(impl Col + ?Sized)) -> StoreResult<RefreshTokenReco
         client_id: row.text("client_id")?,
         user_id: row.text("user_id")?,
         scope: row.text("scope")?,
+        resources: json_list(row, "resources")?,
         auth_time: row.int("auth_time")?,
         issued_at: row.int("issued_at")?,
         expires_at: row.int("expires_at")?,

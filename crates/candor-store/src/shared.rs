@@ -73,8 +73,8 @@ macro_rules! store_impl {
                 sqlx::query(
                     "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
                                           allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at, jwks,
-                                          require_par)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                          require_par, access_token_format, resources)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -90,6 +90,8 @@ macro_rules! store_impl {
                 .bind(c.created_at)
                 .bind(c.jwks.as_ref().map(|j| j.to_string()))
                 .bind(c.require_par)
+                .bind(c.access_token_format.as_str())
+                .bind(to_json(&c.resources)?)
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
@@ -142,6 +144,71 @@ macro_rules! store_impl {
             async fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool> {
                 crate::Writes::use_client_assertion(self.writes(), client_id.to_string(), jti.to_string(), expires_at)
                     .await
+            }
+        }
+
+        #[async_trait]
+        impl ResourceStore for $Store {
+            async fn resource(&self, id: &str) -> StoreResult<Option<Resource>> {
+                crate::Reads::one(self.reads(), crate::sql::RESOURCE, id, |row| crate::rows::resource(row)).await
+            }
+
+            async fn insert_resource(&self, r: &Resource) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO resources (id, name, scopes, access_token_format, access_token_lifetime, signing_alg, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&r.id)
+                .bind(&r.name)
+                .bind(to_json(&r.scopes)?)
+                .bind(r.access_token_format.as_str())
+                .bind(r.access_token_lifetime)
+                .bind(r.signing_alg.as_str())
+                .bind(r.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                Ok(())
+            }
+
+            async fn list_resources(&self) -> StoreResult<Vec<Resource>> {
+                let rows = sqlx::query("SELECT * FROM resources ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(|row| crate::rows::resource(row)).collect()
+            }
+
+            async fn remove_resource(&self, id: &str, now: UnixTime) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(unavailable)?;
+                let n = sqlx::query("DELETE FROM resources WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected();
+                sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE audience = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                // Clients' lists are JSON arrays: rewritten here, row by row (a handful of clients).
+                let rows = sqlx::query("SELECT * FROM clients").fetch_all(&mut *tx).await.map_err(unavailable)?;
+                for row in &rows {
+                    let client = client_from(row)?;
+                    if client.resources.iter().any(|r| r == id) {
+                        let kept: Vec<&String> = client.resources.iter().filter(|r| *r != id).collect();
+                        sqlx::query("UPDATE clients SET resources = $1 WHERE id = $2")
+                            .bind(to_json(&kept)?)
+                            .bind(&client.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok(n > 0)
             }
         }
 

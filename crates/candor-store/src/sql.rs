@@ -3,8 +3,9 @@
 //! the SQLite writer binds them by name, so their order in the text does not matter.
 
 pub(crate) const INSERT_CODE: &str = "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope,
-        nonce, code_challenge, code_challenge_method, auth_time, issued_at, expires_at, redeemed_at, redeemed_trace, issued_trace)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+        nonce, code_challenge, code_challenge_method, auth_time, issued_at, expires_at, redeemed_at, redeemed_trace, issued_trace,
+        resources)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
 /// The claim of a code: writers of one row are serialised (SQLite: one writer; PostgreSQL: the
 /// row lock, and the WHERE is re-checked after a concurrent commit), so exactly one transaction
@@ -14,12 +15,13 @@ pub(crate) const CLAIM_CODE: &str =
 pub(crate) const CODE_REDEMPTION: &str = "SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = $1";
 
 pub(crate) const INSERT_ACCESS: &str =
-    "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at,
+        audience, format)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 pub(crate) const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (hash, grant_id, client_id, user_id, scope, auth_time, issued_at,
-        expires_at, rotated_at, rotated_trace, revoked_at, issued_trace)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+        expires_at, rotated_at, rotated_trace, revoked_at, issued_trace, resources)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 pub(crate) const REFRESH_REVOKED_AT: &str = "SELECT revoked_at FROM refresh_tokens WHERE hash = $1";
 /// The claim of a refresh token's rotation (see `CLAIM_CODE`).
@@ -71,6 +73,7 @@ pub(crate) const INSERT_AUDIT: &str =
 // The reads of the request paths, one row (or a few) by key. On SQLite they run in place on the
 // caller's thread (`reader.rs`), on PostgreSQL through the pool.
 pub(crate) const CLIENT: &str = "SELECT * FROM clients WHERE id = $1";
+pub(crate) const RESOURCE: &str = "SELECT * FROM resources WHERE id = $1";
 pub(crate) const USER: &str = "SELECT * FROM users WHERE id = $1";
 pub(crate) const USER_BY_USERNAME: &str = "SELECT * FROM users WHERE username = $1";
 pub(crate) const CODE: &str = "SELECT * FROM codes WHERE hash = $1";

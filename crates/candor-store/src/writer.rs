@@ -333,9 +333,21 @@ fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
     execute(
         conn,
         sql::INSERT_ACCESS,
-        &[&a.hash, &a.grant_id, &a.client_id, &a.user_id, &a.scope, &a.issued_at, &a.expires_at, &a.revoked_at],
+        &[
+            &a.hash,
+            &a.grant_id,
+            &a.client_id,
+            &a.user_id,
+            &a.scope,
+            &a.issued_at,
+            &a.expires_at,
+            &a.revoked_at,
+            &a.audience,
+            &a.format.as_str(),
+        ],
     )?;
     if let Some(r) = &issued.refresh {
+        let resources = crate::to_json(&r.resources)?;
         execute(
             conn,
             sql::INSERT_REFRESH,
@@ -352,6 +364,7 @@ fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
                 &r.rotated_trace,
                 &r.revoked_at,
                 &r.issued_trace,
+                &resources,
             ],
         )?;
     }
@@ -377,6 +390,7 @@ impl Writes for Writer {
         self.write(move |conn| {
             let challenge = c.code_challenge.as_ref().map(|ch| ch.value.as_str());
             let method = c.code_challenge.as_ref().map(|ch| ch.method.as_str());
+            let resources = crate::to_json(&c.resources)?;
             execute(
                 conn,
                 sql::INSERT_CODE,
@@ -397,6 +411,7 @@ impl Writes for Writer {
                     &c.redeemed_at,
                     &c.redeemed_trace,
                     &c.issued_trace,
+                    &resources,
                 ],
             )
             .map(|_| ())

@@ -53,6 +53,7 @@ fn code(hash: &str, grant: &str) -> CodeRecord {
         redirect_uri: "https://a/cb".into(),
         redirect_uri_sent: true,
         scope: "openid offline_access".into(),
+        resources: vec![],
         nonce: None,
         code_challenge: None,
         auth_time: 100,
@@ -72,6 +73,8 @@ fn issued(access: &str, refresh: Option<&str>, grant: &str) -> IssuedTokens {
             client_id: "c1".into(),
             user_id: Some("u1".into()),
             scope: "openid".into(),
+            audience: None,
+            format: candor_core::model::TokenFormat::Opaque,
             issued_at: 100,
             expires_at: 3700,
             revoked_at: None,
@@ -82,6 +85,7 @@ fn issued(access: &str, refresh: Option<&str>, grant: &str) -> IssuedTokens {
             client_id: "c1".into(),
             user_id: "u1".into(),
             scope: "openid offline_access".into(),
+            resources: vec![],
             auth_time: 100,
             issued_at: 100,
             expires_at: 10_000,
@@ -359,6 +363,8 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
             created_at: 0,
             jwks: None,
             require_par: false,
+            access_token_format: candor_core::model::TokenFormat::Opaque,
+            resources: vec![],
         };
         s.store.insert_client(&client).await.unwrap();
         assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
@@ -380,6 +386,77 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
         assert_eq!(s.store.access_token("at-u").await.unwrap().unwrap().revoked_at, Some(50));
         assert_eq!(s.store.refresh_token("rt-u").await.unwrap().unwrap().revoked_at, Some(50));
         assert!(!s.store.remove_client("c1", 51).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn resources_round_trip_and_removing_one_revokes_its_tokens_and_takes_it_off_clients() {
+    for s in stores().await {
+        let api = Resource {
+            id: "https://api.example/".into(),
+            name: "Orders".into(),
+            scopes: vec!["orders:read".into(), "orders:write".into()],
+            access_token_format: TokenFormat::Jwt,
+            access_token_lifetime: Some(300),
+            signing_alg: SigningAlg::ES256,
+            created_at: 10,
+        };
+        let other = Resource {
+            id: "urn:example:billing".into(),
+            access_token_format: TokenFormat::Opaque,
+            access_token_lifetime: None,
+            ..api.clone()
+        };
+        s.store.insert_resource(&api).await.unwrap();
+        s.store.insert_resource(&other).await.unwrap();
+        assert!(matches!(s.store.insert_resource(&api).await, Err(StoreError::Conflict(_))), "{}", s.name);
+        assert_eq!(s.store.resource(&api.id).await.unwrap().unwrap(), api, "{}: round trip", s.name);
+        assert_eq!(s.store.list_resources().await.unwrap().len(), 2, "{}", s.name);
+        let mut client = Client {
+            id: "c-res".into(),
+            name: "C".into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            grant_types: vec![GrantType::ClientCredentials],
+            auth_method: AuthMethod::ClientSecretBasic,
+            scopes: vec![],
+            require_pkce: false,
+            allow_plain_pkce: false,
+            id_token_alg: SigningAlg::RS256,
+            always_issue_refresh_token: false,
+            created_at: 0,
+            jwks: None,
+            require_par: false,
+            access_token_format: TokenFormat::Jwt,
+            resources: vec![api.id.clone(), other.id.clone()],
+        };
+        s.store.insert_client(&client).await.unwrap();
+        assert_eq!(s.store.client("c-res").await.unwrap().unwrap(), client, "{}: round trip", s.name);
+        // The grant's resources and each token's audience and format are kept.
+        let mut c = code("code-res", "g-res");
+        c.resources = vec![api.id.clone(), other.id.clone()];
+        let mut tokens = issued("at-res", Some("rt-res"), "g-res");
+        tokens.access.audience = Some(api.id.clone());
+        tokens.access.format = TokenFormat::Jwt;
+        if let Some(r) = &mut tokens.refresh {
+            r.resources = c.resources.clone();
+        }
+        s.store.insert_code(&c).await.unwrap();
+        assert_eq!(s.store.code("code-res").await.unwrap().unwrap(), c, "{}", s.name);
+        assert_eq!(s.store.redeem_code("code-res", 120, "t", &tokens).await.unwrap(), Redemption::Redeemed);
+        assert_eq!(s.store.access_token("at-res").await.unwrap().unwrap(), tokens.access, "{}", s.name);
+        assert_eq!(s.store.refresh_token("rt-res").await.unwrap().unwrap().resources, c.resources, "{}", s.name);
+        let mut for_other = issued("at-res-2", None, "g-res-2");
+        for_other.access.audience = Some(other.id.clone());
+        s.store.insert_tokens(&for_other).await.unwrap();
+
+        assert!(s.store.remove_resource(&api.id, 200).await.unwrap(), "{}", s.name);
+        assert!(!s.store.remove_resource(&api.id, 201).await.unwrap(), "{}: gone", s.name);
+        assert!(s.store.resource(&api.id).await.unwrap().is_none());
+        assert_eq!(s.store.access_token("at-res").await.unwrap().unwrap().revoked_at, Some(200), "{}", s.name);
+        assert_eq!(s.store.access_token("at-res-2").await.unwrap().unwrap().revoked_at, None, "{}", s.name);
+        client.resources = vec![other.id.clone()];
+        assert_eq!(s.store.client("c-res").await.unwrap().unwrap(), client, "{}: taken off the client", s.name);
     }
 }
 

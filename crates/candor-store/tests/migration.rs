@@ -74,11 +74,14 @@ async fn a_store_from_before_time_ordered_keys_keeps_its_tokens_and_their_revoca
     let new = Secret::generate(SecretKind::AccessToken).unwrap();
     assert_eq!(new.hash.len(), 76);
     let check = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("INSERT INTO access_tokens VALUES ($1, 'g3', 'c1', 'u1', 'openid', 200, 9999999999, NULL)")
-        .bind(&new.hash)
-        .execute(&check)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at)
+         VALUES ($1, 'g3', 'c1', 'u1', 'openid', 200, 9999999999, NULL)",
+    )
+    .bind(&new.hash)
+    .execute(&check)
+    .await
+    .unwrap();
     assert!(store.remove_user("u1", 300).await.unwrap());
     for key in [&user_token, &new.hash] {
         assert_eq!(store.access_token(key).await.unwrap().unwrap().revoked_at, Some(300), "{key}");

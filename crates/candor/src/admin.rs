@@ -1,7 +1,7 @@
 //! The admin commands: clients, users and keys, on the same store the server uses.
 
 use candor_core::clock::{Clock, SystemClock, rfc3339};
-use candor_core::model::{AuthMethod, Client, GrantType, SigningAlg, User};
+use candor_core::model::{AuthMethod, Client, GrantType, Resource, SigningAlg, TokenFormat, User};
 use candor_core::password::{generate_password, hash_password};
 use candor_core::redirect_uri::validate_for_registration;
 use candor_core::scope;
@@ -35,6 +35,10 @@ pub struct ClientSpec {
     pub jwks: Option<serde_json::Value>,
     /// Authorization requests must be pushed first (RFC 9126).
     pub require_par: bool,
+    /// The format of its access tokens that are for no resource.
+    pub access_token_format: TokenFormat,
+    /// The resources (RFC 8707) it may request tokens for; each must be registered.
+    pub resources: Vec<String>,
 }
 
 /// Builds a client; for a confidential client also returns its generated secret (shown once).
@@ -96,6 +100,8 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         created_at: now,
         jwks: spec.jwks,
         require_par: spec.require_par,
+        access_token_format: spec.access_token_format,
+        resources: spec.resources,
     };
     Ok((client, secret.map(|s| s.value)))
 }
@@ -106,7 +112,7 @@ pub fn default_scopes() -> Vec<String> {
 
 pub fn describe_client(c: &Client) -> String {
     format!(
-        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\ncreated:          {}",
+        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\naccess tokens:    {}\nresources:        {}\ncreated:          {}",
         c.id,
         c.name,
         if c.is_public() { "public" } else { "confidential" },
@@ -119,11 +125,18 @@ pub fn describe_client(c: &Client) -> String {
         c.id_token_alg.as_str(),
         if c.always_issue_refresh_token { "always" } else { "with offline_access" },
         if c.require_par { "required" } else { "optional" },
+        c.access_token_format.as_str(),
+        if c.resources.is_empty() { "(none)".to_string() } else { c.resources.join(" ") },
         rfc3339(c.created_at),
     )
 }
 
 pub async fn client_add(store: &dyn Store, spec: ClientSpec) -> CliResult {
+    for id in &spec.resources {
+        if store.resource(id).await.map_err(store_err)?.is_none() {
+            return Err(format!("--resource {id}: no such resource; register it first with `candor resource add`"));
+        }
+    }
     let (client, secret) = build_client(spec, SystemClock.now())?;
     store.insert_client(&client).await.map_err(|e| format!("client {}: {}", client.id, store_err(e)))?;
     println!("{}", describe_client(&client));
@@ -174,6 +187,89 @@ pub async fn client_rotate_secret(store: &dyn Store, id: &str) -> CliResult {
     store.set_client_secret(id, &secret.hash).await.map_err(store_err)?;
     println!("client_secret: {}\n\nThe old secret no longer works. The new one is shown once.", secret.value);
     Ok(())
+}
+
+/// What registering a resource needs.
+#[derive(Debug, Clone)]
+pub struct ResourceSpec {
+    pub id: String,
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+    pub format: TokenFormat,
+    pub lifetime: Option<i64>,
+    pub alg: SigningAlg,
+}
+
+pub fn build_resource(spec: ResourceSpec, now: i64) -> Result<Resource, String> {
+    candor_core::resource::check_indicator(&spec.id).map_err(|r| {
+        format!(
+            "{:?}: {}",
+            spec.id,
+            r.facts.get("problem").and_then(|p| p.as_str()).unwrap_or("not a resource indicator")
+        )
+    })?;
+    let scope = candor_core::scope::Scope::parse(&spec.scopes.join(" ")).map_err(|r| {
+        format!("--scope: {}", r.facts.get("problem").and_then(|p| p.as_str()).unwrap_or("not a scope token"))
+    })?;
+    if let Some(l) = spec.lifetime
+        && !(1..=86_400).contains(&l)
+    {
+        return Err(format!("--lifetime {l}: between 1 and 86400 seconds"));
+    }
+    Ok(Resource {
+        name: spec.name.unwrap_or_else(|| spec.id.clone()),
+        id: spec.id,
+        scopes: scope.iter().map(str::to_string).collect(),
+        access_token_format: spec.format,
+        access_token_lifetime: spec.lifetime,
+        signing_alg: spec.alg,
+        created_at: now,
+    })
+}
+
+pub fn describe_resource(r: &Resource) -> String {
+    format!(
+        "resource:         {}\nname:             {}\nscopes:           {}\naccess tokens:    {}{}\nlifetime:         {}\ncreated:          {}",
+        r.id,
+        r.name,
+        if r.scopes.is_empty() { "(none)".to_string() } else { r.scopes.join(" ") },
+        r.access_token_format.as_str(),
+        if r.access_token_format == TokenFormat::Jwt {
+            format!(" (RFC 9068, {})", r.signing_alg.as_str())
+        } else {
+            String::new()
+        },
+        r.access_token_lifetime.map_or("the provider's access token lifetime".to_string(), |l| format!("{l} s")),
+        rfc3339(r.created_at),
+    )
+}
+
+pub async fn resource_add(store: &dyn Store, spec: ResourceSpec) -> CliResult {
+    let resource = build_resource(spec, SystemClock.now())?;
+    store.insert_resource(&resource).await.map_err(|e| format!("resource {}: {}", resource.id, store_err(e)))?;
+    println!("{}", describe_resource(&resource));
+    println!("\nClients request its tokens with resource={} once registered with --resource.", resource.id);
+    Ok(())
+}
+
+pub async fn resource_list(store: &dyn Store) -> CliResult {
+    let resources = store.list_resources().await.map_err(store_err)?;
+    if resources.is_empty() {
+        println!("no resources");
+    }
+    for r in resources {
+        println!("{}\n", describe_resource(&r));
+    }
+    Ok(())
+}
+
+pub async fn resource_remove(store: &dyn Store, id: &str) -> CliResult {
+    if store.remove_resource(id, SystemClock.now()).await.map_err(store_err)? {
+        println!("removed resource {id}, took it off every client and revoked the access tokens issued for it");
+        Ok(())
+    } else {
+        Err(format!("no resource {id:?}"))
+    }
 }
 
 pub async fn user_add(

@@ -162,6 +162,8 @@ async fn seed_client(
         always_issue_refresh_token: false,
         jwks: None,
         require_par: false,
+        access_token_format: candor_core::model::TokenFormat::Opaque,
+        resources: vec![],
     };
     let (client, secret) = build_client(spec, now)?;
     store.insert_client(&client).await.map_err(|e| e.to_string())?;

@@ -7,7 +7,7 @@ mod config;
 mod dev;
 
 use admin::ClientSpec;
-use candor_core::model::{AuthMethod, GrantType, SigningAlg};
+use candor_core::model::{AuthMethod, GrantType, SigningAlg, TokenFormat};
 use candor_core::store::Store;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +47,13 @@ enum Command {
         store: StoreArgs,
         #[command(subcommand)]
         command: ClientCommand,
+    },
+    /// Manage protected resources (APIs) that access tokens are issued for (RFC 8707).
+    Resource {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: ResourceCommand,
     },
     /// Manage users.
     User {
@@ -107,6 +114,10 @@ struct FlowArgs {
     /// Open the authorize URL in the default browser.
     #[arg(long)]
     open: bool,
+    /// A resource indicator (RFC 8707) to request the access token for; the token is then
+    /// checked as that resource would (a JWT access token per RFC 9068).
+    #[arg(long)]
+    resource: Option<String>,
     /// After the exchange, refresh once and check the rotation.
     #[arg(long)]
     refresh: bool,
@@ -127,6 +138,7 @@ async fn flow(args: FlowArgs) -> Result<bool, String> {
         open_browser: args.open,
         refresh: args.refresh,
         wait: std::time::Duration::from_secs(args.wait),
+        resource: args.resource,
     };
     let mut printer = candor_client::flow::Printer { lines: Vec::new(), echo: true };
     let ok = candor_client::flow::run(&options, &mut printer).await?;
@@ -264,6 +276,9 @@ fn parse_method(s: &str) -> Result<AuthMethod, String> {
         format!("unknown method {s:?}: client_secret_basic, client_secret_post, private_key_jwt or none")
     })
 }
+fn parse_format(s: &str) -> Result<TokenFormat, String> {
+    TokenFormat::parse(s).ok_or_else(|| format!("unknown format {s:?}: opaque or jwt"))
+}
 fn parse_alg(s: &str) -> Result<SigningAlg, String> {
     SigningAlg::parse(s).ok_or_else(|| format!("unknown algorithm {s:?}: RS256, ES256 or EdDSA"))
 }
@@ -297,6 +312,12 @@ enum ClientCommand {
         /// Accept only pushed authorization requests (RFC 9126) from this client.
         #[arg(long)]
         require_par: bool,
+        /// A registered resource (RFC 8707) the client may request tokens for (repeatable).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// Format of its access tokens that are for no resource: opaque or jwt (RFC 9068).
+        #[arg(long = "access-token-format", value_parser = parse_format, default_value = "opaque")]
+        access_token_format: TokenFormat,
         /// Allowed scope (repeatable; default openid profile email offline_access).
         #[arg(long = "scope")]
         scopes: Vec<String>,
@@ -321,6 +342,36 @@ enum ClientCommand {
     Remove { id: String },
     /// Generate a new secret; the old one stops working.
     RotateSecret { id: String },
+}
+
+#[derive(Subcommand)]
+enum ResourceCommand {
+    /// Register a resource: its indicator (an absolute URI, the `aud` of its tokens), its scopes
+    /// and how its access tokens are made.
+    Add {
+        /// The resource indicator clients send as `resource`, e.g. https://api.example.com/.
+        #[arg(long)]
+        id: String,
+        /// Display name (default: the indicator).
+        #[arg(long)]
+        name: Option<String>,
+        /// A scope the resource understands (repeatable); its tokens carry the granted ones.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Access token format: jwt (RFC 9068, verifiable by the resource itself) or opaque.
+        #[arg(long, value_parser = parse_format, default_value = "jwt")]
+        format: TokenFormat,
+        /// Access token lifetime in seconds (default: the provider's).
+        #[arg(long)]
+        lifetime: Option<i64>,
+        /// Signing algorithm of its JWT access tokens.
+        #[arg(long, value_parser = parse_alg, default_value = "RS256")]
+        alg: SigningAlg,
+    },
+    /// List resources.
+    List,
+    /// Remove a resource: clients lose it, its access tokens are revoked.
+    Remove { id: String },
 }
 
 #[derive(Subcommand)]
@@ -393,6 +444,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     always_refresh,
                     jwks,
                     require_par,
+                    resources,
+                    access_token_format,
                 } => {
                     let jwks = match jwks {
                         None => None,
@@ -423,6 +476,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                         always_issue_refresh_token: always_refresh,
                         jwks,
                         require_par,
+                        access_token_format,
+                        resources,
                     };
                     admin::client_add(store, spec).await
                 }
@@ -430,6 +485,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ClientCommand::Show { id } => admin::client_show(store, &id).await,
                 ClientCommand::Remove { id } => admin::client_remove(store, &id).await,
                 ClientCommand::RotateSecret { id } => admin::client_rotate_secret(store, &id).await,
+            }
+        }
+        Command::Resource { store, command } => {
+            let store = store.open().await?;
+            let store = store.as_ref();
+            match command {
+                ResourceCommand::Add { id, name, scopes, format, lifetime, alg } => {
+                    let spec = admin::ResourceSpec { id, name, scopes, format, lifetime, alg };
+                    admin::resource_add(store, spec).await
+                }
+                ResourceCommand::List => admin::resource_list(store).await,
+                ResourceCommand::Remove { id } => admin::resource_remove(store, &id).await,
             }
         }
         Command::User { store, command } => {

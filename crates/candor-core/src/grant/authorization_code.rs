@@ -1,6 +1,7 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6, OIDC Core §3.1.3).
 
 use super::{GrantContext, TokenResponse, new_access_token};
+use crate::access_token;
 use crate::clock::rfc3339;
 use crate::id_token::{self, IdTokenInput};
 use crate::model::{Client, CodeRecord, GrantType, IssuedTokens, RefreshTokenRecord};
@@ -11,18 +12,26 @@ use crate::scope::{self, Scope};
 use crate::store::Redemption;
 use crate::tokens::{self, Defect, Secret, SecretKind, fingerprint, hash_secret};
 
+/// What a code exchange presents (RFC 6749 §4.1.3, RFC 7636 §4.5, RFC 8707 §2.2).
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    pub code: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+    /// The one resource the access token is for, if the request names one.
+    pub resource: Option<&'a str>,
+}
+
 /// Exchanges a code for tokens. Every rule is checked before the atomic redemption, and the
 /// tokens are stored in the same transaction that marks the code redeemed.
 pub async fn exchange(
     ctx: &GrantContext<'_>,
     client: &Client,
-    code: &str,
-    redirect_uri: Option<&str>,
-    code_verifier: Option<&str>,
+    presented: &Presented<'_>,
 ) -> Result<TokenResponse, Rejection> {
-    let record = find_code(ctx, code).await?;
+    let record = find_code(ctx, presented.code).await?;
     let grant_id = record.grant_id.clone();
-    redeem(ctx, client, record, redirect_uri, code_verifier).await.map_err(|r| link_grant(r, grant_id))
+    redeem(ctx, client, record, presented).await.map_err(|r| link_grant(r, grant_id))
 }
 
 /// Links a rejection to the grant's timeline, unless the grant belongs to another client.
@@ -37,8 +46,7 @@ async fn redeem(
     ctx: &GrantContext<'_>,
     client: &Client,
     record: CodeRecord,
-    redirect_uri: Option<&str>,
-    code_verifier: Option<&str>,
+    presented: &Presented<'_>,
 ) -> Result<TokenResponse, Rejection> {
     // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
     // confidential client, or if the client is public, ensure that the code was issued to
@@ -65,8 +73,10 @@ async fn redeem(
             .with("late_by_seconds", ctx.now - record.expires_at));
     }
 
-    check_redirect_uri(&record, redirect_uri)?;
-    check_pkce(ctx, &record, code_verifier).await?;
+    check_redirect_uri(&record, presented.redirect_uri)?;
+    check_pkce(ctx, &record, presented.code_verifier).await?;
+    // Before the redemption: a token request that names the wrong resource does not use up the code.
+    let resource = super::token_resource(ctx, client, presented.resource, &record.resources).await?;
 
     let user = ctx.store.user(&record.user_id).await.map_err(Rejection::store)?;
     match user {
@@ -77,8 +87,17 @@ async fn redeem(
     super::require_consent(ctx, &record.user_id, &client.id, &record.grant_id, &record.scope).await?;
 
     let granted = Scope::from_stored(&record.scope);
-    let (access, access_record) =
-        new_access_token(ctx, &record.grant_id, &client.id, Some(&record.user_id), &record.scope)?;
+    let access = new_access_token(
+        ctx,
+        &access_token::Spec {
+            grant_id: &record.grant_id,
+            client,
+            user_id: Some(&record.user_id),
+            auth_time: Some(record.auth_time),
+            scope: &granted,
+            resource: resource.as_ref(),
+        },
+    )?;
     let wants_refresh = client.may_use(GrantType::RefreshToken)
         && (granted.contains(scope::OFFLINE_ACCESS) || client.always_issue_refresh_token);
     let refresh = if wants_refresh {
@@ -89,6 +108,7 @@ async fn redeem(
             client_id: client.id.clone(),
             user_id: record.user_id.clone(),
             scope: record.scope.clone(),
+            resources: record.resources.clone(),
             auth_time: record.auth_time,
             issued_at: ctx.now,
             expires_at: ctx.now + ctx.settings.refresh_token_lifetime,
@@ -119,8 +139,8 @@ async fn redeem(
     };
 
     let issued = IssuedTokens {
-        audit: Some(ctx.success_audit(&access_record.grant_id)),
-        access: access_record,
+        audit: Some(ctx.success_audit(&record.grant_id)),
+        access: access.record,
         refresh: refresh.as_ref().map(|(_, r)| r.clone()),
     };
     match ctx.store.redeem_code(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(Rejection::store)? {
@@ -134,10 +154,10 @@ async fn redeem(
     Ok(TokenResponse {
         access_token: access.value,
         token_type: "Bearer",
-        expires_in: ctx.settings.access_token_lifetime,
+        expires_in: access.expires_in,
         refresh_token: refresh.map(|(s, _)| s.value),
         id_token,
-        scope: record.scope,
+        scope: access.scope.to_string(),
         grant_id: record.grant_id,
     })
 }

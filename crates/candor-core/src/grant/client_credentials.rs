@@ -5,11 +5,13 @@ use crate::model::{Client, IssuedTokens};
 use crate::rejection::{Reason, Rejection};
 use crate::scope::{self, Scope};
 use crate::tokens::ordered_id;
+use crate::{access_token, resource};
 
 pub async fn issue(
     ctx: &GrantContext<'_>,
     client: &Client,
     requested: Option<&str>,
+    named_resource: Option<&str>,
 ) -> Result<TokenResponse, Rejection> {
     // RFC 6749 §4.4: only confidential clients; a public client cannot keep a credential.
     if client.is_public() {
@@ -40,19 +42,39 @@ pub async fn issue(
         }
         None => allowed,
     };
+    // No user grant stands between the client and the resource: any resource the client is
+    // registered for (RFC 8707 §2); none named, none.
+    let resource = match named_resource {
+        None => None,
+        Some(id) => Some(resource::load(ctx.store, client, id).await?),
+    };
     let grant_id = ordered_id().map_err(|_| Rejection::internal())?;
-    let (access, record) = new_access_token(ctx, &grant_id, &client.id, None, &scope.to_string())?;
+    let access = new_access_token(
+        ctx,
+        &access_token::Spec {
+            grant_id: &grant_id,
+            client,
+            user_id: None,
+            auth_time: None,
+            scope: &scope,
+            resource: resource.as_ref(),
+        },
+    )?;
     ctx.store
-        .insert_tokens(&IssuedTokens { access: record, refresh: None, audit: Some(ctx.success_audit(&grant_id)) })
+        .insert_tokens(&IssuedTokens {
+            access: access.record,
+            refresh: None,
+            audit: Some(ctx.success_audit(&grant_id)),
+        })
         .await
         .map_err(Rejection::store)?;
     Ok(TokenResponse {
         access_token: access.value,
         token_type: "Bearer",
-        expires_in: ctx.settings.access_token_lifetime,
+        expires_in: access.expires_in,
         refresh_token: None,
         id_token: None,
-        scope: scope.to_string(),
+        scope: access.scope.to_string(),
         grant_id,
     })
 }

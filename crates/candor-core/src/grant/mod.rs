@@ -4,15 +4,16 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 
+use crate::access_token::{self, Minted};
 use crate::audit::AuditRecord;
 use crate::clock::UnixTime;
 use crate::keys::KeyRing;
-use crate::model::{AccessTokenRecord, Client, GrantType};
+use crate::model::{Client, GrantType, Resource};
 use crate::params::Params;
 use crate::rejection::{Reason, Rejection};
+use crate::resource;
 use crate::settings::Settings;
 use crate::store::Store;
-use crate::tokens::{Secret, SecretKind};
 use serde::Serialize;
 
 /// A parsed token request, one variant per grant.
@@ -95,11 +96,13 @@ pub struct TokenResponse {
     pub grant_id: String,
 }
 
-/// Runs the grant for an authenticated client.
+/// Runs the grant for an authenticated client. `resource` is the one resource the token request
+/// names (`resource::requested_one`).
 pub async fn handle(
     ctx: &GrantContext<'_>,
     client: &Client,
     request: GrantRequest,
+    resource: Option<&str>,
 ) -> Result<TokenResponse, Rejection> {
     let grant = request.grant_type();
     if !client.may_use(grant) {
@@ -110,35 +113,40 @@ pub async fn handle(
     }
     match request {
         GrantRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
-            authorization_code::exchange(ctx, client, &code, redirect_uri.as_deref(), code_verifier.as_deref()).await
+            let presented = authorization_code::Presented {
+                code: &code,
+                redirect_uri: redirect_uri.as_deref(),
+                code_verifier: code_verifier.as_deref(),
+                resource,
+            };
+            authorization_code::exchange(ctx, client, &presented).await
         }
         GrantRequest::RefreshToken { refresh_token, scope } => {
-            refresh_token::rotate(ctx, client, &refresh_token, scope.as_deref()).await
+            refresh_token::rotate(ctx, client, &refresh_token, scope.as_deref(), resource).await
         }
-        GrantRequest::ClientCredentials { scope } => client_credentials::issue(ctx, client, scope.as_deref()).await,
+        GrantRequest::ClientCredentials { scope } => {
+            client_credentials::issue(ctx, client, scope.as_deref(), resource).await
+        }
     }
 }
 
-/// A new access token for a grant.
-pub(crate) fn new_access_token(
+/// A new access token for a grant, as `spec` says (format, audience, lifetime).
+pub(crate) fn new_access_token(ctx: &GrantContext<'_>, spec: &access_token::Spec<'_>) -> Result<Minted, Rejection> {
+    access_token::mint(ctx.keys, ctx.settings, ctx.now, spec)
+}
+
+/// The registered resource the token is for, if any: `named` by the token request, or the grant's
+/// only one (RFC 8707 §2.2).
+pub(crate) async fn token_resource(
     ctx: &GrantContext<'_>,
-    grant_id: &str,
-    client_id: &str,
-    user_id: Option<&str>,
-    scope: &str,
-) -> Result<(Secret, AccessTokenRecord), Rejection> {
-    let secret = Secret::generate(SecretKind::AccessToken).map_err(|_| Rejection::internal())?;
-    let record = AccessTokenRecord {
-        hash: secret.hash.clone(),
-        grant_id: grant_id.to_string(),
-        client_id: client_id.to_string(),
-        user_id: user_id.map(str::to_string),
-        scope: scope.to_string(),
-        issued_at: ctx.now,
-        expires_at: ctx.now + ctx.settings.access_token_lifetime,
-        revoked_at: None,
-    };
-    Ok((secret, record))
+    client: &Client,
+    named: Option<&str>,
+    granted: &[String],
+) -> Result<Option<Resource>, Rejection> {
+    match resource::choose(named, granted)? {
+        None => Ok(None),
+        Some(id) => Ok(Some(resource::load(ctx.store, client, &id).await?)),
+    }
 }
 
 /// The grant holds only while the user's consent covers its scope; if it no longer does, the

@@ -1,6 +1,7 @@
 //! The refresh token grant with rotation and reuse detection (RFC 6749 §6, RFC 9700 §4.14).
 
 use super::{GrantContext, TokenResponse, new_access_token};
+use crate::access_token;
 use crate::clock::rfc3339;
 use crate::id_token::{self, IdTokenInput};
 use crate::model::{Client, IssuedTokens, RefreshTokenRecord};
@@ -14,6 +15,7 @@ pub async fn rotate(
     client: &Client,
     presented: &str,
     requested_scope: Option<&str>,
+    resource: Option<&str>,
 ) -> Result<TokenResponse, Rejection> {
     if let Err(defect) = tokens::inspect(presented, SecretKind::RefreshToken) {
         return Err(Rejection::new(Reason::RefreshTokenMalformed)
@@ -25,7 +27,7 @@ pub async fn rotate(
             Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(presented))
         })?;
     let grant_id = record.grant_id.clone();
-    rotate_record(ctx, client, record, requested_scope)
+    rotate_record(ctx, client, record, requested_scope, resource)
         .await
         .map_err(|r| super::authorization_code::link_grant(r, grant_id))
 }
@@ -35,6 +37,7 @@ async fn rotate_record(
     client: &Client,
     record: RefreshTokenRecord,
     requested_scope: Option<&str>,
+    named_resource: Option<&str>,
 ) -> Result<TokenResponse, Rejection> {
     if record.client_id != client.id {
         return Err(Rejection::new(Reason::RefreshTokenIssuedToOtherClient)
@@ -80,6 +83,8 @@ async fn rotate_record(
             requested
         }
     };
+    // RFC 8707 §2.2: one of the grant's resources; refused before the rotation, which it leaves undone.
+    let resource = super::token_resource(ctx, client, named_resource, &record.resources).await?;
     match ctx.store.user(&record.user_id).await.map_err(Rejection::store)? {
         None => return Err(Rejection::new(Reason::UserUnknown)),
         Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
@@ -87,8 +92,17 @@ async fn rotate_record(
     }
     super::require_consent(ctx, &record.user_id, &client.id, &record.grant_id, &record.scope).await?;
 
-    let (access, access_record) =
-        new_access_token(ctx, &record.grant_id, &client.id, Some(&record.user_id), &scope.to_string())?;
+    let access = new_access_token(
+        ctx,
+        &access_token::Spec {
+            grant_id: &record.grant_id,
+            client,
+            user_id: Some(&record.user_id),
+            auth_time: Some(record.auth_time),
+            scope: &scope,
+            resource: resource.as_ref(),
+        },
+    )?;
     let secret = Secret::generate(SecretKind::RefreshToken).map_err(|_| Rejection::internal())?;
     // RFC 6749 §6: the new refresh token's scope is identical to the old one's; the family's
     // absolute expiry is kept, so rotation never extends a grant.
@@ -117,11 +131,8 @@ async fn rotate_record(
     } else {
         None
     };
-    let issued = IssuedTokens {
-        audit: Some(ctx.success_audit(&access_record.grant_id)),
-        access: access_record,
-        refresh: Some(next),
-    };
+    let issued =
+        IssuedTokens { audit: Some(ctx.success_audit(&record.grant_id)), access: access.record, refresh: Some(next) };
     let outcome = if record.rotated_at.is_some() {
         Rotation::AlreadyRotated { rotated_at: record.rotated_at.unwrap_or(ctx.now), rotated_trace: None }
     } else {
@@ -144,10 +155,10 @@ async fn rotate_record(
     Ok(TokenResponse {
         access_token: access.value,
         token_type: "Bearer",
-        expires_in: ctx.settings.access_token_lifetime,
+        expires_in: access.expires_in,
         refresh_token: Some(secret.value),
         id_token,
-        scope: scope.to_string(),
+        scope: access.scope.to_string(),
         grant_id: record.grant_id,
     })
 }

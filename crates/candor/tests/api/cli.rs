@@ -366,3 +366,66 @@ fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_cleanly() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn resources_are_registered_checked_given_to_clients_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/admin.db", dir.path().display());
+    let (ok, out, err) = run(
+        &[
+            "resource",
+            "add",
+            "--id",
+            "https://api.example.com/",
+            "--name",
+            "Orders",
+            "--scope",
+            "orders:read",
+            "--lifetime",
+            "300",
+        ],
+        &store,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("access tokens:    jwt (RFC 9068, RS256)") && out.contains("300 s"), "{out}");
+    let (ok, _, err) = run(&["resource", "add", "--id", "api.example.com"], &store);
+    assert!(!ok && err.contains("absolute URI"), "{err}");
+    let (ok, _, err) = run(&["resource", "add", "--id", "https://api.example.com/"], &store);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(&["resource", "add", "--id", "urn:x", "--lifetime", "0"], &store);
+    assert!(!ok && err.contains("--lifetime"), "{err}");
+    // A client is given registered resources only.
+    let add = |resource: &str, id: &str| {
+        run(
+            &[
+                "client",
+                "add",
+                "--name",
+                "App",
+                "--id",
+                id,
+                "--grant",
+                "client_credentials",
+                "--resource",
+                resource,
+                "--access-token-format",
+                "jwt",
+            ],
+            &store,
+        )
+    };
+    let (ok, _, err) = add("https://api.example.com", "a");
+    assert!(!ok && err.contains("no such resource"), "{err}");
+    let (ok, out, err) = add("https://api.example.com/", "b");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("resources:        https://api.example.com/") && out.contains("access tokens:    jwt"),
+        "{out}"
+    );
+    assert!(run(&["resource", "list"], &store).1.contains("Orders"));
+    let (ok, out, err) = run(&["resource", "remove", "https://api.example.com/"], &store);
+    assert!(ok && out.contains("revoked"), "{err}");
+    assert!(run(&["client", "show", "b"], &store).1.contains("resources:        (none)"));
+    let (ok, _, err) = run(&["resource", "remove", "https://api.example.com/"], &store);
+    assert!(!ok && err.contains("no resource"), "{err}");
+}

@@ -123,3 +123,57 @@ async fn the_loopback_listener_receives_the_callback_from_the_browser() {
     assert!(status.success(), "{text}");
     assert!(text.contains("ok   ID token") && text.contains("every step passed"), "{text}");
 }
+
+#[tokio::test]
+async fn flow_with_a_resource_checks_the_jwt_access_token_as_the_resource_would() {
+    use candor_core::model::{Resource, SigningAlg, TokenFormat};
+    let app = spawn_app().await;
+    let api = "https://api.flow.example/";
+    app.store
+        .insert_resource(&Resource {
+            id: api.into(),
+            name: "API".into(),
+            scopes: vec!["offline_access".into()],
+            access_token_format: TokenFormat::Jwt,
+            access_token_lifetime: None,
+            signing_alg: SigningAlg::EdDSA,
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    let mut client = app.store.client(WEB).await.unwrap().unwrap();
+    app.store.remove_client(WEB, 0).await.unwrap();
+    client.resources = vec![api.into()];
+    app.store.insert_client(&client).await.unwrap();
+    let run = |resource: &'static str| {
+        let app_base = app.base.clone();
+        let secret = app.secret(WEB);
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
+                .args(["flow", "--issuer", &app_base, "--client-id", WEB, "--scope", "openid offline_access"])
+                .args(["--redirect-uri", WEB_REDIRECT, "--login-user", USER, "--resource", resource, "--refresh"])
+                .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
+                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            )
+        })
+    };
+    let (ok, text) = run(api).await.unwrap();
+    assert!(ok, "{text}");
+    for expected in [
+        "PKCE S256, state, nonce and resource (RFC 8707)",
+        "resource=https://api.flow.example/",
+        "ok   access token (RFC 9068): typ at+jwt, signature (JWKS), iss, aud \"https://api.flow.example/\"",
+        "userinfo not called",
+        "ok   refresh rotation",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{text}");
+    }
+    // A resource the client is not registered for: the callback carries invalid_target.
+    let (ok, text) = run("https://elsewhere.example/").await.unwrap();
+    assert!(!ok && text.contains("error=invalid_target"), "{text}");
+}

@@ -83,6 +83,8 @@ pub fn client(
         created_at: 0,
         jwks: None,
         require_par: false,
+        access_token_format: candor_core::model::TokenFormat::Opaque,
+        resources: vec![],
     }
 }
 

@@ -26,6 +26,7 @@ mod par;
 mod private_key_jwt;
 mod reasons;
 mod refresh;
+mod resources;
 mod revocation;
 mod served;
 mod throttling;

@@ -59,6 +59,9 @@ mod reasons;
 #[path = "../api/refresh.rs"]
 mod refresh;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/resources.rs"]
+mod resources;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/revocation.rs"]
 mod revocation;
 #[cfg(candor_postgres_tests)]
