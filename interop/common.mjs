@@ -10,12 +10,12 @@ export const candorBin = process.env.CANDOR_BIN ?? path.join(root, 'target', 'de
 /**
  * Starts `candor dev --port 0`, on a throwaway store (`--ephemeral`) or, with `dataDir`, on the
  * SQLite file `<dataDir>/dev.db`, which the admin commands can reach while it runs; resolves with
- * its issuer, demo password, client secret and a stop().
+ * its issuer, demo password, client secret and a stop(). `args` are more `candor dev` options.
  */
-export function startCandor({ dataDir } = {}) {
+export function startCandor({ dataDir, args = [] } = {}) {
   return new Promise((resolve, reject) => {
     const store = dataDir ? ['--data-dir', dataDir] : ['--ephemeral'];
-    const child = spawn(candorBin, ['dev', '--port', '0', ...store], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(candorBin, ['dev', '--port', '0', ...store, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
     const timer = setTimeout(() => { child.kill(); reject(new Error('candor dev did not print its banner in 30 s')); }, 30_000);
     const found = {};
     child.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${candorBin}: ${e.message} (run cargo build -p candor first)`)); });

@@ -10,7 +10,8 @@ import { startCandor, admin, browse, checks, assert } from '../common.mjs';
 const REDIRECT = 'http://localhost:3000/callback';
 // A store the admin commands can reach while Candor runs: the private_key_jwt client is added to it.
 const dataDir = mkdtempSync(path.join(tmpdir(), 'candor-interop-'));
-const candor = await startCandor({ dataDir });
+// Server nonces on (RFC 9449 §8): the library's DPoP requests must fetch and retry with one.
+const candor = await startCandor({ dataDir, args: ['--dpop-nonce'] });
 let code = 0;
 try {
   const config = await client.discovery(
@@ -137,6 +138,28 @@ try {
       const body = await info?.response?.json().catch(() => null);
       assert(info?.status === 401 && challenge?.parameters?.error === 'invalid_token' && body?.reason === 'id_token_as_access_token',
         `userinfo with the ID token: ${info?.message} ${JSON.stringify(challenge)} ${JSON.stringify(body)}`);
+    }],
+    ['DPoP (RFC 9449) with server nonces: tokens bound to a key the library generates, proofs at /token and /userinfo', async () => {
+      const dpop = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+      const v = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const url = client.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT, scope: 'openid offline_access', state,
+        code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
+      });
+      const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
+      const t = await client.authorizationCodeGrant(config, back, { pkceCodeVerifier: v, expectedState: state }, undefined, { DPoP: dpop });
+      assert(t.token_type?.toLowerCase() === 'dpop', `token_type ${t.token_type}`);
+      const info = await client.fetchUserInfo(config, t.access_token, t.claims().sub, { DPoP: dpop });
+      assert(info.sub === t.claims().sub, JSON.stringify(info));
+      const intro = await client.tokenIntrospection(config, t.access_token);
+      assert(intro.active && intro.token_type === 'DPoP' && typeof intro.cnf?.jkt === 'string', JSON.stringify(intro));
+      const next = await client.refreshTokenGrant(config, t.refresh_token, undefined, { DPoP: dpop });
+      assert(next.token_type?.toLowerCase() === 'dpop', `refreshed token_type ${next.token_type}`);
+      // Without the key the bound token is refused as a bearer token, and Candor says why.
+      const bare = await client.fetchUserInfo(config, next.access_token, t.claims().sub).then(() => null, (e) => e);
+      const body = await bare?.response?.json().catch(() => null);
+      assert(bare?.status === 401 && body?.reason === 'access_token_dpop_bound', `without DPoP: ${bare?.message} ${JSON.stringify(body)}`);
     }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })

@@ -51,6 +51,7 @@ fn client(alg: SigningAlg) -> Client {
         require_par: false,
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
+        require_dpop: false,
     }
 }
 

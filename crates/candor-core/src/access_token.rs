@@ -32,6 +32,8 @@ pub struct Spec<'a> {
     pub scope: &'a Scope,
     /// The resource it is for (RFC 8707), or `None` for Candor itself.
     pub resource: Option<&'a Resource>,
+    /// The DPoP key it is bound to (RFC 9449), if any.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// A minted access token: the value for the response and the record to store before sending it.
@@ -42,6 +44,8 @@ pub struct Minted {
     /// The token's scope: the granted scopes its resource understands.
     pub scope: Scope,
     pub expires_in: i64,
+    /// `Bearer`, or `DPoP` when bound to a DPoP key (RFC 9449 §5).
+    pub token_type: &'static str,
 }
 
 /// Mints an access token: the resource's format, lifetime and algorithm if it has a resource,
@@ -63,6 +67,7 @@ pub fn mint(keys: &KeyRing, settings: &Settings, now: UnixTime, spec: &Spec<'_>)
         scope: scope.to_string(),
         audience: spec.resource.map(|r| r.id.clone()),
         format,
+        dpop_jkt: spec.dpop_jkt.map(str::to_string),
         issued_at: now,
         expires_at: now + lifetime,
         revoked_at: None,
@@ -80,7 +85,8 @@ pub fn mint(keys: &KeyRing, settings: &Settings, now: UnixTime, spec: &Spec<'_>)
             jwt
         }
     };
-    Ok(Minted { value, record, scope, expires_in: lifetime })
+    let token_type = if record.dpop_jkt.is_some() { crate::dpop::TOKEN_TYPE } else { "Bearer" };
+    Ok(Minted { value, record, scope, expires_in: lifetime, token_type })
 }
 
 /// RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti, and scope and auth_time when known.
@@ -110,6 +116,10 @@ fn sign_jwt(
         }
         if let Some(at) = spec.auth_time {
             m.insert("auth_time".into(), json!(at));
+        }
+        if let Some(jkt) = spec.dpop_jkt {
+            // RFC 9449 §6.1: the key the token is bound to.
+            m.insert("cnf".into(), crate::dpop::confirmation(jkt));
         }
     }
     key.sign_jwt_typed(&claims, JWT_TYP).map_err(|e| Rejection::internal().with_internal("signing", e.to_string()))
@@ -212,6 +222,7 @@ mod tests {
             require_par: false,
             access_token_format: format,
             resources: vec!["https://api.example/".into()],
+            require_dpop: false,
         }
     }
 
@@ -245,6 +256,7 @@ mod tests {
             auth_time: Some(90),
             scope: &scope,
             resource: Some(&resource),
+            dpop_jkt: None,
         };
         let m = mint(&keys, &settings(), 100, &spec).unwrap();
         assert_eq!((m.expires_in, m.scope.to_string()), (120, "orders:read".to_string()));
@@ -266,8 +278,15 @@ mod tests {
         let keys = ring();
         let scope = Scope::parse("svc").unwrap();
         let opaque = client(TokenFormat::Opaque);
-        let spec =
-            Spec { grant_id: "g", client: &opaque, user_id: None, auth_time: None, scope: &scope, resource: None };
+        let spec = Spec {
+            grant_id: "g",
+            client: &opaque,
+            user_id: None,
+            auth_time: None,
+            scope: &scope,
+            resource: None,
+            dpop_jkt: None,
+        };
         let m = mint(&keys, &settings(), 100, &spec).unwrap();
         assert!(m.value.starts_with("cda_"));
         assert_eq!(m.record.hash, hash_secret(&m.value));
@@ -281,5 +300,9 @@ mod tests {
         );
         assert!(parsed.claims.get("auth_time").is_none());
         assert!(tokens::is_jwt_shaped(&m.value));
+        // Bound to a DPoP key: the record and the JWT's cnf name it.
+        let m = mint(&keys, &settings(), 100, &Spec { client: &jwt, dpop_jkt: Some("jkt-1"), ..spec }).unwrap();
+        assert_eq!(m.record.dpop_jkt.as_deref(), Some("jkt-1"));
+        assert_eq!(jws::parse(&m.value).unwrap().claims["cnf"]["jkt"], "jkt-1");
     }
 }

@@ -22,6 +22,9 @@ pub struct AuthorizationRequest {
     /// The resources (RFC 8707) the tokens of the grant may be for.
     #[serde(default)]
     pub resources: Vec<String>,
+    /// The DPoP key the code is bound to (RFC 9449 §10).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub prompt_none: bool,
@@ -154,6 +157,15 @@ pub fn validate(
     }
     let resources = crate::resource::requested(params).map_err(fail)?;
     crate::resource::check_allowed(client, &resources).map_err(fail)?;
+    let dpop_jkt = match params.get("dpop_jkt").map_err(fail)? {
+        Some(j) if !crate::dpop::is_thumbprint(j) => {
+            return Err(fail(Rejection::invalid(
+                "dpop_jkt",
+                "not a JWK SHA-256 thumbprint (RFC 7638: 43 base64url characters)",
+            )));
+        }
+        other => other.map(str::to_string),
+    };
     let nonce = params.get("nonce").map_err(fail)?.map(str::to_string);
     if let Some(n) = &nonce
         && n.len() > MAX_STATE_LEN
@@ -206,6 +218,7 @@ pub fn validate(
         redirect_uri_sent,
         scope: scope.to_string(),
         resources,
+        dpop_jkt,
         state,
         nonce,
         prompt_none,
@@ -297,6 +310,7 @@ pub fn issue_code(
         resources: req.resources.clone(),
         nonce: req.nonce.clone(),
         code_challenge: req.code_challenge.clone(),
+        dpop_jkt: req.dpop_jkt.clone(),
         auth_time,
         issued_at: now,
         expires_at: now + settings.code_lifetime,
@@ -345,6 +359,7 @@ mod tests {
             require_par: false,
             access_token_format: crate::model::TokenFormat::Opaque,
             resources: vec!["https://api.example/".into()],
+            require_dpop: false,
         }
     }
 

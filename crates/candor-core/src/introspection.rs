@@ -152,7 +152,16 @@ pub fn active_response(found: &Found, issuer: &str, username: Option<&str>) -> M
         out.insert("username".into(), json!(u));
     }
     if let Found::Access(a) = found {
-        out.insert("token_type".into(), json!("Bearer"));
+        match &a.dpop_jkt {
+            // RFC 9449 §6.2: a bound token's confirmation, and its type.
+            Some(jkt) => {
+                out.insert("token_type".into(), json!(crate::dpop::TOKEN_TYPE));
+                out.insert("cnf".into(), crate::dpop::confirmation(jkt));
+            }
+            None => {
+                out.insert("token_type".into(), json!("Bearer"));
+            }
+        }
         // RFC 7662 §2.2 `aud`: the resource the token is for (RFC 8707); a token for no
         // resource is for this provider itself.
         out.insert("aud".into(), json!(a.audience.as_deref().unwrap_or(issuer)));
@@ -213,6 +222,7 @@ mod tests {
             scope: "api.read".into(),
             audience: None,
             format: crate::model::TokenFormat::Opaque,
+            dpop_jkt: None,
             issued_at: 100,
             expires_at,
             revoked_at,

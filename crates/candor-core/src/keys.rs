@@ -35,6 +35,9 @@ pub struct SigningKey {
     pub created_at: UnixTime,
     pub retired_at: Option<UnixTime>,
     pair: Pair,
+    /// A secret derived from the private key (SHA-256 under a label of its own), from which the
+    /// keys of stateless server values such as DPoP nonces are derived: every node has it.
+    seed: [u8; 32],
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -73,12 +76,18 @@ impl SigningKey {
             ),
             SigningAlg::EdDSA => Pair::Ed(Ed25519KeyPair::from_pkcs8(&record.private_der).map_err(|_| err())?),
         };
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(b"candor-key-seed-v1\0");
+        ctx.update(&record.private_der);
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(ctx.finish().as_ref());
         Ok(SigningKey {
             kid: record.kid.clone(),
             alg: record.alg,
             created_at: record.created_at,
             retired_at: record.retired_at,
             pair,
+            seed,
         })
     }
 
@@ -89,7 +98,11 @@ impl SigningKey {
 
     /// Signs `claims` with `typ` in the header (RFC 9068 §2.1: `at+jwt` for access tokens).
     pub fn sign_jwt_typed(&self, claims: &Value, typ: &str) -> Result<String, KeyError> {
-        let header = json!({ "alg": self.alg.as_str(), "typ": typ, "kid": self.kid });
+        self.sign_with_header(&json!({ "alg": self.alg.as_str(), "typ": typ, "kid": self.kid }), claims)
+    }
+
+    /// Signs `claims` under exactly `header` (whose `alg` must be this key's).
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> Result<String, KeyError> {
         let signing_input =
             format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
         let sig = match &self.pair {
@@ -197,6 +210,13 @@ impl KeyRing {
             .map(SigningKey::public_jwk)
             .collect();
         json!({ "keys": keys })
+    }
+
+    /// The key of the server's DPoP nonces: derived from the active RS256 key, which every node
+    /// shares (a rotation changes it; clients then fetch a new nonce once).
+    pub fn nonce_key(&self) -> crate::dpop::NonceKey {
+        let seed = self.active(SigningAlg::RS256).map(|k| k.seed).unwrap_or_default();
+        crate::dpop::NonceKey::derive(&seed)
     }
 
     pub fn algorithms(&self) -> Vec<SigningAlg> {

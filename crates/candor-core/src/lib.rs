@@ -11,6 +11,7 @@ pub mod client_assertion;
 pub mod client_auth;
 pub mod clock;
 pub mod docs;
+pub mod dpop;
 pub mod grant;
 pub mod id_token;
 pub mod introspection;

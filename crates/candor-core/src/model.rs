@@ -158,6 +158,8 @@ pub struct Client {
     pub access_token_format: TokenFormat,
     /// The resource indicators (RFC 8707) this client may request tokens for.
     pub resources: Vec<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2, `dpop_bound_access_tokens`).
+    pub require_dpop: bool,
 }
 
 /// A pushed authorization request (RFC 9126): its parameters, kept until used once or expired.
@@ -218,6 +220,8 @@ pub struct CodeRecord {
     pub resources: Vec<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<CodeChallenge>,
+    /// The DPoP key the code is bound to (RFC 9449 §10, `dpop_jkt` at /authorize).
+    pub dpop_jkt: Option<String>,
     pub auth_time: UnixTime,
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
@@ -239,6 +243,8 @@ pub struct AccessTokenRecord {
     pub audience: Option<String>,
     /// The token is a JWT (RFC 9068); its hash is then `tokens::jwt_key` of it.
     pub format: TokenFormat,
+    /// The thumbprint of the DPoP key the token is bound to (RFC 9449 `cnf.jkt`).
+    pub dpop_jkt: Option<String>,
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
@@ -255,6 +261,8 @@ pub struct RefreshTokenRecord {
     pub scope: String,
     /// The resources of the grant (RFC 8707 §2.2): a refresh may ask for a token for any of them.
     pub resources: Vec<String>,
+    /// The DPoP key the family is bound to (RFC 9449 §5: a public client's refresh tokens).
+    pub dpop_jkt: Option<String>,
     pub auth_time: UnixTime,
     pub issued_at: UnixTime,
     /// Absolute end of the family: rotation does not extend it.

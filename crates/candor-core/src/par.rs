@@ -143,6 +143,7 @@ mod tests {
             require_par: true,
             access_token_format: crate::model::TokenFormat::Opaque,
             resources: vec![],
+            require_dpop: false,
         }
     }
 

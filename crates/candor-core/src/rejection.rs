@@ -154,6 +154,22 @@ pub enum Reason {
     /// A token request named several resources; Candor issues one access token per resource.
     ResourceOnePerToken,
 
+    // --- DPoP (RFC 9449) ---
+    /// RFC 9449 §4.3: the DPoP proof is not a valid proof (shape, typ, alg, jwk, signature, claims, ath).
+    DpopProofInvalid,
+    /// RFC 9449 §4.3: the proof's `htm` or `htu` is not this request's method or endpoint.
+    DpopProofWrongTarget,
+    /// RFC 9449 §4.3: the proof's `iat` is too far from the server's time.
+    DpopProofStale,
+    /// RFC 9449 §11.1: a proof's `jti` was already used.
+    DpopProofReplayed,
+    /// RFC 9449 §8: the proof must carry the nonce the server provides (`use_dpop_nonce`).
+    DpopNonceRequired,
+    /// The grant or token is bound to another DPoP key than the proof's (or to none).
+    DpopKeyMismatch,
+    /// A DPoP proof is required here (a bound grant, or a client registered for DPoP) and none was sent.
+    DpopProofMissing,
+
     // --- the user behind a grant ---
     UserDisabled,
     UserUnknown,
@@ -168,6 +184,8 @@ pub enum Reason {
     AccessTokenRevoked,
     /// RFC 8707: the access token was issued for another resource (its `aud`), not for userinfo.
     AccessTokenAudienceMismatch,
+    /// RFC 9449 §7.1: a DPoP-bound access token was sent as a Bearer token, without a proof.
+    AccessTokenDpopBound,
     /// An ID token was sent where an access token belongs (OIDC Core §2: an ID token is for the client).
     IdTokenAsAccessToken,
     /// The token was not granted the `openid` scope that userinfo needs.
@@ -262,6 +280,13 @@ impl Reason {
         Reason::ResourceNotGranted,
         Reason::ResourceAmbiguous,
         Reason::ResourceOnePerToken,
+        Reason::DpopProofInvalid,
+        Reason::DpopProofWrongTarget,
+        Reason::DpopProofStale,
+        Reason::DpopProofReplayed,
+        Reason::DpopNonceRequired,
+        Reason::DpopKeyMismatch,
+        Reason::DpopProofMissing,
         Reason::UserDisabled,
         Reason::UserUnknown,
         Reason::ConsentRevoked,
@@ -271,6 +296,7 @@ impl Reason {
         Reason::AccessTokenExpired,
         Reason::AccessTokenRevoked,
         Reason::AccessTokenAudienceMismatch,
+        Reason::AccessTokenDpopBound,
         Reason::IdTokenAsAccessToken,
         Reason::InsufficientScope,
         Reason::TokenTypeUnsupported,
@@ -354,6 +380,13 @@ impl Reason {
             ResourceNotGranted => "resource_not_granted",
             ResourceAmbiguous => "resource_ambiguous",
             ResourceOnePerToken => "resource_one_per_token",
+            DpopProofInvalid => "dpop_proof_invalid",
+            DpopProofWrongTarget => "dpop_proof_wrong_target",
+            DpopProofStale => "dpop_proof_stale",
+            DpopProofReplayed => "dpop_proof_replayed",
+            DpopNonceRequired => "dpop_nonce_required",
+            DpopKeyMismatch => "dpop_key_mismatch",
+            DpopProofMissing => "dpop_proof_missing",
             UserDisabled => "user_disabled",
             UserUnknown => "user_unknown",
             ConsentRevoked => "consent_revoked",
@@ -363,6 +396,7 @@ impl Reason {
             AccessTokenExpired => "access_token_expired",
             AccessTokenRevoked => "access_token_revoked",
             AccessTokenAudienceMismatch => "access_token_audience_mismatch",
+            AccessTokenDpopBound => "access_token_dpop_bound",
             IdTokenAsAccessToken => "id_token_as_access_token",
             InsufficientScope => "insufficient_scope",
             InternalError => "internal_error",
@@ -400,6 +434,10 @@ impl Reason {
             // RFC 8707 §2: "invalid_target".
             ResourceInvalid | ResourceUnknown | ResourceNotAllowed | ResourceNotGranted | ResourceAmbiguous
             | ResourceOnePerToken => "invalid_target",
+            // RFC 9449 §5, §7.1.
+            DpopProofInvalid | DpopProofWrongTarget | DpopProofStale | DpopProofReplayed => "invalid_dpop_proof",
+            DpopNonceRequired => "use_dpop_nonce",
+            DpopProofMissing => "invalid_request",
             LoginRequired => "login_required",
             ConsentRequired => "consent_required",
             ConsentDenied => "access_denied",
@@ -436,13 +474,15 @@ impl Reason {
             | RefreshTokenRotated
             | UserDisabled
             | UserUnknown
-            | ConsentRevoked => "invalid_grant",
+            | ConsentRevoked
+            | DpopKeyMismatch => "invalid_grant",
             AccessTokenMissing => "invalid_request",
             AccessTokenMalformed
             | AccessTokenUnknown
             | AccessTokenExpired
             | AccessTokenRevoked
             | AccessTokenAudienceMismatch
+            | AccessTokenDpopBound
             | IdTokenAsAccessToken => "invalid_token",
             InsufficientScope => "insufficient_scope",
             TokenTypeUnsupported => "unsupported_token_type",
@@ -566,6 +606,15 @@ impl Reason {
             ResourceOnePerToken => {
                 "An access token is for one resource; request one token per resource (with the refresh token)."
             }
+            DpopProofInvalid => "The DPoP proof is not a valid proof of possession (RFC 9449 §4.3).",
+            DpopProofWrongTarget => "The DPoP proof was made for another HTTP method or URL (htm, htu).",
+            DpopProofStale => {
+                "The DPoP proof's iat is too far from the server's time: a stale proof, or clocks that disagree."
+            }
+            DpopProofReplayed => "The DPoP proof was already used; make a new proof (new jti) for every request.",
+            DpopNonceRequired => "The DPoP proof must carry the nonce from the DPoP-Nonce header; retry with it.",
+            DpopKeyMismatch => "The grant or token is bound to a different DPoP key than the proof's.",
+            DpopProofMissing => "A DPoP proof is required for this request and none was sent (DPoP header).",
             UserDisabled => "The user behind this grant is disabled.",
             UserUnknown => "The user behind this grant no longer exists.",
             ConsentRevoked => "The user withdrew consent for this client; the grant no longer holds.",
@@ -578,6 +627,9 @@ impl Reason {
                 "The access token was issued for another resource (its audience), not for this endpoint."
             }
             IdTokenAsAccessToken => "An ID token was sent as the access token; send the access_token instead.",
+            AccessTokenDpopBound => {
+                "The access token is DPoP-bound: send it with the DPoP scheme and a proof, not as Bearer."
+            }
             InsufficientScope => "The access token lacks the scope this endpoint needs.",
             TokenTypeUnsupported => "The token_type_hint must be access_token or refresh_token.",
             TokenIssuedToOtherClient => {

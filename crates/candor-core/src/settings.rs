@@ -41,6 +41,10 @@ pub struct Settings {
     /// Seconds of clock difference tolerated on a client assertion's `exp`, `iat` and `nbf`
     /// (private_key_jwt); a larger difference is refused and reported in seconds.
     pub client_assertion_leeway: i64,
+    /// Seconds a DPoP proof's `iat` may lie from the server's time, either way (RFC 9449 §4.3).
+    pub dpop_leeway: i64,
+    /// DPoP proofs must carry the server's nonce (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -67,6 +71,8 @@ impl Settings {
             token_rate: 0,
             token_burst: 0,
             client_assertion_leeway: 60,
+            dpop_leeway: 60,
+            dpop_nonce: false,
         }
     }
 
@@ -110,6 +116,9 @@ impl Settings {
                 "client_assertion_leeway: {} is outside 0..=600 seconds",
                 self.client_assertion_leeway
             ));
+        }
+        if !(1..=600).contains(&self.dpop_leeway) {
+            return Err(format!("dpop_leeway: {} is outside 1..=600 seconds", self.dpop_leeway));
         }
         crate::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| format!("trusted_proxies: {e}"))?;
         if !(1..=3600).contains(&self.key_reload_interval) {

@@ -135,6 +135,10 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> StoreResult<u64>;
     /// Revokes one access token (RFC 7009). Returns false if it is unknown or already revoked.
     async fn revoke_access_token(&self, hash: &str, now: UnixTime) -> StoreResult<bool>;
+    /// Records a DPoP proof's `jti` as used with the key `jkt` until `expires_at` (RFC 9449
+    /// §11.1). Returns false, recording nothing, if it was used before: of concurrent calls with
+    /// one proof, on any node, exactly one returns true.
+    async fn use_dpop_proof(&self, jkt: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -222,11 +226,13 @@ pub struct Swept {
     pub client_assertions: u64,
     /// Pushed authorization requests past their expiry, never used.
     pub pushed_requests: u64,
+    /// Used DPoP proofs past the time they would be refused as stale.
+    pub dpop_proofs: u64,
 }
 
 impl Swept {
     /// The counts in the order of the fields (the order in which a store sweeps them).
-    pub fn counts(&self) -> [u64; 8] {
+    pub fn counts(&self) -> [u64; 9] {
         [
             self.codes,
             self.access_tokens,
@@ -236,6 +242,7 @@ impl Swept {
             self.audit,
             self.client_assertions,
             self.pushed_requests,
+            self.dpop_proofs,
         ]
     }
 
@@ -255,11 +262,20 @@ impl Swept {
     }
 }
 
-impl From<[u64; 8]> for Swept {
+impl From<[u64; 9]> for Swept {
     /// Counts in the order of `counts()`.
     fn from(
-        [codes, access_tokens, refresh_tokens, sessions, interactions, audit, client_assertions, pushed_requests]: [u64;
-            8],
+        [
+            codes,
+            access_tokens,
+            refresh_tokens,
+            sessions,
+            interactions,
+            audit,
+            client_assertions,
+            pushed_requests,
+            dpop_proofs,
+        ]: [u64; 9],
     ) -> Swept {
         Swept {
             codes,
@@ -270,6 +286,7 @@ impl From<[u64; 8]> for Swept {
             audit,
             client_assertions,
             pushed_requests,
+            dpop_proofs,
         }
     }
 }

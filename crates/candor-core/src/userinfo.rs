@@ -32,10 +32,32 @@ fn check_access_token(record: AccessTokenRecord, now: UnixTime) -> Result<Access
     Ok(record)
 }
 
+/// Checks a token's DPoP binding (RFC 9449 §7): a bound token only with a proof by its key
+/// (`proof_jkt`, from the DPoP scheme and header), an unbound one only as a Bearer token.
+pub fn check_binding(record: &AccessTokenRecord, proof_jkt: Option<&str>) -> Result<(), Rejection> {
+    match (&record.dpop_jkt, proof_jkt) {
+        (Some(bound), None) => Err(Rejection::new(Reason::AccessTokenDpopBound).with("bound_to", bound.clone())),
+        (Some(bound), Some(_)) => crate::dpop::check_binding(Some(bound), proof_jkt),
+        (None, Some(key)) => Err(Rejection::new(Reason::DpopKeyMismatch)
+            .with("bound_to", "none")
+            .with("proof_key", key.to_string())
+            .with("problem", "the token is not DPoP-bound: send it with the Bearer scheme")),
+        (None, None) => Ok(()),
+    }
+}
+
 /// The claims userinfo returns for a valid token carrying `openid`, issued for Candor itself
-/// (a token for a resource is that resource's only, RFC 8707).
-pub async fn claims(store: &dyn Store, issuer: Issuer<'_>, token: &str, now: UnixTime) -> Result<Value, Rejection> {
+/// (a token for a resource is that resource's only, RFC 8707), presented with a proof by its key
+/// if it is DPoP-bound (`proof_jkt`).
+pub async fn claims(
+    store: &dyn Store,
+    issuer: Issuer<'_>,
+    token: &str,
+    proof_jkt: Option<&str>,
+    now: UnixTime,
+) -> Result<Value, Rejection> {
     let record = validate_access_token(store, issuer, token, now).await?;
+    check_binding(&record, proof_jkt).map_err(|r| r.with_internal("grant_id", record.grant_id.clone()))?;
     if let Some(audience) = &record.audience {
         return Err(Rejection::new(Reason::AccessTokenAudienceMismatch)
             .with("audience", audience.clone())

@@ -43,6 +43,8 @@ pub fn document(state: &AppState) -> Value {
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "revocation_endpoint_auth_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
         "code_challenge_methods_supported": ["S256"],
+        // RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
                              "name", "preferred_username", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

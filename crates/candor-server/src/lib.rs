@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authorize;
 pub mod cookies;
 pub mod discovery;
+pub mod dpop;
 pub mod html;
 pub mod metrics;
 pub mod par;

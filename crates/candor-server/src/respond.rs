@@ -93,6 +93,9 @@ pub fn client_error(state: &AppState, r: &Rejection, trace: &Trace, used_basic: 
     log(r, trace, endpoint);
     let mut headers = HeaderMap::new();
     no_store(&mut headers);
+    if r.reason == candor_core::Reason::DpopNonceRequired {
+        crate::dpop::add_nonce(state, &mut headers);
+    }
     if r.reason.is_client_authentication() {
         let scheme = if used_basic { r#"Basic realm="candor", charset="UTF-8""# } else { r#"Basic realm="candor""# };
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
@@ -105,19 +108,29 @@ pub fn bearer_error(state: &AppState, r: &Rejection, trace: &Trace) -> Response 
     log(r, trace, "userinfo");
     // A grant that no longer holds (user disabled or removed) makes the token invalid:
     // RFC 6750 §3.1 `invalid_token`, 401 — whatever the reason's token-endpoint error would be.
-    let (code, error) = if r.reason.error() == "invalid_grant" {
-        (StatusCode::UNAUTHORIZED, "invalid_token")
-    } else {
-        (status(r), r.reason.error())
+    let (code, error) = match r.reason.error() {
+        "invalid_grant" => (StatusCode::UNAUTHORIZED, "invalid_token"),
+        // RFC 9449 §7.1, §9: a resource answers proof and nonce errors with 401.
+        e @ ("invalid_dpop_proof" | "use_dpop_nonce") => (StatusCode::UNAUTHORIZED, e),
+        e => (status(r), e),
     };
     let mut headers = HeaderMap::new();
     no_store(&mut headers);
+    // RFC 9449 §7.1: a DPoP refusal challenges with the DPoP scheme and the algorithms it takes.
+    let scheme = if crate::dpop::is_dpop_reason(r.reason) {
+        if r.reason == candor_core::Reason::DpopNonceRequired {
+            crate::dpop::add_nonce(state, &mut headers);
+        }
+        format!(r#"DPoP algs="{}""#, candor_core::jws::ALGORITHMS.join(" "))
+    } else {
+        r#"Bearer realm="candor""#.to_string()
+    };
     // §3.1: a request without authentication information gets no error code.
     let challenge = if r.reason == candor_core::Reason::AccessTokenMissing {
-        r#"Bearer realm="candor""#.to_string()
+        scheme
     } else {
         let desc = r.describe(false).replace(['"', '\\'], "'");
-        format!(r#"Bearer realm="candor", error="{error}", error_description="{desc}""#)
+        format!(r#"{scheme}, error="{error}", error_description="{desc}""#)
     };
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         headers.insert(header::WWW_AUTHENTICATE, v);

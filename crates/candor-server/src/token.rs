@@ -129,6 +129,9 @@ pub async fn token(
             // The success's audit record was committed with the tokens (GrantContext::audit).
             let mut h = HeaderMap::new();
             no_store(&mut h);
+            if headers.contains_key(crate::dpop::HEADER) {
+                crate::dpop::add_nonce(&state, &mut h);
+            }
             (StatusCode::OK, h, axum::Json(resp)).into_response()
         }
         Err(r) => refuse(&state, &trace, &headers, audit, &r).await,
@@ -180,6 +183,11 @@ async fn exchange(
             .with("retry_after", wait));
     }
     let request = GrantRequest::parse(&params).map_err(|r| r.with("client_id", client.id.clone()))?;
+    // RFC 9449 §5: a proof binds the tokens to its key; a client registered for DPoP must send one.
+    let proof = crate::dpop::proof(state, headers, "POST", "/token", None).await?;
+    if client.require_dpop && proof.is_none() {
+        return Err(Rejection::new(Reason::DpopProofMissing).with("client_id", client.id.clone()));
+    }
     let keys = state.keys();
     let ctx = GrantContext {
         store: state.store.as_ref(),
@@ -188,6 +196,7 @@ async fn exchange(
         now: state.now(),
         trace: &trace.0,
         audit: &*audit,
+        dpop_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
     };
     let grant = request.grant_type();
     let result = match candor_core::resource::requested_one(&params) {

@@ -13,7 +13,8 @@ use candor_core::rejection::{Reason, Rejection};
 use std::sync::Arc;
 
 /// RFC 6750 §2.1 (header) or §2.2 (form body); §2: "Clients MUST NOT use more than one method".
-fn bearer(method: &Method, headers: &HeaderMap, body: &Bytes) -> Result<String, Rejection> {
+/// RFC 9449 §7.1: a DPoP-bound token comes in the header with the `DPoP` scheme (then `true`).
+fn bearer(method: &Method, headers: &HeaderMap, body: &Bytes) -> Result<(String, bool), Rejection> {
     let from_header = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
@@ -21,10 +22,13 @@ fn bearer(method: &Method, headers: &HeaderMap, body: &Bytes) -> Result<String, 
                 .to_str()
                 .map_err(|_| Rejection::new(Reason::AccessTokenMalformed).with("problem", "the header is not ASCII"))?;
             match text.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim().to_string()),
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Some((token.trim().to_string(), false))
+                }
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => Some((token.trim().to_string(), true)),
                 _ => {
                     return Err(Rejection::new(Reason::AccessTokenMissing)
-                        .with("problem", "the Authorization header does not use the Bearer scheme"));
+                        .with("problem", "the Authorization header uses neither the Bearer nor the DPoP scheme"));
                 }
             }
         }
@@ -38,7 +42,8 @@ fn bearer(method: &Method, headers: &HeaderMap, body: &Bytes) -> Result<String, 
         (Some(_), Some(_)) => {
             Err(Rejection::invalid("access_token", "sent both in the Authorization header and the body"))
         }
-        (Some(t), None) | (None, Some(t)) => Ok(t),
+        (Some(t), None) => Ok(t),
+        (None, Some(t)) => Ok((t, false)),
         (None, None) => Err(Rejection::new(Reason::AccessTokenMissing)),
     }
 }
@@ -51,9 +56,19 @@ pub async fn userinfo(
     body: crate::respond::Body,
 ) -> Response {
     let result = async {
-        let token = bearer(&method, &headers, &crate::respond::read_body(body)?)?;
+        let (token, dpop_scheme) = bearer(&method, &headers, &crate::respond::read_body(body)?)?;
+        let proof = if dpop_scheme {
+            let proof = crate::dpop::proof(&state, &headers, method.as_str(), "/userinfo", Some(&token)).await?;
+            Some(proof.ok_or_else(|| {
+                Rejection::new(Reason::DpopProofInvalid)
+                    .with("problem", "the Authorization header uses the DPoP scheme but no DPoP header carries a proof")
+            })?)
+        } else {
+            None
+        };
         let keys = state.keys();
-        candor_core::userinfo::claims(state.store.as_ref(), state.issuer(&keys), &token, state.now()).await
+        let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+        candor_core::userinfo::claims(state.store.as_ref(), state.issuer(&keys), &token, jkt, state.now()).await
     }
     .await;
     match result {

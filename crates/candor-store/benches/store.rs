@@ -66,6 +66,7 @@ fn client() -> Client {
         require_par: false,
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
+        require_dpop: false,
     }
 }
 
@@ -99,6 +100,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
             value: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
             method: candor_core::pkce::ChallengeMethod::S256,
         }),
+        dpop_jkt: None,
         auth_time: NOW - 30,
         issued_at: NOW - 5,
         expires_at: NOW + 55,
@@ -115,6 +117,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
             scope: "openid profile offline_access".into(),
             audience: None,
             format: candor_core::model::TokenFormat::Opaque,
+            dpop_jkt: None,
             issued_at: NOW,
             expires_at: NOW + 3600,
             revoked_at: None,
@@ -126,6 +129,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
             user_id: USER.into(),
             scope: "openid profile offline_access".into(),
             resources: vec![],
+            dpop_jkt: None,
             auth_time: NOW - 30,
             issued_at: NOW,
             expires_at: NOW + 30 * 24 * 3600,
@@ -150,6 +154,7 @@ fn client_credentials_tokens() -> IssuedTokens {
             scope: "api.read".into(),
             audience: None,
             format: candor_core::model::TokenFormat::Opaque,
+            dpop_jkt: None,
             issued_at: NOW,
             expires_at: NOW + 3600,
             revoked_at: None,

@@ -74,6 +74,7 @@ pub(crate) trait Writes: Send + Sync {
     async fn revoke_grant(&self, grant_id: String, now: UnixTime) -> StoreResult<u64>;
     async fn revoke_access_token(&self, hash: String, now: UnixTime) -> StoreResult<bool>;
     async fn use_client_assertion(&self, client_id: String, jti: String, expires_at: UnixTime) -> StoreResult<bool>;
+    async fn use_dpop_proof(&self, jkt: String, jti: String, expires_at: UnixTime) -> StoreResult<bool>;
     async fn insert_pushed_request(&self, p: PushedRequest) -> StoreResult<()>;
     async fn take_pushed_request(&self, hash: String, now: UnixTime) -> StoreResult<candor_core::store::Taking>;
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()>;

@@ -158,7 +158,8 @@ async fn insert_issued(tx: &mut PgConnection, issued: &IssuedTokens) -> StoreRes
         .bind(a.expires_at)
         .bind(a.revoked_at)
         .bind(&a.audience)
-        .bind(a.format.as_str());
+        .bind(a.format.as_str())
+        .bind(&a.dpop_jkt);
     execute(tx, q).await?;
     if let Some(r) = &issued.refresh {
         let q = sqlx::query(sql::INSERT_REFRESH)
@@ -174,7 +175,8 @@ async fn insert_issued(tx: &mut PgConnection, issued: &IssuedTokens) -> StoreRes
             .bind(&r.rotated_trace)
             .bind(r.revoked_at)
             .bind(&r.issued_trace)
-            .bind(crate::to_json(&r.resources)?);
+            .bind(crate::to_json(&r.resources)?)
+            .bind(&r.dpop_jkt);
         execute(tx, q).await?;
     }
     if let Some(r) = &issued.audit {
@@ -246,7 +248,8 @@ impl Writes for PgStore {
                     .bind(c.redeemed_at)
                     .bind(&c.redeemed_trace)
                     .bind(&c.issued_trace)
-                    .bind(crate::to_json(&c.resources)?);
+                    .bind(crate::to_json(&c.resources)?)
+                    .bind(&c.dpop_jkt);
                 execute(tx, q).await.map(|_| ())
             })
         })
@@ -372,6 +375,16 @@ impl Writes for PgStore {
         self.write(move |tx| {
             Box::pin(async move {
                 let q = sqlx::query(sql::USE_CLIENT_ASSERTION).bind(&client_id).bind(&jti).bind(expires_at);
+                execute(tx, q).await.map(|n| n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn use_dpop_proof(&self, jkt: String, jti: String, expires_at: UnixTime) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let q = sqlx::query(sql::USE_DPOP_PROOF).bind(&jkt).bind(&jti).bind(expires_at);
                 execute(tx, q).await.map(|n| n == 1)
             })
         })

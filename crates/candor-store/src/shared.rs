@@ -73,8 +73,8 @@ macro_rules! store_impl {
                 sqlx::query(
                     "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
                                           allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at, jwks,
-                                          require_par, access_token_format, resources)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                                          require_par, access_token_format, resources, require_dpop)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -92,6 +92,7 @@ macro_rules! store_impl {
                 .bind(c.require_par)
                 .bind(c.access_token_format.as_str())
                 .bind(to_json(&c.resources)?)
+                .bind(c.require_dpop)
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
@@ -352,6 +353,10 @@ macro_rules! store_impl {
 
         #[async_trait]
         impl TokenStore for $Store {
+            async fn use_dpop_proof(&self, jkt: &str, jti: &str, expires_at: UnixTime) -> StoreResult<bool> {
+                crate::Writes::use_dpop_proof(self.writes(), jkt.to_string(), jti.to_string(), expires_at).await
+            }
+
             async fn access_token(&self, hash: &str) -> StoreResult<Option<AccessTokenRecord>> {
                 crate::Reads::one(self.reads(), crate::sql::ACCESS_TOKEN, hash, |row| crate::rows::access(row)).await
             }
@@ -594,7 +599,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl SweepStore for $Store {
             async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept> {
-                let mut counts = [0u64; 8];
+                let mut counts = [0u64; 9];
                 for (count, step) in counts.iter_mut().zip(crate::shared::sweep_steps(policy)) {
                     *count = self.sweep_step(&step, policy.batch).await?;
                 }
@@ -615,7 +620,7 @@ pub(crate) struct SweepStep {
 }
 
 /// The statements of one sweep, in the order of `Swept::counts`.
-pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 8] {
+pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 9] {
     let now = policy.now;
     let horizon = now - policy.tombstone_retention;
     // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
@@ -626,7 +631,7 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
     // keys below the prefix of a time before which every row is dead or nearly so, and,
     // for rows keyed before keys were ordered (a bare digest or a random id), keys above
     // any time near now. The row's own times decide; the ranges only bound the walk.
-    let steps: [(&'static str, i64, Option<i64>); 8] = [
+    let steps: [(&'static str, i64, Option<i64>); 9] = [
         // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
         ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
         // A token dies at expiry or revocation, which come after its issue: one dead since the
@@ -670,6 +675,12 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
         // A pushed request nobody used, once expired (RFC 9126 §2.2: a short lifetime).
         (
             "DELETE FROM pushed_requests WHERE hash IN (SELECT hash FROM pushed_requests WHERE expires_at < $1 LIMIT $2)",
+            now,
+            None,
+        ),
+        // A used DPoP proof past its window would be refused as stale: its jti need not be kept.
+        (
+            "DELETE FROM dpop_proofs WHERE (jkt, jti) IN (SELECT jkt, jti FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)",
             now,
             None,
         ),

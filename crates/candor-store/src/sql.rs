@@ -4,8 +4,8 @@
 
 pub(crate) const INSERT_CODE: &str = "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope,
         nonce, code_challenge, code_challenge_method, auth_time, issued_at, expires_at, redeemed_at, redeemed_trace, issued_trace,
-        resources)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+        resources, dpop_jkt)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 /// The claim of a code: writers of one row are serialised (SQLite: one writer; PostgreSQL: the
 /// row lock, and the WHERE is re-checked after a concurrent commit), so exactly one transaction
@@ -16,12 +16,12 @@ pub(crate) const CODE_REDEMPTION: &str = "SELECT redeemed_at, redeemed_trace FRO
 
 pub(crate) const INSERT_ACCESS: &str =
     "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at,
-        audience, format)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        audience, format, dpop_jkt)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(crate) const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (hash, grant_id, client_id, user_id, scope, auth_time, issued_at,
-        expires_at, rotated_at, rotated_trace, revoked_at, issued_trace, resources)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        expires_at, rotated_at, rotated_trace, revoked_at, issued_trace, resources, dpop_jkt)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 pub(crate) const REFRESH_REVOKED_AT: &str = "SELECT revoked_at FROM refresh_tokens WHERE hash = $1";
 /// The claim of a refresh token's rotation (see `CLAIM_CODE`).
@@ -38,6 +38,8 @@ pub(crate) const TAKE_PUSHED_REQUEST: &str =
 pub(crate) const PUSHED_REQUEST_USED_AT: &str = "SELECT used_at FROM pushed_requests WHERE hash = $1";
 pub(crate) const USE_CLIENT_ASSERTION: &str =
     "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+pub(crate) const USE_DPOP_PROOF: &str =
+    "INSERT INTO dpop_proofs (jkt, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 pub(crate) const REVOKE_ACCESS_TOKEN: &str =
     "UPDATE access_tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL";
 pub(crate) const REVOKE_GRANT: [&str; 2] = [

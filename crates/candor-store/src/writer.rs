@@ -344,6 +344,7 @@ fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
             &a.revoked_at,
             &a.audience,
             &a.format.as_str(),
+            &a.dpop_jkt,
         ],
     )?;
     if let Some(r) = &issued.refresh {
@@ -365,6 +366,7 @@ fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
                 &r.revoked_at,
                 &r.issued_trace,
                 &resources,
+                &r.dpop_jkt,
             ],
         )?;
     }
@@ -412,6 +414,7 @@ impl Writes for Writer {
                     &c.redeemed_trace,
                     &c.issued_trace,
                     &resources,
+                    &c.dpop_jkt,
                 ],
             )
             .map(|_| ())
@@ -506,6 +509,10 @@ impl Writes for Writer {
             execute(conn, sql::USE_CLIENT_ASSERTION, &[&client_id, &jti, &expires_at]).map(|n| n == 1)
         })
         .await
+    }
+
+    async fn use_dpop_proof(&self, jkt: String, jti: String, expires_at: UnixTime) -> StoreResult<bool> {
+        self.write(move |conn| execute(conn, sql::USE_DPOP_PROOF, &[&jkt, &jti, &expires_at]).map(|n| n == 1)).await
     }
 
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {

@@ -56,6 +56,7 @@ fn code(hash: &str, grant: &str) -> CodeRecord {
         resources: vec![],
         nonce: None,
         code_challenge: None,
+        dpop_jkt: None,
         auth_time: 100,
         issued_at: 100,
         expires_at: 160,
@@ -75,6 +76,7 @@ fn issued(access: &str, refresh: Option<&str>, grant: &str) -> IssuedTokens {
             scope: "openid".into(),
             audience: None,
             format: candor_core::model::TokenFormat::Opaque,
+            dpop_jkt: None,
             issued_at: 100,
             expires_at: 3700,
             revoked_at: None,
@@ -86,6 +88,7 @@ fn issued(access: &str, refresh: Option<&str>, grant: &str) -> IssuedTokens {
             user_id: "u1".into(),
             scope: "openid offline_access".into(),
             resources: vec![],
+            dpop_jkt: None,
             auth_time: 100,
             issued_at: 100,
             expires_at: 10_000,
@@ -365,6 +368,7 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
             require_par: false,
             access_token_format: candor_core::model::TokenFormat::Opaque,
             resources: vec![],
+            require_dpop: false,
         };
         s.store.insert_client(&client).await.unwrap();
         assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
@@ -429,6 +433,7 @@ async fn resources_round_trip_and_removing_one_revokes_its_tokens_and_takes_it_o
             require_par: false,
             access_token_format: TokenFormat::Jwt,
             resources: vec![api.id.clone(), other.id.clone()],
+            require_dpop: false,
         };
         s.store.insert_client(&client).await.unwrap();
         assert_eq!(s.store.client("c-res").await.unwrap().unwrap(), client, "{}: round trip", s.name);
@@ -537,6 +542,29 @@ async fn of_concurrent_uses_of_one_client_assertion_exactly_one_counts_and_expir
         let swept = s.store.sweep(&SweepPolicy::new(90_000, 100, 1_000_000, 1000)).await.unwrap();
         assert_eq!(swept.client_assertions, 2, "{}", s.name);
         assert!(!s.store.use_client_assertion("c1", "jti-2", 90_000).await.unwrap(), "{}", s.name);
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_uses_of_one_dpop_proof_exactly_one_counts_and_stale_ones_are_swept() {
+    for s in stores().await {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = s.store.clone();
+                tokio::spawn(async move { store.use_dpop_proof("jkt-a", "p-1", 500).await.unwrap() })
+            })
+            .collect();
+        let mut firsts = 0;
+        for t in tasks {
+            firsts += usize::from(t.await.unwrap());
+        }
+        assert_eq!(firsts, 1, "{}: one use of a proof counts", s.name);
+        // The same jti with another key is another proof.
+        assert!(s.store.use_dpop_proof("jkt-b", "p-1", 500).await.unwrap(), "{}", s.name);
+        assert!(s.store.use_dpop_proof("jkt-a", "p-2", 2_000).await.unwrap(), "{}", s.name);
+        let swept = s.store.sweep(&SweepPolicy::new(1_000, 100, 1_000_000, 1000)).await.unwrap();
+        assert_eq!(swept.dpop_proofs, 2, "{}: past their window", s.name);
+        assert!(!s.store.use_dpop_proof("jkt-a", "p-2", 2_000).await.unwrap(), "{}: kept while it counts", s.name);
     }
 }
 

@@ -39,6 +39,8 @@ pub struct ClientSpec {
     pub access_token_format: TokenFormat,
     /// The resources (RFC 8707) it may request tokens for; each must be registered.
     pub resources: Vec<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449).
+    pub require_dpop: bool,
 }
 
 /// Builds a client; for a confidential client also returns its generated secret (shown once).
@@ -102,6 +104,7 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         require_par: spec.require_par,
         access_token_format: spec.access_token_format,
         resources: spec.resources,
+        require_dpop: spec.require_dpop,
     };
     Ok((client, secret.map(|s| s.value)))
 }
@@ -112,7 +115,7 @@ pub fn default_scopes() -> Vec<String> {
 
 pub fn describe_client(c: &Client) -> String {
     format!(
-        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\naccess tokens:    {}\nresources:        {}\ncreated:          {}",
+        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\naccess tokens:    {}\nresources:        {}\nDPoP:             {}\ncreated:          {}",
         c.id,
         c.name,
         if c.is_public() { "public" } else { "confidential" },
@@ -127,6 +130,7 @@ pub fn describe_client(c: &Client) -> String {
         if c.require_par { "required" } else { "optional" },
         c.access_token_format.as_str(),
         if c.resources.is_empty() { "(none)".to_string() } else { c.resources.join(" ") },
+        if c.require_dpop { "required (every token is DPoP-bound)" } else { "optional" },
         rfc3339(c.created_at),
     )
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub client_assertion: ClientAssertion,
+    #[serde(default)]
+    pub dpop: Dpop,
     /// Proxies (addresses or CIDR prefixes, e.g. the load balancer's subnet) whose
     /// `X-Forwarded-For` names the client's address; empty: the connection's peer is the client.
     #[serde(default)]
@@ -67,6 +69,22 @@ pub struct Limits {
 pub struct ClientAssertion {
     /// Seconds of clock difference tolerated on a private_key_jwt assertion's exp, iat and nbf.
     pub leeway: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dpop {
+    /// Seconds a DPoP proof's iat may lie from the server's time, either way.
+    pub leeway: i64,
+    /// Require the server's nonce in DPoP proofs (RFC 9449 §8).
+    pub nonce: bool,
+}
+
+impl Default for Dpop {
+    fn default() -> Self {
+        let s = Settings::new("http://x");
+        Dpop { leeway: s.dpop_leeway, nonce: s.dpop_nonce }
+    }
 }
 
 impl Default for ClientAssertion {
@@ -192,6 +210,8 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LIMITS_TOKEN_RATE", &["limits", "token_rate"], true),
     ("CANDOR_LIMITS_TOKEN_BURST", &["limits", "token_burst"], true),
     ("CANDOR_CLIENT_ASSERTION_LEEWAY", &["client_assertion", "leeway"], true),
+    ("CANDOR_DPOP_LEEWAY", &["dpop", "leeway"], true),
+    ("CANDOR_DPOP_NONCE", &["dpop", "nonce"], false),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -209,6 +229,9 @@ impl Config {
             let Some(raw) = env(var) else { continue };
             let value = if *numeric {
                 toml::Value::Integer(raw.trim().parse().map_err(|_| format!("{var}: {raw:?} is not a whole number"))?)
+            } else if let Ok(flag) = raw.trim().parse::<bool>() {
+                // A switch (`CANDOR_DPOP_NONCE=true`); no string setting is spelled true or false.
+                toml::Value::Boolean(flag)
             } else {
                 toml::Value::String(raw)
             };
@@ -244,6 +267,8 @@ impl Config {
             token_rate: self.limits.token_rate,
             token_burst: self.limits.token_burst,
             client_assertion_leeway: self.client_assertion.leeway,
+            dpop_leeway: self.dpop.leeway,
+            dpop_nonce: self.dpop.nonce,
         }
     }
 
@@ -253,7 +278,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         // Name the key as written in candor.toml, not the internal setting.
-        const KEYS: [(&str, &str); 16] = [
+        const KEYS: [(&str, &str); 17] = [
             ("code_lifetime", "lifetimes.code"),
             ("access_token_lifetime", "lifetimes.access_token"),
             ("refresh_token_lifetime", "lifetimes.refresh_token"),
@@ -270,6 +295,7 @@ impl Config {
             ("token_rate", "limits.token_rate"),
             ("token_burst", "limits.token_burst"),
             ("client_assertion_leeway", "client_assertion.leeway"),
+            ("dpop_leeway", "dpop.leeway"),
         ];
         self.settings().validate().map_err(|e| {
             KEYS.iter()
@@ -372,5 +398,17 @@ mod tests {
                 .unwrap_err()
                 .starts_with("CANDOR_LIFETIMES_CODE")
         );
+    }
+
+    #[test]
+    fn dpop_settings_come_from_the_file_or_the_environment() {
+        let c = Config::parse("issuer = \"https://id.example.com\"", &none).unwrap();
+        assert_eq!((c.settings().dpop_nonce, c.settings().dpop_leeway), (false, 60));
+        let c = Config::parse("issuer = \"https://id.example.com\"\n[dpop]\nnonce = true\nleeway = 30", &none).unwrap();
+        assert_eq!((c.settings().dpop_nonce, c.settings().dpop_leeway), (true, 30));
+        let env = |k: &str| (k == "CANDOR_DPOP_NONCE").then(|| "true".to_string());
+        assert!(Config::parse("issuer = \"https://id.example.com\"", &env).unwrap().settings().dpop_nonce);
+        let e = Config::parse("issuer = \"https://id.example.com\"\n[dpop]\nleeway = 0", &none).unwrap_err();
+        assert!(e.starts_with("dpop.leeway:"), "{e}");
     }
 }

@@ -39,6 +39,9 @@ pub struct DevArgs {
     /// Log as JSON lines.
     #[arg(long)]
     json_logs: bool,
+    /// Require the server's nonce in DPoP proofs (RFC 9449 §8), as `[dpop] nonce = true` does.
+    #[arg(long)]
+    dpop_nonce: bool,
 }
 
 fn init_logs(json: bool, level: &str) {
@@ -89,7 +92,8 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e} (try --port 0)", args.port))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let issuer = format!("http://127.0.0.1:{}", addr.port());
-    let settings = Settings::new(&issuer);
+    let mut settings = Settings::new(&issuer);
+    settings.dpop_nonce = args.dpop_nonce;
     // A fresh admin token each start: dev mode has the admin API on, and nothing stores the token.
     let admin_token = Secret::generate(SecretKind::Session).map_err(|e| e.to_string())?.value;
     let state = AppState::with_admin_token(
@@ -164,6 +168,7 @@ async fn seed_client(
         require_par: false,
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
+        require_dpop: false,
     };
     let (client, secret) = build_client(spec, now)?;
     store.insert_client(&client).await.map_err(|e| e.to_string())?;

@@ -315,6 +315,9 @@ enum ClientCommand {
         /// A registered resource (RFC 8707) the client may request tokens for (repeatable).
         #[arg(long = "resource")]
         resources: Vec<String>,
+        /// Every token request must carry a DPoP proof (RFC 9449): all its tokens are sender-constrained.
+        #[arg(long)]
+        require_dpop: bool,
         /// Format of its access tokens that are for no resource: opaque or jwt (RFC 9068).
         #[arg(long = "access-token-format", value_parser = parse_format, default_value = "opaque")]
         access_token_format: TokenFormat,
@@ -446,6 +449,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     require_par,
                     resources,
                     access_token_format,
+                    require_dpop,
                 } => {
                     let jwks = match jwks {
                         None => None,
@@ -478,6 +482,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         require_par,
                         access_token_format,
                         resources,
+                        require_dpop,
                     };
                     admin::client_add(store, spec).await
                 }

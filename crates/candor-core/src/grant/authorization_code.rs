@@ -75,7 +75,9 @@ async fn redeem(
 
     check_redirect_uri(&record, presented.redirect_uri)?;
     check_pkce(ctx, &record, presented.code_verifier).await?;
-    // Before the redemption: a token request that names the wrong resource does not use up the code.
+    // Before the redemption: a token request that names the wrong resource, or comes without the
+    // key the code is bound to (RFC 9449 §10), does not use up the code.
+    crate::dpop::check_binding(record.dpop_jkt.as_deref(), ctx.dpop_jkt)?;
     let resource = super::token_resource(ctx, client, presented.resource, &record.resources).await?;
 
     let user = ctx.store.user(&record.user_id).await.map_err(Rejection::store)?;
@@ -96,6 +98,7 @@ async fn redeem(
             auth_time: Some(record.auth_time),
             scope: &granted,
             resource: resource.as_ref(),
+            dpop_jkt: None,
         },
     )?;
     let wants_refresh = client.may_use(GrantType::RefreshToken)
@@ -109,6 +112,9 @@ async fn redeem(
             user_id: record.user_id.clone(),
             scope: record.scope.clone(),
             resources: record.resources.clone(),
+            // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
+            // confidential client's are bound to its credentials already).
+            dpop_jkt: if client.is_public() { ctx.dpop_jkt.map(str::to_string) } else { None },
             auth_time: record.auth_time,
             issued_at: ctx.now,
             expires_at: ctx.now + ctx.settings.refresh_token_lifetime,
@@ -152,8 +158,8 @@ async fn redeem(
         Redemption::Missing => return Err(Rejection::new(Reason::CodeUnknown)),
     }
     Ok(TokenResponse {
+        token_type: access.token_type,
         access_token: access.value,
-        token_type: "Bearer",
         expires_in: access.expires_in,
         refresh_token: refresh.map(|(s, _)| s.value),
         id_token,

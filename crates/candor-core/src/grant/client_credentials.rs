@@ -58,6 +58,7 @@ pub async fn issue(
             auth_time: None,
             scope: &scope,
             resource: resource.as_ref(),
+            dpop_jkt: None,
         },
     )?;
     ctx.store
@@ -69,8 +70,8 @@ pub async fn issue(
         .await
         .map_err(Rejection::store)?;
     Ok(TokenResponse {
+        token_type: access.token_type,
         access_token: access.value,
-        token_type: "Bearer",
         expires_in: access.expires_in,
         refresh_token: None,
         id_token: None,

@@ -71,6 +71,9 @@ pub struct GrantContext<'a> {
     pub trace: &'a str,
     /// The audit record of the request so far; a grant that issues tokens stores it with them.
     pub audit: &'a AuditRecord,
+    /// The thumbprint of the key of the request's checked DPoP proof (RFC 9449), if it had one:
+    /// the tokens issued are bound to it.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 impl GrantContext<'_> {
@@ -84,6 +87,7 @@ impl GrantContext<'_> {
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `Bearer`, or `DPoP` for a DPoP-bound access token (RFC 9449 §5).
     pub token_type: &'static str,
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,9 +134,10 @@ pub async fn handle(
     }
 }
 
-/// A new access token for a grant, as `spec` says (format, audience, lifetime).
+/// A new access token for a grant, as `spec` says (format, audience, lifetime), bound to the
+/// request's DPoP key if it has one.
 pub(crate) fn new_access_token(ctx: &GrantContext<'_>, spec: &access_token::Spec<'_>) -> Result<Minted, Rejection> {
-    access_token::mint(ctx.keys, ctx.settings, ctx.now, spec)
+    access_token::mint(ctx.keys, ctx.settings, ctx.now, &access_token::Spec { dpop_jkt: ctx.dpop_jkt, ..*spec })
 }
 
 /// The registered resource the token is for, if any: `named` by the token request, or the grant's

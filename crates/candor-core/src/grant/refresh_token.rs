@@ -83,6 +83,8 @@ async fn rotate_record(
             requested
         }
     };
+    // RFC 9449 §5: a bound family is used only with proofs by its key.
+    crate::dpop::check_binding(record.dpop_jkt.as_deref(), ctx.dpop_jkt)?;
     // RFC 8707 §2.2: one of the grant's resources; refused before the rotation, which it leaves undone.
     let resource = super::token_resource(ctx, client, named_resource, &record.resources).await?;
     match ctx.store.user(&record.user_id).await.map_err(Rejection::store)? {
@@ -101,6 +103,7 @@ async fn rotate_record(
             auth_time: Some(record.auth_time),
             scope: &scope,
             resource: resource.as_ref(),
+            dpop_jkt: None,
         },
     )?;
     let secret = Secret::generate(SecretKind::RefreshToken).map_err(|_| Rejection::internal())?;
@@ -153,8 +156,8 @@ async fn rotate_record(
         Rotation::Missing => return Err(Rejection::new(Reason::RefreshTokenUnknown)),
     }
     Ok(TokenResponse {
+        token_type: access.token_type,
         access_token: access.value,
-        token_type: "Bearer",
         expires_in: access.expires_in,
         refresh_token: Some(secret.value),
         id_token,

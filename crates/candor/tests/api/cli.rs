@@ -106,6 +106,9 @@ fn a_private_key_jwt_client_is_registered_with_its_public_keys_and_gets_no_secre
     );
     assert!(ok, "{err}");
     assert!(run(&["client", "show", "pushed"], &store).1.contains("PAR:              required"));
+    // --require-dpop is registered and shown.
+    let (ok, out, err) = add(&["--id", "bound", "--require-dpop"]);
+    assert!(ok && out.contains("DPoP:             required"), "{out}{err}");
     // Without keys, with private key material, or keys for another method: refused, saying why.
     let (ok, _, err) = add(&["--id", "a", "--auth-method", "private_key_jwt"]);
     assert!(!ok && err.contains("--jwks"), "{err}");

@@ -85,6 +85,7 @@ pub fn client(
         require_par: false,
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
+        require_dpop: false,
     }
 }
 

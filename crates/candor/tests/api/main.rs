@@ -16,6 +16,7 @@ mod client_credentials;
 mod discovery_and_keys;
 mod disk_full;
 mod doctor;
+mod dpop;
 mod explain;
 mod faults;
 mod flow;

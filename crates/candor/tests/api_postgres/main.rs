@@ -29,6 +29,9 @@ mod client_credentials;
 #[path = "../api/discovery_and_keys.rs"]
 mod discovery_and_keys;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/dpop.rs"]
+mod dpop;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/explain.rs"]
 mod explain;
 #[cfg(candor_postgres_tests)]
