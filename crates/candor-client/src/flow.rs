@@ -27,6 +27,65 @@ pub struct Options {
     /// A resource indicator (RFC 8707) sent to /authorize and the token endpoint; the access
     /// token is then checked as that resource would check it.
     pub resource: Option<String>,
+    /// Use DPoP (RFC 9449): a fresh key pair, a proof with every token and userinfo request.
+    pub dpop: bool,
+}
+
+/// The flow's DPoP key and the latest nonce the provider handed out (RFC 9449 §8).
+pub struct DpopKey {
+    key: candor_core::keys::SigningKey,
+    jwk: Value,
+    pub jkt: String,
+    nonce: Option<String>,
+    /// The last answer asked for a nonce and gave one: the request is to be sent again.
+    nonce_asked: bool,
+}
+
+impl DpopKey {
+    pub fn generate() -> Result<DpopKey, String> {
+        use candor_core::keys::{SigningKey, generate};
+        let record = generate(candor_core::model::SigningAlg::ES256, 0).map_err(|e| e.to_string())?;
+        let key = SigningKey::parse(&record).map_err(|e| e.to_string())?;
+        let mut jwk = key.public_jwk();
+        if let Value::Object(m) = &mut jwk {
+            m.remove("kid");
+            m.remove("use");
+        }
+        let jkt = candor_core::dpop::thumbprint(&jwk)?;
+        Ok(DpopKey { key, jwk, jkt, nonce: None, nonce_asked: false })
+    }
+
+    /// A new proof for `method` at `url`, with the hash of `access_token` at a resource.
+    pub fn proof(&self, method: &str, url: &str, access_token: Option<&str>) -> Result<String, String> {
+        use aws_lc_rs::digest;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut claims = serde_json::json!({ "jti": random(22)?, "htm": method, "htu": url, "iat": now });
+        if let Some(t) = access_token {
+            claims["ath"] = Value::String(b64url(digest::digest(&digest::SHA256, t.as_bytes()).as_ref()));
+        }
+        if let Some(n) = &self.nonce {
+            claims["nonce"] = Value::String(n.clone());
+        }
+        let header = serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk });
+        self.key.sign_with_header(&header, &claims).map_err(|e| e.to_string())
+    }
+
+    /// Keeps the nonce of an answer; true if it asked for one (`use_dpop_nonce`) and gave it.
+    fn learn(&mut self, headers: &reqwest::header::HeaderMap, error: Option<&str>) -> bool {
+        let given = headers.get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let asked = error == Some("use_dpop_nonce") && given.is_some();
+        if given.is_some() {
+            self.nonce = given;
+        }
+        asked
+    }
+}
+
+/// The nonce a `WWW-Authenticate` challenge asked for (RFC 9449 §9), as its error.
+fn challenge_error(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let text = headers.get("www-authenticate")?.to_str().ok()?;
+    let start = text.find("error=\"")? + "error=\"".len();
+    Some(text[start..].split('"').next()?.to_string())
 }
 
 /// Prints each step as it happens.
@@ -104,6 +163,8 @@ fn likely_causes(error: &str) -> &'static [&'static str] {
 }
 
 struct Endpoints {
+    /// The issuer, without a trailing slash.
+    issuer: String,
     authorize: String,
     token: String,
     userinfo: Option<String>,
@@ -143,6 +204,7 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let ep = Endpoints {
+        issuer: issuer.to_string(),
         authorize: field("authorization_endpoint")?,
         token: field("token_endpoint")?,
         userinfo: doc["userinfo_endpoint"].as_str().map(str::to_string),
@@ -246,7 +308,11 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
     if let Some(r) = &o.resource {
         form.push(("resource", r.clone()));
     }
-    let Some(tokens) = token_request(&http, o, &ep, issuer, form, "code exchange", p).await? else {
+    let mut dpop = if o.dpop { Some(DpopKey::generate()?) } else { None };
+    if let Some(k) = &dpop {
+        p.info(format!("DPoP: a fresh ES256 key, thumbprint (jkt) {}", k.jkt));
+    }
+    let Some(tokens) = token_request(&http, o, &ep, form, "code exchange", &mut dpop, p).await? else {
         return Ok(false);
     };
     // 5. The ID token.
@@ -277,13 +343,36 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         p.step(false, "ID token", "scope has openid but the response has no id_token");
         ok = false;
     }
-    // 6. The access token, as a resource server would see it.
+    // 6. The access token, as a resource server would see it, bound to the DPoP key if asked.
     ok &= check_access_token(&access, &jwks, doc_issuer, o.resource.as_deref(), now, p);
+    if let Some(k) = &dpop {
+        ok &= check_dpop_binding(&tokens, &k.jkt, p);
+    }
     // 7. Userinfo, with a token meant for it.
     if let Some(r) = &o.resource {
         p.info(format!("userinfo not called: the access token is for {r} (RFC 8707), not for the provider"));
     } else if let (Some(ui), false) = (&ep.userinfo, access.is_empty()) {
-        let r = http.get(ui).bearer_auth(&access).send().await.map_err(|e| e.to_string())?;
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            let req = match &dpop {
+                Some(k) => http
+                    .get(ui)
+                    .header("Authorization", format!("DPoP {access}"))
+                    .header("DPoP", k.proof("GET", ui, Some(&access))?),
+                None => http.get(ui).bearer_auth(&access),
+            };
+            let r = req.send().await.map_err(|e| e.to_string())?;
+            let asked = match &mut dpop {
+                Some(k) => k.learn(r.headers(), challenge_error(r.headers()).as_deref()),
+                None => false,
+            };
+            if asked && attempt == 1 {
+                p.info("userinfo asked for a DPoP nonce (RFC 9449 §9): retried with it");
+                continue;
+            }
+            break r;
+        };
         let status = r.status().as_u16();
         let body = r.text().await.unwrap_or_default();
         p.step(status == 200, "userinfo", format!("HTTP {status} {}", body.chars().take(300).collect::<String>()));
@@ -301,7 +390,7 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
                 if let Some(r) = &o.resource {
                     form.push(("resource", r.clone()));
                 }
-                match token_request(&http, o, &ep, issuer, form, "refresh", p).await? {
+                match token_request(&http, o, &ep, form, "refresh", &mut dpop, p).await? {
                     Some(next) => {
                         let rotated = next["refresh_token"].as_str().is_some_and(|n| n != rt);
                         p.step(true, "refresh rotation", if rotated { "a new refresh token was issued: store it, the old one is now dead on rotating providers" } else { "the same (or no) refresh token came back: this provider does not rotate" });
@@ -382,6 +471,58 @@ fn check_access_token(
     }
 }
 
+/// RFC 9449 §5: the provider bound the access token to the flow's key (`token_type` DPoP, and
+/// `cnf.jkt` when the token is a JWT).
+fn check_dpop_binding(tokens: &Value, jkt: &str, p: &mut Printer) -> bool {
+    let token_type = tokens["token_type"].as_str().unwrap_or("");
+    if !token_type.eq_ignore_ascii_case("dpop") {
+        p.step(
+            false,
+            "DPoP binding",
+            format!("token_type is {token_type:?}, not DPoP: the provider ignored the proof (is DPoP supported?)"),
+        );
+        return false;
+    }
+    let access = tokens["access_token"].as_str().unwrap_or_default();
+    match jwt::decode(access).ok().map(|(_, c)| c["cnf"]["jkt"].clone()) {
+        Some(Value::String(bound)) if bound != jkt => {
+            p.step(false, "DPoP binding", format!("the access token's cnf.jkt {bound} is not the flow's key {jkt}"));
+            false
+        }
+        Some(Value::String(_)) => {
+            p.step(true, "DPoP binding", "token_type DPoP, cnf.jkt is the flow's key");
+            true
+        }
+        _ => {
+            p.step(true, "DPoP binding", "token_type DPoP");
+            true
+        }
+    }
+}
+
+/// Sends one token request, with a new DPoP proof if the flow uses DPoP (which learns the
+/// nonce of the answer); returns its status, Candor trace id and body.
+async fn send_token(
+    req: &reqwest::RequestBuilder,
+    form: &[(&'static str, String)],
+    url: &str,
+    dpop: Option<&mut DpopKey>,
+) -> Result<(u16, Option<String>, Value), String> {
+    let mut req = req.try_clone().ok_or("the request cannot be repeated")?;
+    if let Some(k) = &dpop {
+        req = req.header("DPoP", k.proof("POST", url, None)?);
+    }
+    let r = req.form(form).send().await.map_err(|e| format!("POST {url}: {e}"))?;
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let trace = headers.get("candor-trace-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    if let Some(k) = dpop {
+        k.nonce_asked = k.learn(&headers, body["error"].as_str());
+    }
+    Ok((status, trace, body))
+}
+
 /// The response with every token value masked.
 fn masked_json(body: &Value) -> Value {
     let mut shown = body.clone();
@@ -405,9 +546,9 @@ async fn token_request(
     http: &reqwest::Client,
     o: &Options,
     ep: &Endpoints,
-    issuer: &str,
     mut form: Vec<(&'static str, String)>,
     what: &str,
+    dpop: &mut Option<DpopKey>,
     p: &mut Printer,
 ) -> Result<Option<Value>, String> {
     let mut req = http.post(&ep.token);
@@ -436,10 +577,14 @@ async fn token_request(
         if o.client_secret.is_some() && ep.basic { " (client_secret_basic)" } else { "" }
     ));
     let started = Instant::now();
-    let r = req.form(&form).send().await.map_err(|e| format!("POST {}: {e}", ep.token))?;
-    let status = r.status().as_u16();
-    let trace = r.headers().get("candor-trace-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body: Value = r.json().await.unwrap_or(Value::Null);
+    let (mut status, mut trace, mut body) = send_token(&req, &form, &ep.token, dpop.as_mut()).await?;
+    if let Some(k) = dpop.as_mut()
+        && k.nonce_asked
+    {
+        // RFC 9449 §8: the first request learns the nonce; the retry carries it.
+        p.info(format!("{what}: the provider asked for a DPoP nonce (use_dpop_nonce): retried with it"));
+        (status, trace, body) = send_token(&req, &form, &ep.token, Some(k)).await?;
+    }
     if status == 200 {
         let mut summary: Vec<String> = Vec::new();
         for k in ["access_token", "refresh_token", "id_token"] {
@@ -467,7 +612,7 @@ async fn token_request(
     }
     // A Candor provider explains its own refusals to the client that made the request.
     if let (Some(trace), Some(_)) = (trace, body["reason"].as_str()) {
-        let mut req = http.post(format!("{issuer}/explain"));
+        let mut req = http.post(format!("{}/explain", ep.issuer));
         let mut form = vec![("trace_id", trace.clone())];
         match &o.client_secret {
             Some(s) if ep.basic => req = req.basic_auth(&o.client_id, Some(s)),

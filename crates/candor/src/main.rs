@@ -114,6 +114,10 @@ struct FlowArgs {
     /// Open the authorize URL in the default browser.
     #[arg(long)]
     open: bool,
+    /// Use DPoP (RFC 9449): a fresh key pair, a proof with every token and userinfo request,
+    /// and a check that the provider bound the tokens to it.
+    #[arg(long)]
+    dpop: bool,
     /// A resource indicator (RFC 8707) to request the access token for; the token is then
     /// checked as that resource would (a JWT access token per RFC 9068).
     #[arg(long)]
@@ -139,6 +143,7 @@ async fn flow(args: FlowArgs) -> Result<bool, String> {
         refresh: args.refresh,
         wait: std::time::Duration::from_secs(args.wait),
         resource: args.resource,
+        dpop: args.dpop,
     };
     let mut printer = candor_client::flow::Printer { lines: Vec::new(), echo: true };
     let ok = candor_client::flow::run(&options, &mut printer).await?;

@@ -98,7 +98,7 @@ async fn redeem(
             auth_time: Some(record.auth_time),
             scope: &granted,
             resource: resource.as_ref(),
-            dpop_jkt: None,
+            dpop_jkt: ctx.dpop_jkt,
         },
     )?;
     let wants_refresh = client.may_use(GrantType::RefreshToken)

@@ -58,7 +58,7 @@ pub async fn issue(
             auth_time: None,
             scope: &scope,
             resource: resource.as_ref(),
-            dpop_jkt: None,
+            dpop_jkt: ctx.dpop_jkt,
         },
     )?;
     ctx.store

@@ -134,10 +134,9 @@ pub async fn handle(
     }
 }
 
-/// A new access token for a grant, as `spec` says (format, audience, lifetime), bound to the
-/// request's DPoP key if it has one.
+/// A new access token for a grant, as `spec` says (format, audience, lifetime, DPoP key).
 pub(crate) fn new_access_token(ctx: &GrantContext<'_>, spec: &access_token::Spec<'_>) -> Result<Minted, Rejection> {
-    access_token::mint(ctx.keys, ctx.settings, ctx.now, &access_token::Spec { dpop_jkt: ctx.dpop_jkt, ..*spec })
+    access_token::mint(ctx.keys, ctx.settings, ctx.now, spec)
 }
 
 /// The registered resource the token is for, if any: `named` by the token request, or the grant's

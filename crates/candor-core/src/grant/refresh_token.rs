@@ -103,7 +103,7 @@ async fn rotate_record(
             auth_time: Some(record.auth_time),
             scope: &scope,
             resource: resource.as_ref(),
-            dpop_jkt: None,
+            dpop_jkt: ctx.dpop_jkt,
         },
     )?;
     let secret = Secret::generate(SecretKind::RefreshToken).map_err(|_| Rejection::internal())?;

@@ -177,3 +177,38 @@ async fn flow_with_a_resource_checks_the_jwt_access_token_as_the_resource_would(
     let (ok, text) = run("https://elsewhere.example/").await.unwrap();
     assert!(!ok && text.contains("error=invalid_target"), "{text}");
 }
+
+#[tokio::test]
+async fn flow_with_dpop_binds_the_tokens_to_its_key_and_follows_the_nonce() {
+    let app = spawn_app_with(|s| s.dpop_nonce = true, candor_server::Disclosure::Detailed).await;
+    let (ok, text) = tokio::task::spawn_blocking({
+        let app_base = app.base.clone();
+        let secret = app.secret(WEB);
+        move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
+                .args(["flow", "--issuer", &app_base, "--client-id", WEB, "--scope", "openid offline_access"])
+                .args(["--redirect-uri", WEB_REDIRECT, "--login-user", USER, "--dpop", "--refresh"])
+                .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
+                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{text}");
+    for expected in [
+        "DPoP: a fresh ES256 key, thumbprint (jkt)",
+        "code exchange: the provider asked for a DPoP nonce (use_dpop_nonce): retried with it",
+        "ok   DPoP binding: token_type DPoP",
+        "ok   userinfo: HTTP 200",
+        "ok   refresh rotation",
+        "every step passed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{text}");
+    }
+}
