@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-request work on the token path, through candor-core's public API:
-//! minting secrets, hashing and comparing them, PKCE, ID token signing, Basic credentials, and
+//! minting secrets, hashing and comparing them, PKCE, ID token signing, Basic credentials, JWT
+//! access tokens and DPoP proofs, and
 //! (apart, because it is three orders of magnitude slower) argon2 for human passwords.
 //!
 //! Run: `cargo bench -p candor-core --bench hot_paths` (add `-- --quick` for a rough pass).
@@ -147,5 +148,66 @@ fn passwords(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, secrets, pkce, id_tokens, client_auth, passwords);
+/// What RFC 9068 and RFC 9449 add to a token request: a JWT access token instead of an opaque
+/// one (per algorithm), and checking a DPoP proof (ES256, the algorithm most clients use).
+fn access_tokens_and_dpop(c: &mut Criterion) {
+    use candor_core::access_token::{Spec, mint};
+    use candor_core::dpop::{Expect, verify};
+    use candor_core::model::{Resource, TokenFormat};
+    use candor_core::scope::Scope;
+    let mut g = c.benchmark_group("access_token");
+    short(&mut g);
+    let settings = Settings::new("https://id.example.com");
+    let records: Vec<_> = SigningAlg::ALL.iter().map(|alg| generate(*alg, NOW).unwrap()).collect();
+    let keys = KeyRing::from_records(&records).unwrap();
+    let client = client(SigningAlg::RS256);
+    let scope = Scope::parse("openid orders:read").unwrap();
+    let spec = Spec {
+        grant_id: "0190f1a2b3c4d5e6f708090a0b0c0d0e",
+        client: &client,
+        user_id: Some("8f14e45fceea167a5a36dedd4bea2543"),
+        auth_time: Some(NOW - 30),
+        scope: &scope,
+        resource: None,
+        dpop_jkt: None,
+    };
+    g.bench_function("mint/opaque", |b| b.iter(|| mint(&keys, &settings, NOW, black_box(&spec)).unwrap()));
+    for alg in SigningAlg::ALL {
+        let resource = Resource {
+            id: "https://api.example.com/".into(),
+            name: "API".into(),
+            scopes: vec!["orders:read".into()],
+            access_token_format: TokenFormat::Jwt,
+            access_token_lifetime: None,
+            signing_alg: alg,
+            created_at: NOW,
+        };
+        let spec = Spec { resource: Some(&resource), ..spec };
+        g.bench_function(BenchmarkId::new("mint/jwt", alg.as_str()), |b| {
+            b.iter(|| mint(&keys, &settings, NOW, black_box(&spec)).unwrap())
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("dpop");
+    short(&mut g);
+    let key = candor_core::keys::SigningKey::parse(&generate(SigningAlg::ES256, NOW).unwrap()).unwrap();
+    let mut jwk = key.public_jwk();
+    jwk.as_object_mut().unwrap().remove("kid");
+    let claims = serde_json::json!({"jti": "e1j3V_bKic8-LAEB", "htm": "POST", "htu": "https://id.example.com/token", "iat": NOW});
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+    let proof = key.sign_with_header(&header, &claims).unwrap();
+    let expect = Expect {
+        method: "POST",
+        url: "https://id.example.com/token",
+        now: NOW,
+        leeway: 60,
+        access_token: None,
+        nonce: None,
+    };
+    g.bench_function("verify/ES256", |b| b.iter(|| verify(black_box(&proof), &expect).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, secrets, pkce, id_tokens, client_auth, passwords, access_tokens_and_dpop);
 criterion_main!(benches);
