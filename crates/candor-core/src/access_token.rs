@@ -138,11 +138,18 @@ pub async fn find(store: &dyn Store, issuer: Issuer<'_>, value: &str) -> Result<
     if tokens::is_jwt_shaped(value) {
         return find_jwt(store, issuer, value).await;
     }
-    if let Err(defect) = tokens::inspect(value, SecretKind::AccessToken) {
+    // The cheap shape test first; the full defect diagnosis only for a value that fails it.
+    if !tokens::is_shaped_as(value, SecretKind::AccessToken) {
+        let defect = tokens::inspect(value, SecretKind::AccessToken).err().unwrap_or(tokens::Defect::NotACandorValue);
         return Err(Rejection::new(Reason::AccessTokenMalformed)
             .with("defect", defect.code())
             .with("explanation", defect.explain(SecretKind::AccessToken)));
     }
+    find_shaped(store, value).await
+}
+
+/// The record of an opaque access token that passed `tokens::is_shaped_as`.
+pub async fn find_shaped(store: &dyn Store, value: &str) -> Result<AccessTokenRecord, Rejection> {
     store
         .access_token(&hash_secret(value))
         .await

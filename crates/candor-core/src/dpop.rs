@@ -225,6 +225,15 @@ pub fn check_binding(bound: Option<&str>, proof: Option<&str>) -> Result<(), Rej
     }
 }
 
+/// RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` (`--require-dpop`) sends a
+/// proof with every token request.
+pub fn check_required(client: &crate::model::Client, proof: Option<&Proof>) -> Result<(), Rejection> {
+    if client.require_dpop && proof.is_none() {
+        return Err(Rejection::new(Reason::DpopProofMissing).with("client_id", client.id.clone()));
+    }
+    Ok(())
+}
+
 /// RFC 9449 §6: the `cnf` claim of a bound token.
 pub fn confirmation(jkt: &str) -> Value {
     json!({ "jkt": jkt })
@@ -311,6 +320,25 @@ mod tests {
             .sign_with_header(&json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": other.public_jwk() }), &good)
             .unwrap();
         assert_eq!(reason(&forged, &expect(None, None)), Reason::DpopProofInvalid);
+    }
+
+    #[test]
+    fn a_client_registered_for_dpop_needs_a_proof_and_a_bound_grant_its_key() {
+        let mut client: crate::model::Client = serde_json::from_value(json!({
+            "id": "app", "name": "App", "secret_hash": null, "redirect_uris": [], "grant_types": [],
+            "auth_method": "none", "scopes": [], "require_pkce": true, "allow_plain_pkce": false,
+            "id_token_alg": "ES256", "always_issue_refresh_token": false, "created_at": 0, "jwks": null,
+            "require_par": false, "access_token_format": "opaque", "resources": [], "require_dpop": true
+        }))
+        .unwrap();
+        let proof = Proof { jkt: "k1".into(), jti: "j".into(), iat: 0 };
+        assert_eq!(check_required(&client, None).unwrap_err().reason, Reason::DpopProofMissing);
+        assert!(check_required(&client, Some(&proof)).is_ok());
+        client.require_dpop = false;
+        assert!(check_required(&client, None).is_ok());
+        assert!(check_binding(None, None).is_ok() && check_binding(Some("k1"), Some("k1")).is_ok());
+        assert_eq!(check_binding(Some("k1"), None).unwrap_err().reason, Reason::DpopProofMissing);
+        assert_eq!(check_binding(Some("k1"), Some("k2")).unwrap_err().reason, Reason::DpopKeyMismatch);
     }
 
     #[test]

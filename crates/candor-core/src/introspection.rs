@@ -62,34 +62,24 @@ pub async fn find(store: &dyn Store, issuer: Issuer<'_>, value: &str, hint: Opti
     if tokens::is_jwt_shaped(value) {
         return access_token::find(store, issuer, value).await.map(Found::Access);
     }
-    let by_shape =
-        [SecretKind::AccessToken, SecretKind::RefreshToken].into_iter().find(|kind| tokens::is_shaped_as(value, *kind));
-    let hash = hash_secret(value);
-    match by_shape {
-        Some(SecretKind::RefreshToken) => {
-            store.refresh_token(&hash).await.map_err(Rejection::store)?.map(Found::Refresh).ok_or_else(|| {
-                Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(value))
-            })
-        }
-        Some(_) => store
-            .access_token(&hash)
+    if tokens::is_shaped_as(value, SecretKind::AccessToken) {
+        return access_token::find_shaped(store, value).await.map(Found::Access);
+    }
+    if tokens::is_shaped_as(value, SecretKind::RefreshToken) {
+        return store
+            .refresh_token(&hash_secret(value))
             .await
             .map_err(Rejection::store)?
-            .map(Found::Access)
-            .ok_or_else(|| Rejection::new(Reason::AccessTokenUnknown).with("token_fingerprint", fingerprint(value))),
-        None => {
-            let (kind, reason) = if hint == Some("refresh_token") {
-                (SecretKind::RefreshToken, Reason::RefreshTokenMalformed)
-            } else {
-                (SecretKind::AccessToken, Reason::AccessTokenMalformed)
-            };
-            let defect = match tokens::inspect(value, kind) {
-                Err(defect) => defect,
-                Ok(()) => tokens::Defect::NotACandorValue,
-            };
-            Err(Rejection::new(reason).with("defect", defect.code()).with("explanation", defect.explain(kind)))
-        }
+            .map(Found::Refresh)
+            .ok_or_else(|| Rejection::new(Reason::RefreshTokenUnknown).with("token_fingerprint", fingerprint(value)));
     }
+    let (kind, reason) = if hint == Some("refresh_token") {
+        (SecretKind::RefreshToken, Reason::RefreshTokenMalformed)
+    } else {
+        (SecretKind::AccessToken, Reason::AccessTokenMalformed)
+    };
+    let defect = tokens::inspect(value, kind).err().unwrap_or(tokens::Defect::NotACandorValue);
+    Err(Rejection::new(reason).with("defect", defect.code()).with("explanation", defect.explain(kind)))
 }
 
 /// Why a found token is not active at `now`, if it is not. The user behind it must still exist

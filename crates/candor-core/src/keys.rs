@@ -171,9 +171,11 @@ pub fn half_hash(alg: SigningAlg, value: &str) -> String {
 
 /// The keys in force: the newest unretired key per algorithm signs; retired keys stay
 /// published until `publish_until` so tokens signed with them still verify.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyRing {
     keys: Vec<SigningKey>,
+    /// The key of the server's DPoP nonces, derived once per ring (see `nonce_key`).
+    nonce: crate::dpop::NonceKey,
 }
 
 impl KeyRing {
@@ -181,7 +183,15 @@ impl KeyRing {
     /// a corrupted key must stop the server, not silently disappear from JWKS.
     pub fn from_records(records: &[SigningKeyRecord]) -> Result<KeyRing, KeyError> {
         let keys = records.iter().map(SigningKey::parse).collect::<Result<Vec<_>, _>>()?;
-        Ok(KeyRing { keys })
+        // Derived from the active RS256 key, which every node shares (a rotation changes it;
+        // clients then fetch a new nonce once).
+        let seed = keys
+            .iter()
+            .filter(|k| k.alg == SigningAlg::RS256 && k.retired_at.is_none())
+            .max_by_key(|k| k.created_at)
+            .map(|k| k.seed)
+            .unwrap_or_default();
+        Ok(KeyRing { keys, nonce: crate::dpop::NonceKey::derive(&seed) })
     }
 
     /// Whether `records` are exactly the keys of this ring (same ids, same retirement), so the
@@ -214,9 +224,8 @@ impl KeyRing {
 
     /// The key of the server's DPoP nonces: derived from the active RS256 key, which every node
     /// shares (a rotation changes it; clients then fetch a new nonce once).
-    pub fn nonce_key(&self) -> crate::dpop::NonceKey {
-        let seed = self.active(SigningAlg::RS256).map(|k| k.seed).unwrap_or_default();
-        crate::dpop::NonceKey::derive(&seed)
+    pub fn nonce_key(&self) -> &crate::dpop::NonceKey {
+        &self.nonce
     }
 
     pub fn algorithms(&self) -> Vec<SigningAlg> {

@@ -7,6 +7,7 @@
 
 use crate::model::{Client, Resource};
 use crate::params::Params;
+use crate::redirect_uri::UriDifference;
 use crate::rejection::{Reason, Rejection};
 use crate::scope::Scope;
 use crate::store::Store;
@@ -89,21 +90,31 @@ pub async fn load(store: &dyn Store, client: &Client, id: &str) -> Result<Resour
     }
     let mut r = Rejection::new(Reason::ResourceUnknown).with("resource", id.to_string());
     if let Ok(all) = store.list_resources().await
-        && let Some(close) = all.iter().find(|known| nearly_equal(&known.id, id))
+        && let Some((close, how)) = all.iter().find_map(|known| near_miss(&known.id, id).map(|how| (known, how)))
     {
-        r = r.with("closest_registered", close.id.clone());
+        r = r.with("closest_registered", close.id.clone()).with("difference", how.as_str());
     }
     Err(r)
 }
 
-/// Whether two indicators differ only by a trailing `/`, the scheme's `s`, or case: the usual
-/// ways one URI is written for another.
-pub fn nearly_equal(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        let s = s.trim_end_matches('/').to_ascii_lowercase();
-        s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).map(str::to_string).unwrap_or(s)
-    };
-    a != b && norm(a) == norm(b)
+/// How `received` misses the registered indicator `known`, when it is one of the usual ways one
+/// URI is written for another (a trailing `/`, http for https, case, a port, encoding), as the
+/// redirect URI checks name them (`redirect_uri::difference`); `None` for another URI.
+pub fn near_miss(known: &str, received: &str) -> Option<UriDifference> {
+    if known == received {
+        return None;
+    }
+    let how = crate::redirect_uri::difference(known, received);
+    matches!(
+        how,
+        UriDifference::TrailingSlash
+            | UriDifference::Scheme
+            | UriDifference::HostCase
+            | UriDifference::PathCase
+            | UriDifference::Port
+            | UriDifference::PercentEncoding
+    )
+    .then_some(how)
 }
 
 /// The scope of a token for `resource`: the granted scopes the resource understands.
@@ -158,10 +169,13 @@ mod tests {
 
     #[test]
     fn near_misses_are_recognised_and_scopes_are_filtered_by_the_resource() {
-        assert!(nearly_equal("https://api.example.com/", "https://api.example.com"));
-        assert!(nearly_equal("https://api.example.com", "http://API.example.com"));
-        assert!(!nearly_equal("https://api.example.com", "https://api.example.com"));
-        assert!(!nearly_equal("https://api.example.com", "https://api.example.org"));
+        assert_eq!(
+            near_miss("https://api.example.com/", "https://api.example.com"),
+            Some(UriDifference::TrailingSlash)
+        );
+        assert_eq!(near_miss("https://api.example.com", "http://API.example.com"), Some(UriDifference::Scheme));
+        assert!(near_miss("https://api.example.com", "https://api.example.com").is_none());
+        assert!(near_miss("https://api.example.com", "https://api.example.org").is_none());
         let resource = Resource {
             id: "https://api/".into(),
             name: "API".into(),

@@ -33,14 +33,8 @@ pub async fn proof(
     let keys = state.keys();
     let nonce = state.settings.dpop_nonce.then(|| keys.nonce_key());
     let url = format!("{}{path}", state.settings.base());
-    let expect = Expect {
-        method,
-        url: &url,
-        now: state.now(),
-        leeway: state.settings.dpop_leeway,
-        access_token,
-        nonce: nonce.as_ref(),
-    };
+    let expect =
+        Expect { method, url: &url, now: state.now(), leeway: state.settings.dpop_leeway, access_token, nonce };
     let proof = dpop::verify(text.trim(), &expect)?;
     let until = proof.remember_until(state.settings.dpop_leeway);
     if !state.store.use_dpop_proof(&proof.jkt, &proof.jti, until).await.map_err(Rejection::store)? {

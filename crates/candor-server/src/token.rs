@@ -185,9 +185,7 @@ async fn exchange(
     let request = GrantRequest::parse(&params).map_err(|r| r.with("client_id", client.id.clone()))?;
     // RFC 9449 §5: a proof binds the tokens to its key; a client registered for DPoP must send one.
     let proof = crate::dpop::proof(state, headers, "POST", "/token", None).await?;
-    if client.require_dpop && proof.is_none() {
-        return Err(Rejection::new(Reason::DpopProofMissing).with("client_id", client.id.clone()));
-    }
+    candor_core::dpop::check_required(&client, proof.as_ref())?;
     let keys = state.keys();
     let ctx = GrantContext {
         store: state.store.as_ref(),

@@ -44,6 +44,20 @@ async fn stores() -> Vec<Subject> {
     subjects
 }
 
+/// Runs `n` copies of `call` at once against the store; their results, in no particular order.
+async fn concurrently<T, F>(n: usize, store: &Arc<dyn Store>, call: impl Fn(Arc<dyn Store>) -> F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(call(store.clone()))).collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 fn code(hash: &str, grant: &str) -> CodeRecord {
     CodeRecord {
         hash: hash.into(),
@@ -523,17 +537,14 @@ async fn audit_records_are_found_by_trace_grant_client_and_reason() {
 #[tokio::test]
 async fn of_concurrent_uses_of_one_client_assertion_exactly_one_counts_and_expired_ones_are_swept() {
     for s in stores().await {
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = s.store.clone();
-                tokio::spawn(async move { store.use_client_assertion("c1", "jti-1", 500).await.unwrap() })
-            })
-            .collect();
-        let mut firsts = 0;
-        for t in tasks {
-            firsts += usize::from(t.await.unwrap());
-        }
-        assert_eq!(firsts, 1, "{}: one use of a jti counts", s.name);
+        let firsts =
+            concurrently(
+                8,
+                &s.store,
+                |store| async move { store.use_client_assertion("c1", "jti-1", 500).await.unwrap() },
+            )
+            .await;
+        assert_eq!(firsts.iter().filter(|first| **first).count(), 1, "{}: one use of a jti counts", s.name);
         // The same jti of another client is its own.
         assert!(s.store.use_client_assertion("c2", "jti-1", 500).await.unwrap(), "{}", s.name);
         assert!(s.store.use_client_assertion("c1", "jti-2", 90_000).await.unwrap(), "{}", s.name);
@@ -548,17 +559,10 @@ async fn of_concurrent_uses_of_one_client_assertion_exactly_one_counts_and_expir
 #[tokio::test]
 async fn of_concurrent_uses_of_one_dpop_proof_exactly_one_counts_and_stale_ones_are_swept() {
     for s in stores().await {
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = s.store.clone();
-                tokio::spawn(async move { store.use_dpop_proof("jkt-a", "p-1", 500).await.unwrap() })
-            })
-            .collect();
-        let mut firsts = 0;
-        for t in tasks {
-            firsts += usize::from(t.await.unwrap());
-        }
-        assert_eq!(firsts, 1, "{}: one use of a proof counts", s.name);
+        let firsts =
+            concurrently(8, &s.store, |store| async move { store.use_dpop_proof("jkt-a", "p-1", 500).await.unwrap() })
+                .await;
+        assert_eq!(firsts.iter().filter(|first| **first).count(), 1, "{}: one use of a proof counts", s.name);
         // The same jti with another key is another proof.
         assert!(s.store.use_dpop_proof("jkt-b", "p-1", 500).await.unwrap(), "{}", s.name);
         assert!(s.store.use_dpop_proof("jkt-a", "p-2", 2_000).await.unwrap(), "{}", s.name);
@@ -576,15 +580,12 @@ async fn of_concurrent_uses_of_one_pushed_request_exactly_one_takes_it() {
         let pushed =
             PushedRequest { hash: "pr-1".into(), client_id: "c1".into(), params: "a=b".into(), expires_at: 190 };
         s.store.insert_pushed_request(&pushed).await.unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = s.store.clone();
-                tokio::spawn(async move { store.take_pushed_request("pr-1", 150).await.unwrap() })
-            })
-            .collect();
+        let takings =
+            concurrently(8, &s.store, |store| async move { store.take_pushed_request("pr-1", 150).await.unwrap() })
+                .await;
         let mut taken = 0;
-        for t in tasks {
-            match t.await.unwrap() {
+        for taking in takings {
+            match taking {
                 Taking::Taken(p) => {
                     assert_eq!(p, pushed, "{}", s.name);
                     taken += 1;

@@ -3,37 +3,42 @@
 use crate::helpers::*;
 use std::process::Command;
 
+/// Runs `candor flow --issuer <app> --client-id web <args>` off the runtime, with web's secret and
+/// the demo user's password in the environment; returns whether every step passed, and its output.
+async fn flow(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_candor"));
+    command
+        .args(["flow", "--issuer", &app.base, "--client-id", WEB])
+        .args(args)
+        .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
+        .env("CANDOR_FLOW_CLIENT_SECRET", app.secret(WEB));
+    tokio::task::spawn_blocking(move || {
+        let out = command.output().unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn flow_completes_every_step_against_candor_and_masks_secrets() {
     let app = spawn_app().await;
-    let (ok, text) = tokio::task::spawn_blocking({
-        let app_base = app.base.clone();
-        let secret = app.secret(WEB);
-        move || {
-            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
-                .args([
-                    "flow",
-                    "--issuer",
-                    &app_base,
-                    "--client-id",
-                    WEB,
-                    "--scope",
-                    "openid profile offline_access",
-                    "--refresh",
-                ])
-                .args(["--redirect-uri", WEB_REDIRECT, "--login-user", USER])
-                .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
-                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
-                .output()
-                .unwrap();
-            (
-                out.status.success(),
-                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let (ok, text) = flow(
+        &app,
+        &[
+            "--scope",
+            "openid profile offline_access",
+            "--refresh",
+            "--redirect-uri",
+            WEB_REDIRECT,
+            "--login-user",
+            USER,
+        ],
+    )
+    .await;
     assert!(ok, "{text}");
     for expected in [
         "ok   discovery",
@@ -54,26 +59,10 @@ async fn flow_completes_every_step_against_candor_and_masks_secrets() {
 #[tokio::test]
 async fn a_refused_exchange_shows_the_providers_answer_causes_and_candors_explanation() {
     let app = spawn_app().await;
-    let (ok, text) = tokio::task::spawn_blocking({
-        let app_base = app.base.clone();
-        let secret = app.secret(WEB);
-        move || {
-            // A pasted callback whose code is not the one issued: the exchange is refused.
-            let fake = candor_core::tokens::Secret::generate(candor_core::tokens::SecretKind::AuthorizationCode)
-                .unwrap()
-                .value;
-            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
-                .args(["flow", "--issuer", &app_base, "--client-id", WEB, "--redirect-uri", WEB_REDIRECT])
-                .arg("--callback-url")
-                .arg(format!("{WEB_REDIRECT}?code={fake}&state=wrong"))
-                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
-                .output()
-                .unwrap();
-            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-    })
-    .await
-    .unwrap();
+    // A pasted callback whose code is not the one issued: the exchange is refused.
+    let fake = candor_core::tokens::Secret::generate(candor_core::tokens::SecretKind::AuthorizationCode).unwrap().value;
+    let callback = format!("{WEB_REDIRECT}?code={fake}&state=wrong");
+    let (ok, text) = flow(&app, &["--redirect-uri", WEB_REDIRECT, "--callback-url", &callback]).await;
     assert!(!ok);
     assert!(text.contains("FAIL callback state"), "{text}");
     assert!(text.contains("FAIL code exchange: HTTP 400") && text.contains("invalid_grant"), "{text}");
@@ -146,23 +135,13 @@ async fn flow_with_a_resource_checks_the_jwt_access_token_as_the_resource_would(
     client.resources = vec![api.into()];
     app.store.insert_client(&client).await.unwrap();
     let run = |resource: &'static str| {
-        let app_base = app.base.clone();
-        let secret = app.secret(WEB);
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
-                .args(["flow", "--issuer", &app_base, "--client-id", WEB, "--scope", "openid offline_access"])
-                .args(["--redirect-uri", WEB_REDIRECT, "--login-user", USER, "--resource", resource, "--refresh"])
-                .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
-                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
-                .output()
-                .unwrap();
-            (
-                out.status.success(),
-                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-            )
-        })
+        let app = &app;
+        async move {
+            let args = ["--scope", "openid offline_access", "--redirect-uri", WEB_REDIRECT, "--login-user", USER];
+            flow(app, &[&args[..], &["--resource", resource, "--refresh"]].concat()).await
+        }
     };
-    let (ok, text) = run(api).await.unwrap();
+    let (ok, text) = run(api).await;
     assert!(ok, "{text}");
     for expected in [
         "PKCE S256, state, nonce and resource (RFC 8707)",
@@ -174,32 +153,27 @@ async fn flow_with_a_resource_checks_the_jwt_access_token_as_the_resource_would(
         assert!(text.contains(expected), "missing {expected:?}:\n{text}");
     }
     // A resource the client is not registered for: the callback carries invalid_target.
-    let (ok, text) = run("https://elsewhere.example/").await.unwrap();
+    let (ok, text) = run("https://elsewhere.example/").await;
     assert!(!ok && text.contains("error=invalid_target"), "{text}");
 }
 
 #[tokio::test]
 async fn flow_with_dpop_binds_the_tokens_to_its_key_and_follows_the_nonce() {
     let app = spawn_app_with(|s| s.dpop_nonce = true, candor_server::Disclosure::Detailed).await;
-    let (ok, text) = tokio::task::spawn_blocking({
-        let app_base = app.base.clone();
-        let secret = app.secret(WEB);
-        move || {
-            let out = Command::new(env!("CARGO_BIN_EXE_candor"))
-                .args(["flow", "--issuer", &app_base, "--client-id", WEB, "--scope", "openid offline_access"])
-                .args(["--redirect-uri", WEB_REDIRECT, "--login-user", USER, "--dpop", "--refresh"])
-                .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
-                .env("CANDOR_FLOW_CLIENT_SECRET", &secret)
-                .output()
-                .unwrap();
-            (
-                out.status.success(),
-                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let (ok, text) = flow(
+        &app,
+        &[
+            "--scope",
+            "openid offline_access",
+            "--redirect-uri",
+            WEB_REDIRECT,
+            "--login-user",
+            USER,
+            "--dpop",
+            "--refresh",
+        ],
+    )
+    .await;
     assert!(ok, "{text}");
     for expected in [
         "DPoP: a fresh ES256 key, thumbprint (jkt)",

@@ -242,6 +242,7 @@ async fn client_credentials_reach_the_client_s_resources_and_a_jwt_client_s_own_
     let body: Value = r.json().await.unwrap();
     assert_reason(&body, "resource_unknown", "invalid_target");
     assert_eq!(body["facts"]["closest_registered"], ORDERS, "the trailing slash is pointed out");
+    assert_eq!(body["facts"]["difference"], "trailing_slash");
     // Removing a resource revokes its tokens.
     assert!(app.store.remove_resource(ORDERS, candor_core::clock::Clock::now(&app.clock)).await.unwrap());
     let (_, intro) = post(&app, &secret, "/introspect", &[("token", orders["access_token"].as_str().unwrap())]).await;
