@@ -41,8 +41,12 @@ export function admin(dataDir, args) {
   return r.stdout;
 }
 
-/** A browser without JavaScript: follows Candor's login and consent forms, keeps cookies, stops at the redirect URI. */
-export async function browse(authorizeUrl, redirectUri, username, password) {
+/**
+ * A browser without JavaScript: follows Candor's forms (the device code page, login, consent), keeps
+ * cookies, and stops at a redirect that starts with `redirectUri` (the client's callback, or the
+ * device page's result), answering with its Location. `decision` is what the consent form gets.
+ */
+export async function browse(authorizeUrl, redirectUri, username, password, decision = 'allow') {
   const jar = new Map();
   const cookieHeader = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
   const remember = (res) => {
@@ -67,9 +71,10 @@ export async function browse(authorizeUrl, redirectUri, username, password) {
     const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1];
     const action = /action="([^"]+)"/.exec(page)?.[1];
     if (!csrf || !action) throw new Error('no login or consent form on the page');
+    const userCode = /name="user_code" value="([^"]*)"/.exec(page)?.[1];
     const form = action.endsWith('/login')
       ? { csrf, username, password }
-      : { csrf, decision: 'allow' };
+      : action === '/device' ? { csrf, user_code: userCode } : { csrf, decision };
     res = await fetch(new URL(action, origin), {
       method: 'POST',
       redirect: 'manual',

@@ -161,6 +161,29 @@ try {
       const body = await bare?.response?.json().catch(() => null);
       assert(bare?.status === 401 && body?.reason === 'access_token_dpop_bound', `without DPoP: ${bare?.message} ${JSON.stringify(body)}`);
     }],
+    ['device authorization grant (RFC 8628): the library polls while the user enters the code, signs in and approves', async () => {
+      admin(dataDir, ['client', 'add', '--name', 'Living room TV', '--id', 'tv-app', '--public',
+        '--grant', 'device_code', '--grant', 'refresh_token']);
+      const tv = await client.discovery(new URL(candor.issuer), 'tv-app', undefined, client.None(),
+        { execute: [client.allowInsecureRequests] });
+      const started = await client.initiateDeviceAuthorization(tv, { scope: 'openid profile offline_access' });
+      assert(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/.test(started.user_code), JSON.stringify(started));
+      const polling = client.pollDeviceAuthorizationGrant(tv, started);
+      const done = await browse(started.verification_uri_complete, '/device?result=', 'demo', candor.password);
+      assert(done === '/device?result=approved', `the page ended at ${done}`);
+      const t = await polling;
+      assert(t.claims()?.aud === 'tv-app' && t.refresh_token, JSON.stringify(t));
+      const info = await client.fetchUserInfo(tv, t.access_token, t.claims().sub);
+      assert(info.preferred_username === 'demo', JSON.stringify(info));
+      const next = await client.refreshTokenGrant(tv, t.refresh_token);
+      assert(next.access_token && next.refresh_token !== t.refresh_token, 'refresh of a device grant');
+      // A denied device: the library stops polling with access_denied, and Candor names it.
+      const again = await client.initiateDeviceAuthorization(tv, { scope: 'openid' });
+      const refused = client.pollDeviceAuthorizationGrant(tv, again).then(() => null, (e) => e);
+      await browse(again.verification_uri_complete, '/device?result=', 'demo', candor.password, 'deny');
+      const e = await refused;
+      assert(e?.error === 'access_denied' && e.cause?.reason === 'device_access_denied', `got ${e?.error ?? 'success'} ${e?.cause?.reason}`);
+    }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })
         .then(() => null, (e) => e);

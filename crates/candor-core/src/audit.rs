@@ -216,6 +216,12 @@ pub async fn grant_timeline(store: &dyn Store, grant_id: &str, this_trace: &str)
         }
         let what = match rec.reason() {
             Some(r) => format!("{} request refused: {}", rec.endpoint, r.code()),
+            // The verification page's decision (RFC 8628 §3.3).
+            None if rec.endpoint == "device" => {
+                let facts = rec.visible_facts(true, false);
+                let decision = facts.get("decision").and_then(Value::as_str).unwrap_or("decided on");
+                format!("the user {decision} the device at the verification page")
+            }
             None => format!("{} request succeeded", rec.endpoint),
         };
         out.push(event(rec.at, what, Some(&rec.trace_id)));

@@ -94,6 +94,18 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::RequestUriExpired => include_str!("../../../docs/reasons/request_uri_expired.md"),
         Reason::RequestUriClientMismatch => include_str!("../../../docs/reasons/request_uri_client_mismatch.md"),
         Reason::ParRequired => include_str!("../../../docs/reasons/par_required.md"),
+        Reason::DeviceCodeUnknown => include_str!("../../../docs/reasons/device_code_unknown.md"),
+        Reason::DeviceCodeIssuedToOtherClient => {
+            include_str!("../../../docs/reasons/device_code_issued_to_other_client.md")
+        }
+        Reason::DeviceCodeExpired => include_str!("../../../docs/reasons/device_code_expired.md"),
+        Reason::DeviceCodeAlreadyUsed => include_str!("../../../docs/reasons/device_code_already_used.md"),
+        Reason::DeviceAuthorizationPending => include_str!("../../../docs/reasons/device_authorization_pending.md"),
+        Reason::DevicePollingTooFast => include_str!("../../../docs/reasons/device_polling_too_fast.md"),
+        Reason::DeviceAccessDenied => include_str!("../../../docs/reasons/device_access_denied.md"),
+        Reason::UserCodeUnknown => include_str!("../../../docs/reasons/user_code_unknown.md"),
+        Reason::UserCodeExpired => include_str!("../../../docs/reasons/user_code_expired.md"),
+        Reason::UserCodeUsed => include_str!("../../../docs/reasons/user_code_used.md"),
         Reason::ResourceInvalid => include_str!("../../../docs/reasons/resource_invalid.md"),
         Reason::ResourceUnknown => include_str!("../../../docs/reasons/resource_unknown.md"),
         Reason::ResourceNotAllowed => include_str!("../../../docs/reasons/resource_not_allowed.md"),

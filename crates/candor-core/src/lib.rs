@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod clock;
+pub mod device;
 pub mod docs;
 pub mod dpop;
 pub mod grant;

@@ -11,17 +11,30 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// The device authorization grant (RFC 8628): a device without a browser shows a user code
+    /// that the user enters on another device.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] =
-        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+    pub const ALL: [GrantType; 4] =
+        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::DeviceCode];
 
+    /// The `grant_type` value of the token request (RFC 8628 §3.4: a URN for the device grant).
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+        }
+    }
+
+    /// A short name for command lines and listings (the URN's last part for the device grant).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            GrantType::DeviceCode => "device_code",
+            other => other.as_str(),
         }
     }
 
@@ -228,6 +241,62 @@ pub struct CodeRecord {
     pub redeemed_at: Option<UnixTime>,
     pub redeemed_trace: Option<String>,
     /// Trace id of the /authorize request that issued the code.
+    pub issued_trace: String,
+}
+
+/// Where a device authorization (RFC 8628) stands: waiting for the user, or decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeviceStatus> {
+        [DeviceStatus::Pending, DeviceStatus::Approved, DeviceStatus::Denied].into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// A device authorization (RFC 8628 §3.2): the device code the client polls with, the user code
+/// the user enters, and the user's decision. Like a code, it stays as a tombstone after use or
+/// expiry so a late poll is diagnosed precisely.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCodeRecord {
+    /// Hash of the device code.
+    pub hash: String,
+    /// Hash of the user code, normalised (`device::UserCode`).
+    pub user_code_hash: String,
+    /// The grant the tokens will belong to.
+    pub grant_id: String,
+    pub client_id: String,
+    pub scope: String,
+    /// The resources (RFC 8707) the device asked for.
+    pub resources: Vec<String>,
+    pub issued_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Seconds the client must wait between polls; raised by 5 at each `slow_down` (RFC 8628 §3.5).
+    pub poll_interval: i64,
+    pub last_polled_at: Option<UnixTime>,
+    pub status: DeviceStatus,
+    /// The user who approved or denied, and when they logged in.
+    pub user_id: Option<String>,
+    pub auth_time: Option<UnixTime>,
+    pub decided_at: Option<UnixTime>,
+    pub decided_trace: Option<String>,
+    /// When the approved authorization was exchanged for tokens (once).
+    pub redeemed_at: Option<UnixTime>,
+    pub redeemed_trace: Option<String>,
+    /// Trace id of the device authorization request.
     pub issued_trace: String,
 }
 

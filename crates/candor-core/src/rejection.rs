@@ -140,6 +140,28 @@ pub enum Reason {
     /// RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted".
     ScopeBroadened,
 
+    // --- device authorization grant (RFC 8628) ---
+    /// The device code was never issued here, was altered, or its tombstone has been swept.
+    DeviceCodeUnknown,
+    /// RFC 8628 §3.4: the device code belongs to the client that requested it.
+    DeviceCodeIssuedToOtherClient,
+    /// RFC 8628 §3.5 `expired_token`: the device code lived past its `expires_in`.
+    DeviceCodeExpired,
+    /// The approved device code was already exchanged for tokens; the grant's tokens are revoked.
+    DeviceCodeAlreadyUsed,
+    /// RFC 8628 §3.5 `authorization_pending`: the user has not decided yet; poll again.
+    DeviceAuthorizationPending,
+    /// RFC 8628 §3.5 `slow_down`: polled before the interval passed; the interval grows by 5 s.
+    DevicePollingTooFast,
+    /// RFC 8628 §3.5 `access_denied`: the user denied the device's request.
+    DeviceAccessDenied,
+    /// The code entered at the verification page matches no device authorization.
+    UserCodeUnknown,
+    /// The code entered at the verification page belongs to an expired device authorization.
+    UserCodeExpired,
+    /// The code entered at the verification page was already approved or denied.
+    UserCodeUsed,
+
     // --- resource indicators (RFC 8707) ---
     /// RFC 8707 §2: a resource indicator is an absolute URI without a fragment.
     ResourceInvalid,
@@ -274,6 +296,16 @@ impl Reason {
         Reason::RefreshTokenIssuedToOtherClient,
         Reason::RefreshTokenRotated,
         Reason::ScopeBroadened,
+        Reason::DeviceCodeUnknown,
+        Reason::DeviceCodeIssuedToOtherClient,
+        Reason::DeviceCodeExpired,
+        Reason::DeviceCodeAlreadyUsed,
+        Reason::DeviceAuthorizationPending,
+        Reason::DevicePollingTooFast,
+        Reason::DeviceAccessDenied,
+        Reason::UserCodeUnknown,
+        Reason::UserCodeExpired,
+        Reason::UserCodeUsed,
         Reason::ResourceInvalid,
         Reason::ResourceUnknown,
         Reason::ResourceNotAllowed,
@@ -374,6 +406,16 @@ impl Reason {
             TokenIssuedToOtherClient => "token_issued_to_other_client",
             IntrospectionClientNotConfidential => "introspection_client_not_confidential",
             ScopeBroadened => "scope_broadened",
+            DeviceCodeUnknown => "device_code_unknown",
+            DeviceCodeIssuedToOtherClient => "device_code_issued_to_other_client",
+            DeviceCodeExpired => "device_code_expired",
+            DeviceCodeAlreadyUsed => "device_code_already_used",
+            DeviceAuthorizationPending => "device_authorization_pending",
+            DevicePollingTooFast => "device_polling_too_fast",
+            DeviceAccessDenied => "device_access_denied",
+            UserCodeUnknown => "user_code_unknown",
+            UserCodeExpired => "user_code_expired",
+            UserCodeUsed => "user_code_used",
             ResourceInvalid => "resource_invalid",
             ResourceUnknown => "resource_unknown",
             ResourceNotAllowed => "resource_not_allowed",
@@ -431,6 +473,14 @@ impl Reason {
             ClientUnknown | RedirectUriNotRegistered => "invalid_request",
             ResponseTypeUnsupported => "unsupported_response_type",
             ScopeNotAllowed | ScopeBroadened => "invalid_scope",
+            // RFC 8628 §3.5.
+            DeviceCodeExpired => "expired_token",
+            DeviceAuthorizationPending => "authorization_pending",
+            DevicePollingTooFast => "slow_down",
+            DeviceAccessDenied => "access_denied",
+            DeviceCodeUnknown | DeviceCodeIssuedToOtherClient | DeviceCodeAlreadyUsed => "invalid_grant",
+            // Answered on the verification page, never to a client.
+            UserCodeUnknown | UserCodeExpired | UserCodeUsed => "invalid_request",
             // RFC 8707 §2: "invalid_target".
             ResourceInvalid | ResourceUnknown | ResourceNotAllowed | ResourceNotGranted | ResourceAmbiguous
             | ResourceOnePerToken => "invalid_target",
@@ -597,6 +647,18 @@ impl Reason {
             }
             ScopeBroadened => "A refresh may narrow the scope but never add to it.",
             ResourceInvalid => "A resource indicator must be an absolute URI without a #fragment.",
+            DeviceCodeUnknown => "The device code was not issued by this provider (or has been swept).",
+            DeviceCodeIssuedToOtherClient => "The device code was issued to a different client.",
+            DeviceCodeExpired => "The device code has expired; start a new device authorization.",
+            DeviceCodeAlreadyUsed => "The device code was already exchanged for tokens; it is good for one exchange.",
+            DeviceAuthorizationPending => "The user has not yet approved the device; keep polling at the interval.",
+            DevicePollingTooFast => {
+                "The device polled sooner than its interval allows; wait 5 seconds longer between polls from now on."
+            }
+            DeviceAccessDenied => "The user denied the device's request.",
+            UserCodeUnknown => "No device is waiting for this code; check it against the device's screen.",
+            UserCodeExpired => "This code has expired; start again on the device for a new one.",
+            UserCodeUsed => "This code was already used; start again on the device for a new one.",
             ResourceUnknown => "No resource with this indicator is registered with this provider.",
             ResourceNotAllowed => "This client is not registered for the requested resource.",
             ResourceNotGranted => "The token request names a resource the authorization request did not ask for.",

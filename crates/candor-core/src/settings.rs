@@ -45,6 +45,10 @@ pub struct Settings {
     pub dpop_leeway: i64,
     /// DPoP proofs must carry the server's nonce (RFC 9449 §8).
     pub dpop_nonce: bool,
+    /// How long a device code and its user code live (RFC 8628 §3.2 `expires_in`).
+    pub device_code_lifetime: i64,
+    /// Seconds a device must wait between polls at first (RFC 8628 §3.2 `interval`).
+    pub device_poll_interval: i64,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -73,6 +77,8 @@ impl Settings {
             client_assertion_leeway: 60,
             dpop_leeway: 60,
             dpop_nonce: false,
+            device_code_lifetime: 600,
+            device_poll_interval: 5,
         }
     }
 
@@ -119,6 +125,12 @@ impl Settings {
         }
         if !(1..=600).contains(&self.dpop_leeway) {
             return Err(format!("dpop_leeway: {} is outside 1..=600 seconds", self.dpop_leeway));
+        }
+        if !(60..=3600).contains(&self.device_code_lifetime) {
+            return Err(format!("device_code_lifetime: {} is outside 60..=3600 seconds", self.device_code_lifetime));
+        }
+        if !(1..=60).contains(&self.device_poll_interval) {
+            return Err(format!("device_poll_interval: {} is outside 1..=60 seconds", self.device_poll_interval));
         }
         crate::net::TrustedProxies::parse(&self.trusted_proxies).map_err(|e| format!("trusted_proxies: {e}"))?;
         if !(1..=3600).contains(&self.key_reload_interval) {

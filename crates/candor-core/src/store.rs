@@ -94,6 +94,39 @@ pub trait CodeStore: Send + Sync {
     async fn pending_codes(&self, client_id: &str, now: UnixTime, limit: u32) -> StoreResult<Vec<CodeRecord>>;
 }
 
+/// Device authorizations (RFC 8628), from the request to the exchange of their device code.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Stores a new device authorization; `Conflict` if its user code is taken (draw another).
+    async fn insert_device_code(&self, record: &DeviceCodeRecord) -> StoreResult<()>;
+    /// The device authorization of this device code hash, in any state (tombstones included).
+    async fn device_code(&self, hash: &str) -> StoreResult<Option<DeviceCodeRecord>>;
+    /// The device authorization of this user code hash, in any state.
+    async fn device_code_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceCodeRecord>>;
+    /// Records a poll of a pending device code at `now`, and atomically raises its interval by
+    /// `device::SLOW_DOWN_STEP` if the poll came sooner than the interval after the previous one
+    /// (RFC 8628 §3.5). `None` if the code is unknown or no longer pending.
+    async fn poll_device_code(&self, hash: &str, now: UnixTime) -> StoreResult<Option<crate::device::Poll>>;
+    /// Records the user's decision if the authorization is still pending and unexpired at `now`.
+    /// Of concurrent decisions, exactly one returns true.
+    async fn decide_device_code(
+        &self,
+        hash: &str,
+        decision: &crate::device::Decision,
+        now: UnixTime,
+        trace: &str,
+    ) -> StoreResult<bool>;
+    /// Atomically: marks an approved device code redeemed if it is not yet, and stores `issued`.
+    /// Of concurrent calls for one code, exactly one returns `Redeemed`.
+    async fn redeem_device_code(
+        &self,
+        hash: &str,
+        now: UnixTime,
+        trace: &str,
+        issued: &IssuedTokens,
+    ) -> StoreResult<Redemption>;
+}
+
 /// The outcome of an attempt to rotate a refresh token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rotation {
@@ -228,11 +261,13 @@ pub struct Swept {
     pub pushed_requests: u64,
     /// Used DPoP proofs past the time they would be refused as stale.
     pub dpop_proofs: u64,
+    /// Device authorizations expired more than the tombstone retention ago.
+    pub device_codes: u64,
 }
 
 impl Swept {
     /// The counts in the order of the fields (the order in which a store sweeps them).
-    pub fn counts(&self) -> [u64; 9] {
+    pub fn counts(&self) -> [u64; 10] {
         [
             self.codes,
             self.access_tokens,
@@ -243,6 +278,7 @@ impl Swept {
             self.client_assertions,
             self.pushed_requests,
             self.dpop_proofs,
+            self.device_codes,
         ]
     }
 
@@ -262,7 +298,7 @@ impl Swept {
     }
 }
 
-impl From<[u64; 9]> for Swept {
+impl From<[u64; 10]> for Swept {
     /// Counts in the order of `counts()`.
     fn from(
         [
@@ -275,7 +311,8 @@ impl From<[u64; 9]> for Swept {
             client_assertions,
             pushed_requests,
             dpop_proofs,
-        ]: [u64; 9],
+            device_codes,
+        ]: [u64; 10],
     ) -> Swept {
         Swept {
             codes,
@@ -287,6 +324,7 @@ impl From<[u64; 9]> for Swept {
             client_assertions,
             pushed_requests,
             dpop_proofs,
+            device_codes,
         }
     }
 }
@@ -335,8 +373,9 @@ pub trait SweepStore: Send + Sync {
     /// retention: codes redeemed or expired, and tokens expired, rotated or revoked, more than
     /// `tombstone_retention` seconds ago (until then they are tombstones that keep diagnoses
     /// precise); sessions and interactions past their expiry; audit records older than
-    /// `audit_retention`; used client assertions and unused pushed requests past their expiry. Safe to run concurrently from several nodes: each statement deletes a
-    /// bounded set of rows.
+    /// `audit_retention`; used client assertions, used DPoP proofs and unused pushed requests past
+    /// their expiry; device authorizations `tombstone_retention` after their expiry. Safe to run
+    /// concurrently from several nodes: each statement deletes a bounded set of rows.
     async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept>;
 }
 
@@ -346,6 +385,7 @@ pub trait Store:
     + ResourceStore
     + UserStore
     + CodeStore
+    + DeviceStore
     + TokenStore
     + SessionStore
     + InteractionStore
@@ -361,6 +401,7 @@ impl<T> Store for T where
         + ResourceStore
         + UserStore
         + CodeStore
+        + DeviceStore
         + TokenStore
         + SessionStore
         + InteractionStore

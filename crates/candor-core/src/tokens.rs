@@ -76,10 +76,12 @@ pub enum SecretKind {
     Interaction,
     /// The value of a pushed authorization request's `request_uri` (RFC 9126).
     RequestUri,
+    /// The device code of a device authorization (RFC 8628 §3.2).
+    DeviceCode,
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 7] = [
+    pub const ALL: [SecretKind; 8] = [
         SecretKind::AuthorizationCode,
         SecretKind::AccessToken,
         SecretKind::RefreshToken,
@@ -87,6 +89,7 @@ impl SecretKind {
         SecretKind::Session,
         SecretKind::Interaction,
         SecretKind::RequestUri,
+        SecretKind::DeviceCode,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -98,6 +101,7 @@ impl SecretKind {
             SecretKind::Session => "cdx_",
             SecretKind::Interaction => "cdi_",
             SecretKind::RequestUri => "cdq_",
+            SecretKind::DeviceCode => "cdv_",
         }
     }
 
@@ -110,6 +114,7 @@ impl SecretKind {
             SecretKind::Session => "session id",
             SecretKind::Interaction => "interaction id",
             SecretKind::RequestUri => "request_uri",
+            SecretKind::DeviceCode => "device code",
         }
     }
 }

@@ -10,6 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use candor_core::authorize::{self, AuthorizationRequest, AuthorizeFailure, LoggedIn, Next};
+use candor_core::device::DeviceRequest;
 use candor_core::model::{InteractionRecord, SessionRecord};
 use candor_core::params::{Encoding, Params};
 use candor_core::password::dummy_hash;
@@ -65,7 +66,7 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 }
 
 /// The logged-in user of this browser, if its session is valid and the user enabled.
-async fn current_login(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, i64)>, Rejection> {
+pub(crate) async fn current_login(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, i64)>, Rejection> {
     let Some(sid) = cookies::get(headers, cookies::SESSION) else { return Ok(None) };
     let Some(session) = state.store.session(&hash_secret(&sid)).await.map_err(Rejection::store)? else {
         return Ok(None);
@@ -171,7 +172,7 @@ async fn issue(
 
 /// The CSRF token of an interaction's forms: derived from the HttpOnly browser cookie and the
 /// interaction id, so another site can neither read nor forge it.
-fn csrf_token(browser: &str, interaction: &str) -> String {
+pub(crate) fn csrf_token(browser: &str, interaction: &str) -> String {
     b64url(hash_secret(&format!("csrf\0{browser}\0{interaction}")).as_bytes().get(..32).unwrap_or_default())
 }
 
@@ -182,24 +183,34 @@ async fn begin_interaction(
     req: &AuthorizationRequest,
     login: Option<(String, i64)>,
 ) -> Response {
-    let fail = |r: Rejection| redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref());
+    match new_interaction(state, headers, &Pending::Authorize(req.clone()), login).await {
+        Ok(response) => response,
+        Err(r) => redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
+    }
+}
+
+/// The browser's binding cookie: the one it has, or a new one (to be set on the response).
+pub(crate) fn browser_cookie(headers: &HeaderMap) -> Result<(String, bool), Rejection> {
+    match cookies::get(headers, cookies::BROWSER).filter(|b| b.len() >= 32 && b.len() <= 128) {
+        Some(b) => Ok((b, false)),
+        None => Ok((Secret::generate(SecretKind::Session).map_err(|_| Rejection::internal())?.value, true)),
+    }
+}
+
+/// Stores an interaction bound to this browser (and to `login`, if the user is logged in) and
+/// sends the browser to its page.
+pub(crate) async fn new_interaction(
+    state: &AppState,
+    headers: &HeaderMap,
+    pending: &Pending,
+    login: Option<(String, i64)>,
+) -> Result<Response, Rejection> {
     let now = state.now();
-    let (browser, new_browser) =
-        match cookies::get(headers, cookies::BROWSER).filter(|b| b.len() >= 32 && b.len() <= 128) {
-            Some(b) => (b, false),
-            None => match Secret::generate(SecretKind::Session) {
-                Ok(s) => (s.value, true),
-                Err(_) => return fail(Rejection::internal()),
-            },
-        };
-    let Ok(id) = Secret::generate(SecretKind::Interaction) else { return fail(Rejection::internal()) };
-    let request = match serde_json::to_value(req) {
-        Ok(v) => v,
-        Err(e) => return fail(Rejection::internal().with_internal("encode", e.to_string())),
-    };
+    let (browser, new_browser) = browser_cookie(headers)?;
+    let id = Secret::generate(SecretKind::Interaction).map_err(|_| Rejection::internal())?;
     let record = InteractionRecord {
         hash: id.hash.clone(),
-        request,
+        request: pending.to_json()?,
         browser_hash: hash_secret(&browser),
         csrf_hash: hash_secret(&csrf_token(&browser, &id.value)),
         login_user_id: login.as_ref().map(|(u, _)| u.clone()),
@@ -207,22 +218,54 @@ async fn begin_interaction(
         created_at: now,
         expires_at: now + state.settings.interaction_lifetime,
     };
-    if let Err(e) = state.store.insert_interaction(&record).await {
-        return fail(Rejection::store(e));
-    }
+    state.store.insert_interaction(&record).await.map_err(Rejection::store)?;
     let mut response = see_other(&format!("/interaction/{}", id.value));
     if new_browser {
         cookies::set(response.headers_mut(), cookies::BROWSER, &browser, 24 * 3600, state.secure_cookies);
     }
-    response
+    Ok(response)
+}
+
+/// What an interaction is for: an authorization request, which ends with a code sent to the
+/// client's redirect URI, or a device authorization the user decides (RFC 8628 §3.3).
+#[derive(Debug, Clone)]
+pub(crate) enum Pending {
+    Authorize(AuthorizationRequest),
+    Device(DeviceRequest),
+}
+
+impl Pending {
+    pub(crate) fn client_id(&self) -> &str {
+        match self {
+            Pending::Authorize(r) => &r.client_id,
+            Pending::Device(d) => &d.client_id,
+        }
+    }
+
+    /// Stored as the authorization request itself, or `{"device": …}`.
+    fn to_json(&self) -> Result<serde_json::Value, Rejection> {
+        let encoded = match self {
+            Pending::Authorize(r) => serde_json::to_value(r),
+            Pending::Device(d) => serde_json::to_value(d).map(|d| serde_json::json!({ "device": d })),
+        };
+        encoded.map_err(|e| Rejection::internal().with_internal("encode", e.to_string()))
+    }
+
+    fn from_json(v: &serde_json::Value) -> Result<Pending, Rejection> {
+        let decoded = match v.get("device") {
+            Some(d) => serde_json::from_value(d.clone()).map(Pending::Device),
+            None => serde_json::from_value(v.clone()).map(Pending::Authorize),
+        };
+        decoded.map_err(|e| Rejection::internal().with_internal("decode", e.to_string()))
+    }
 }
 
 /// A loaded interaction, checked against the browser and (for forms) the CSRF token.
-struct Loaded {
-    id: String,
-    record: InteractionRecord,
-    request: AuthorizationRequest,
-    csrf: String,
+pub(crate) struct Loaded {
+    pub(crate) id: String,
+    pub(crate) record: InteractionRecord,
+    pub(crate) pending: Pending,
+    pub(crate) csrf: String,
 }
 
 async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Loaded, Rejection> {
@@ -235,10 +278,9 @@ async fn load(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Loaded,
     if !hashes_equal(&hash_secret(&browser), &record.browser_hash) {
         return Err(expired().with("problem", "this sign-in was started in another browser (or cookies are blocked)"));
     }
-    let request: AuthorizationRequest = serde_json::from_value(record.request.clone())
-        .map_err(|e| Rejection::internal().with_internal("decode", e.to_string()))?;
+    let pending = Pending::from_json(&record.request)?;
     let csrf = csrf_token(&browser, id);
-    Ok(Loaded { id: id.to_string(), record, request, csrf })
+    Ok(Loaded { id: id.to_string(), record, pending, csrf })
 }
 
 fn check_csrf(loaded: &Loaded, form: &Params) -> Result<(), Rejection> {
@@ -260,13 +302,14 @@ pub async fn show(
         Ok(l) => l,
         Err(r) => return error_page(&state, &r, &trace),
     };
-    match &loaded.record.login_user_id {
-        None => login_page(&state, &loaded, None, "", StatusCode::OK).await,
-        Some(user_id) => consent_page(&state, &loaded, user_id).await,
+    match (&loaded.record.login_user_id, &loaded.pending) {
+        (None, _) => login_page(&state, &loaded, None, "", StatusCode::OK).await,
+        (Some(user_id), Pending::Authorize(req)) => consent_page(&state, &loaded, req, user_id).await,
+        (Some(user_id), Pending::Device(req)) => crate::device::confirm_page(&state, &loaded, req, user_id).await,
     }
 }
 
-async fn client_name(state: &AppState, client_id: &str) -> String {
+pub(crate) async fn client_name(state: &AppState, client_id: &str) -> String {
     match state.store.client(client_id).await {
         Ok(Some(c)) => c.name,
         _ => client_id.to_string(),
@@ -274,11 +317,15 @@ async fn client_name(state: &AppState, client_id: &str) -> String {
 }
 
 async fn login_page(state: &AppState, l: &Loaded, error: Option<&str>, username: &str, status: StatusCode) -> Response {
-    let name = client_name(state, &l.request.client_id).await;
+    let name = client_name(state, l.pending.client_id()).await;
     let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, esc(e))).unwrap_or_default();
+    let purpose = match &l.pending {
+        Pending::Authorize(_) => "to continue to",
+        Pending::Device(_) => "to connect a device to",
+    };
     let body = format!(
         r#"<h1>Sign in</h1>
-<p class="muted">to continue to <strong>{name}</strong></p>
+<p class="muted">{purpose} <strong>{name}</strong></p>
 {error}
 <form method="post" action="/interaction/{id}/login">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -306,23 +353,18 @@ fn describe_scope(s: &str) -> &str {
     }
 }
 
-async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
-    let name = client_name(state, &l.request.client_id).await;
-    let username = match state.store.user(user_id).await {
-        Ok(Some(u)) => u.username,
-        _ => String::new(),
-    };
-    // "Confirm your identity" (openid) first, then the rest in order.
-    let requested = candor_core::scope::Scope::from_stored(&l.request.scope);
+/// What a grant will allow, as list items: the scopes ("Confirm your identity" first), and the
+/// APIs (RFC 8707 resources) by their registered names, if any.
+pub(crate) async fn grant_items(state: &AppState, scope: &str, resources: &[String]) -> (String, String) {
+    let requested = candor_core::scope::Scope::from_stored(scope);
     let items: String = requested
         .iter()
         .filter(|s| *s == scope::OPENID)
         .chain(requested.iter().filter(|s| *s != scope::OPENID))
         .map(|s| format!("<li>{}</li>", esc(describe_scope(s))))
         .collect();
-    // RFC 8707: the APIs the access will be used at, by their registered names.
     let mut apis = Vec::new();
-    for id in &l.request.resources {
+    for id in resources {
         let label = match state.store.resource(id).await {
             Ok(Some(r)) if r.name != r.id => format!("{} ({})", esc(&r.name), esc(&r.id)),
             _ => esc(id),
@@ -334,6 +376,20 @@ async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
     } else {
         format!(r#"<p>with access to:</p><ul class="scopes">{}</ul>"#, apis.concat())
     };
+    (items, apis)
+}
+
+pub(crate) async fn username(state: &AppState, user_id: &str) -> String {
+    match state.store.user(user_id).await {
+        Ok(Some(u)) => u.username,
+        _ => String::new(),
+    }
+}
+
+async fn consent_page(state: &AppState, l: &Loaded, req: &AuthorizationRequest, user_id: &str) -> Response {
+    let name = client_name(state, &req.client_id).await;
+    let username = username(state, user_id).await;
+    let (items, apis) = grant_items(state, &req.scope, &req.resources).await;
     let body = format!(
         r#"<h1>Allow access?</h1>
 <p><strong>{name}</strong> asks to:</p>
@@ -351,7 +407,7 @@ async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
         items = items,
         apis = apis,
         username = esc(&username),
-        redirect = esc(&l.request.redirect_uri),
+        redirect = esc(&req.redirect_uri),
         id = esc(&l.id),
         csrf = esc(&l.csrf),
     );
@@ -360,7 +416,7 @@ async fn consent_page(state: &AppState, l: &Loaded, user_id: &str) -> Response {
 
 /// The interaction a form was posted to, and the form, once the browser binding and the CSRF
 /// token have been checked.
-async fn load_form(
+pub(crate) async fn load_form(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
@@ -375,10 +431,23 @@ async fn load_form(
     Ok((loaded, form))
 }
 
+/// The address of the person's browser: the connection's peer, or what a trusted proxy says.
+pub(crate) fn client_address(
+    state: &AppState,
+    peer: Option<Extension<ConnectInfo>>,
+    headers: &HeaderMap,
+) -> std::net::IpAddr {
+    let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |Extension(c)| c.0.ip());
+    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+    state.proxies.client(peer, &forwarded)
+}
+
+pub(crate) type ConnectInfo = axum::extract::ConnectInfo<std::net::SocketAddr>;
+
 pub async fn login(
     State(state): AppStateRef,
     Extension(trace): Extension<Trace>,
-    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    peer: Option<Extension<ConnectInfo>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: crate::respond::Body,
@@ -391,9 +460,7 @@ pub async fn login(
     let username = form.get("username").ok().flatten().unwrap_or_default().to_string();
     let password = form.get_text("password").ok().flatten().unwrap_or_default().to_string();
     let s = &state.settings;
-    let peer = peer.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |Extension(c)| c.0.ip());
-    let forwarded: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-    let address = state.proxies.client(peer, &forwarded);
+    let address = client_address(&state, peer, &headers);
     let keys = [
         crate::throttle::Key::username(&username, s.login_free_failures),
         crate::throttle::Key::address(address, s.login_address_free_failures),
@@ -477,23 +544,32 @@ pub async fn login(
 }
 
 async fn continue_after_login(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth_time: i64) -> Response {
-    let consented = match state.store.consent(user_id, &l.request.client_id).await {
+    // A device authorization is always confirmed on its own page (RFC 8628 §5.4).
+    let Pending::Authorize(req) = &l.pending else { return see_other(&format!("/interaction/{}", l.id)) };
+    let consented = match state.store.consent(user_id, &req.client_id).await {
         Ok(c) => c,
         Err(e) => return error_page(state, &Rejection::store(e), trace),
     };
     let login = LoggedIn { user_id, auth_time, during_this_request: true };
-    match authorize::decide(&l.request, Some(login), &consented, false, state.now()) {
+    match authorize::decide(req, Some(login), &consented, false, state.now()) {
         Next::Consent { .. } => see_other(&format!("/interaction/{}", l.id)),
-        Next::Issue { user_id, auth_time } => finish(state, trace, l, &user_id, auth_time).await,
-        Next::Fail(r) => redirect_error(state, &r, trace, &l.request.redirect_uri, l.request.state.as_deref()),
+        Next::Issue { user_id, auth_time } => finish(state, trace, l, req, &user_id, auth_time).await,
+        Next::Fail(r) => redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
         Next::Login => see_other(&format!("/interaction/{}", l.id)),
     }
 }
 
 /// Completes the interaction exactly once, then issues the code.
-async fn finish(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth_time: i64) -> Response {
+async fn finish(
+    state: &AppState,
+    trace: &Trace,
+    l: &Loaded,
+    req: &AuthorizationRequest,
+    user_id: &str,
+    auth_time: i64,
+) -> Response {
     match state.store.take_interaction(&l.record.hash).await {
-        Ok(true) => issue(state, trace, &l.request, user_id, auth_time, true).await,
+        Ok(true) => issue(state, trace, req, user_id, auth_time, true).await,
         Ok(false) => {
             error_page(state, &Rejection::new(Reason::InteractionExpired).with("problem", "already completed"), trace)
         }
@@ -516,15 +592,19 @@ pub async fn consent(
     let (Some(user_id), Some(auth_time)) = (loaded.record.login_user_id.clone(), loaded.record.login_time) else {
         return see_other(&format!("/interaction/{}", loaded.id));
     };
-    let req = &loaded.request;
-    match form.get("decision").ok().flatten() {
+    let decision = form.get("decision").ok().flatten();
+    let req = match &loaded.pending {
+        Pending::Authorize(req) => req,
+        Pending::Device(device) => {
+            return crate::device::decide(&state, &trace, &loaded, device, &user_id, auth_time, decision).await;
+        }
+    };
+    match decision {
         Some("allow") => {
-            let scopes: Vec<String> =
-                candor_core::scope::Scope::from_stored(&req.scope).iter().map(str::to_string).collect();
-            if let Err(e) = state.store.grant_consent(&user_id, &req.client_id, &scopes, state.now()).await {
-                return error_page(&state, &Rejection::store(e), &trace);
+            if let Err(r) = grant_consent(&state, &user_id, &req.client_id, &req.scope).await {
+                return error_page(&state, &r, &trace);
             }
-            finish(&state, &trace, &loaded, &user_id, auth_time).await
+            finish(&state, &trace, &loaded, req, &user_id, auth_time).await
         }
         Some("deny") => {
             let _ = state.store.take_interaction(&loaded.record.hash).await;
@@ -536,6 +616,17 @@ pub async fn consent(
         }
         _ => error_page(&state, &Rejection::invalid("decision", "must be allow or deny"), &trace),
     }
+}
+
+/// Adds the scopes of a grant to the user's consent for the client.
+pub(crate) async fn grant_consent(
+    state: &AppState,
+    user_id: &str,
+    client_id: &str,
+    scope: &str,
+) -> Result<(), Rejection> {
+    let scopes: Vec<String> = candor_core::scope::Scope::from_stored(scope).iter().map(str::to_string).collect();
+    state.store.grant_consent(user_id, client_id, &scopes, state.now()).await.map_err(Rejection::store)
 }
 
 pub async fn stylesheet() -> Response {

@@ -23,6 +23,8 @@ pub fn document(state: &AppState) -> Value {
         "introspection_endpoint": format!("{base}/introspect"),
         "revocation_endpoint": format!("{base}/revoke"),
         "pushed_authorization_request_endpoint": format!("{base}/par"),
+        // RFC 8628 §4.
+        "device_authorization_endpoint": format!("{base}/device_authorization"),
         // Per client (`candor client add --require-par`), not for every client.
         "require_pushed_authorization_requests": false,
         "jwks_uri": format!("{base}/jwks.json"),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod cookies;
+pub mod device;
 pub mod discovery;
 pub mod dpop;
 pub mod html;
@@ -93,6 +94,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/introspect", post(tokeninfo::introspect))
         .route("/revoke", post(tokeninfo::revoke))
         .route("/par", post(par::push))
+        .route("/device_authorization", post(device::authorization))
+        .route("/device", get(device::page_get).post(device::page_post))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/errors/", get(discovery::reason_index))
         .route("/errors/{reason}", get(discovery::reason_page))

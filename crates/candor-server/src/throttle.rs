@@ -67,6 +67,12 @@ impl Key {
     pub fn address(ip: std::net::IpAddr, free: u32) -> Key {
         Key { name: format!("a:{ip}"), free, cleared_by_success: false }
     }
+
+    /// Wrong user codes entered at the device verification page from one address (RFC 8628
+    /// §5.1: the user code is guessable unless attempts are limited).
+    pub fn user_code_address(ip: std::net::IpAddr, free: u32) -> Key {
+        Key { name: format!("d:{ip}"), free, cleared_by_success: false }
+    }
 }
 
 #[derive(Debug, Default)]

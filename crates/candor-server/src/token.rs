@@ -166,6 +166,20 @@ pub async fn record(state: &AppState, rec: &AuditRecord) {
     }
 }
 
+/// The client's token request rate (`[limits] token_rate`), which its device authorization
+/// requests share.
+pub(crate) fn rate_limit(state: &AppState, client_id: &str) -> Result<(), Rejection> {
+    let s = &state.settings;
+    match state.rate_limits.take(client_id, s.token_rate, s.token_burst, std::time::Instant::now()) {
+        Ok(()) => Ok(()),
+        Err(wait) => Err(Rejection::new(candor_core::Reason::RateLimited)
+            .with("client_id", client_id.to_string())
+            .with("rate", s.token_rate)
+            .with("burst", crate::ratelimit::burst_of(s.token_rate, s.token_burst))
+            .with("retry_after", wait)),
+    }
+}
+
 async fn exchange(
     state: &AppState,
     trace: &Trace,
@@ -174,14 +188,7 @@ async fn exchange(
     audit: &mut AuditRecord,
 ) -> Result<grant::TokenResponse, Rejection> {
     let (params, client, method) = client_request(state, "/token", headers, body, audit).await?;
-    let s = &state.settings;
-    if let Err(wait) = state.rate_limits.take(&client.id, s.token_rate, s.token_burst, std::time::Instant::now()) {
-        return Err(Rejection::new(candor_core::Reason::RateLimited)
-            .with("client_id", client.id.clone())
-            .with("rate", s.token_rate)
-            .with("burst", crate::ratelimit::burst_of(s.token_rate, s.token_burst))
-            .with("retry_after", wait));
-    }
+    rate_limit(state, &client.id)?;
     let request = GrantRequest::parse(&params).map_err(|r| r.with("client_id", client.id.clone()))?;
     // RFC 9449 §5: a proof binds the tokens to its key; a client registered for DPoP must send one.
     let proof = crate::dpop::proof(state, headers, "POST", "/token", None).await?;

@@ -22,7 +22,8 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use candor_core::audit::AuditRecord;
 use candor_core::clock::UnixTime;
-use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, PushedRequest, SessionRecord};
+use candor_core::device::{Decision, Poll};
+use candor_core::model::{CodeRecord, DeviceCodeRecord, InteractionRecord, IssuedTokens, PushedRequest, SessionRecord};
 use candor_core::store::{Redemption, Rotation, Store, StoreError, StoreResult};
 use std::sync::Arc;
 
@@ -62,6 +63,22 @@ pub(crate) trait Writes: Send + Sync {
         trace: String,
         issued: IssuedTokens,
     ) -> StoreResult<Redemption>;
+    async fn insert_device_code(&self, d: DeviceCodeRecord) -> StoreResult<()>;
+    async fn poll_device_code(&self, hash: String, now: UnixTime) -> StoreResult<Option<Poll>>;
+    async fn decide_device_code(
+        &self,
+        hash: String,
+        decision: Decision,
+        now: UnixTime,
+        trace: String,
+    ) -> StoreResult<bool>;
+    async fn redeem_device_code(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Redemption>;
     async fn insert_tokens(&self, issued: IssuedTokens) -> StoreResult<()>;
     async fn insert_sibling(&self, rotated_hash: String, issued: IssuedTokens) -> StoreResult<bool>;
     async fn rotate_refresh_token(
@@ -91,6 +108,14 @@ pub(crate) trait Writes: Send + Sync {
         now: UnixTime,
     ) -> StoreResult<()>;
     async fn record_audit(&self, r: AuditRecord) -> StoreResult<()>;
+}
+
+/// The columns a device decision sets: status, user, auth_time.
+pub(crate) fn decision_columns(d: &Decision) -> (&'static str, &str, Option<UnixTime>) {
+    match d {
+        Decision::Approved { user_id, auth_time } => ("approved", user_id, Some(*auth_time)),
+        Decision::Denied { user_id } => ("denied", user_id, None),
+    }
 }
 
 /// What opening a store does about its schema.

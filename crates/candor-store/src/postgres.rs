@@ -8,6 +8,7 @@
 //! concurrent rotation inserts.
 
 use crate::{MapRow, Reads, Schema, Writes, sql};
+use candor_core::device::{Decision, Poll};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::future::Future;
@@ -282,6 +283,104 @@ impl Writes for PgStore {
                                 .unwrap_or(now),
                             redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
                         },
+                    });
+                }
+                insert_issued(tx, &issued).await?;
+                Ok(Redemption::Redeemed)
+            })
+        })
+        .await
+    }
+
+    async fn insert_device_code(&self, d: DeviceCodeRecord) -> StoreResult<()> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let q = sqlx::query(sql::INSERT_DEVICE_CODE)
+                    .bind(&d.hash)
+                    .bind(&d.user_code_hash)
+                    .bind(&d.grant_id)
+                    .bind(&d.client_id)
+                    .bind(&d.scope)
+                    .bind(crate::to_json(&d.resources)?)
+                    .bind(d.issued_at)
+                    .bind(d.expires_at)
+                    .bind(d.poll_interval)
+                    .bind(d.last_polled_at)
+                    .bind(d.status.as_str())
+                    .bind(&d.user_id)
+                    .bind(d.auth_time)
+                    .bind(d.decided_at)
+                    .bind(&d.decided_trace)
+                    .bind(d.redeemed_at)
+                    .bind(&d.redeemed_trace)
+                    .bind(&d.issued_trace);
+                execute(tx, q).await.map(|_| ())
+            })
+        })
+        .await
+    }
+
+    async fn poll_device_code(&self, hash: String, now: UnixTime) -> StoreResult<Option<Poll>> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let row: Option<(Option<i64>, i64)> = sqlx::query_as(sql::POLL_DEVICE_CODE)
+                    .bind(now)
+                    .bind(&hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(row.map(|(previous, interval)| Poll { previous, interval }))
+            })
+        })
+        .await
+    }
+
+    async fn decide_device_code(
+        &self,
+        hash: String,
+        decision: Decision,
+        now: UnixTime,
+        trace: String,
+    ) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (status, user_id, auth_time) = crate::decision_columns(&decision);
+                let q = sqlx::query(sql::DECIDE_DEVICE_CODE)
+                    .bind(status)
+                    .bind(user_id)
+                    .bind(auth_time)
+                    .bind(now)
+                    .bind(&trace)
+                    .bind(&hash);
+                Ok(execute(tx, q).await? == 1)
+            })
+        })
+        .await
+    }
+
+    async fn redeem_device_code(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Redemption> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                lock_grant(tx, &issued.access.grant_id).await?;
+                let claimed =
+                    execute(tx, sqlx::query(sql::CLAIM_DEVICE_CODE).bind(now).bind(&trace).bind(&hash)).await?;
+                if claimed == 0 {
+                    let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(sql::DEVICE_CODE_REDEMPTION)
+                        .bind(&hash)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    return Ok(match row {
+                        Some((Some(redeemed_at), redeemed_trace)) => {
+                            Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace }
+                        }
+                        _ => Redemption::Missing,
                     });
                 }
                 insert_issued(tx, &issued).await?;

@@ -154,6 +154,30 @@ pub(crate) fn code(row: &(impl Col + ?Sized)) -> StoreResult<CodeRecord> {
     })
 }
 
+pub(crate) fn device_code(row: &(impl Col + ?Sized)) -> StoreResult<DeviceCodeRecord> {
+    let status = row.text("status")?;
+    Ok(DeviceCodeRecord {
+        hash: row.text("hash")?,
+        user_code_hash: row.text("user_code_hash")?,
+        grant_id: row.text("grant_id")?,
+        client_id: row.text("client_id")?,
+        scope: row.text("scope")?,
+        resources: json_list(row, "resources")?,
+        issued_at: row.int("issued_at")?,
+        expires_at: row.int("expires_at")?,
+        poll_interval: row.int("poll_interval")?,
+        last_polled_at: row.opt_int("last_polled_at")?,
+        status: DeviceStatus::parse(&status).ok_or_else(|| corrupt("device code status", &status))?,
+        user_id: row.opt_text("user_id")?,
+        auth_time: row.opt_int("auth_time")?,
+        decided_at: row.opt_int("decided_at")?,
+        decided_trace: row.opt_text("decided_trace")?,
+        redeemed_at: row.opt_int("redeemed_at")?,
+        redeemed_trace: row.opt_text("redeemed_trace")?,
+        issued_trace: row.text("issued_trace")?,
+    })
+}
+
 pub(crate) fn access(row: &(impl Col + ?Sized)) -> StoreResult<AccessTokenRecord> {
     Ok(AccessTokenRecord {
         hash: row.text("hash")?,

@@ -123,11 +123,13 @@ macro_rules! store_impl {
                         .await
                         .map_err(unavailable)?;
                 }
-                sqlx::query("DELETE FROM consents WHERE client_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?;
+                for table in ["consents", "device_codes"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE client_id = $1"))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                }
                 tx.commit().await.map_err(unavailable)?;
                 Ok(n > 0)
             }
@@ -348,6 +350,50 @@ macro_rules! store_impl {
                 .await
                 .map_err(unavailable)?;
                 rows.iter().map(code_from).collect()
+            }
+        }
+
+        #[async_trait]
+        impl DeviceStore for $Store {
+            async fn insert_device_code(&self, d: &DeviceCodeRecord) -> StoreResult<()> {
+                crate::Writes::insert_device_code(self.writes(), d.clone()).await
+            }
+
+            async fn device_code(&self, hash: &str) -> StoreResult<Option<DeviceCodeRecord>> {
+                crate::Reads::one(self.reads(), crate::sql::DEVICE_CODE, hash, |row| crate::rows::device_code(row)).await
+            }
+
+            async fn device_code_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceCodeRecord>> {
+                crate::Reads::one(self.reads(), crate::sql::DEVICE_CODE_BY_USER_CODE, user_code_hash, |row| {
+                    crate::rows::device_code(row)
+                })
+                .await
+            }
+
+            async fn poll_device_code(&self, hash: &str, now: UnixTime) -> StoreResult<Option<candor_core::device::Poll>> {
+                crate::Writes::poll_device_code(self.writes(), hash.to_string(), now).await
+            }
+
+            async fn decide_device_code(
+                &self,
+                hash: &str,
+                decision: &candor_core::device::Decision,
+                now: UnixTime,
+                trace: &str,
+            ) -> StoreResult<bool> {
+                crate::Writes::decide_device_code(self.writes(), hash.to_string(), decision.clone(), now, trace.to_string())
+                    .await
+            }
+
+            async fn redeem_device_code(
+                &self,
+                hash: &str,
+                now: UnixTime,
+                trace: &str,
+                issued: &IssuedTokens,
+            ) -> StoreResult<Redemption> {
+                crate::Writes::redeem_device_code(self.writes(), hash.to_string(), now, trace.to_string(), issued.clone())
+                    .await
             }
         }
 
@@ -599,7 +645,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl SweepStore for $Store {
             async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept> {
-                let mut counts = [0u64; 9];
+                let mut counts = [0u64; 10];
                 for (count, step) in counts.iter_mut().zip(crate::shared::sweep_steps(policy)) {
                     *count = self.sweep_step(&step, policy.batch).await?;
                 }
@@ -620,7 +666,7 @@ pub(crate) struct SweepStep {
 }
 
 /// The statements of one sweep, in the order of `Swept::counts`.
-pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 9] {
+pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 10] {
     let now = policy.now;
     let horizon = now - policy.tombstone_retention;
     // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
@@ -631,7 +677,7 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
     // keys below the prefix of a time before which every row is dead or nearly so, and,
     // for rows keyed before keys were ordered (a bare digest or a random id), keys above
     // any time near now. The row's own times decide; the ranges only bound the walk.
-    let steps: [(&'static str, i64, Option<i64>); 9] = [
+    let steps: [(&'static str, i64, Option<i64>); 10] = [
         // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
         ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
         // A token dies at expiry or revocation, which come after its issue: one dead since the
@@ -682,6 +728,12 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
         (
             "DELETE FROM dpop_proofs WHERE (jkt, jti) IN (SELECT jkt, jti FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)",
             now,
+            None,
+        ),
+        // A device authorization is dead at expiry; its tombstone stays `retention` more, as a code's.
+        (
+            "DELETE FROM device_codes WHERE hash IN (SELECT hash FROM device_codes WHERE expires_at < $1 LIMIT $2)",
+            horizon,
             None,
         ),
     ];

@@ -14,6 +14,29 @@ pub(crate) const CLAIM_CODE: &str =
     "UPDATE codes SET redeemed_at = $1, redeemed_trace = $2 WHERE hash = $3 AND redeemed_at IS NULL";
 pub(crate) const CODE_REDEMPTION: &str = "SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = $1";
 
+pub(crate) const INSERT_DEVICE_CODE: &str =
+    "INSERT INTO device_codes (hash, user_code_hash, grant_id, client_id, scope,
+        resources, issued_at, expires_at, poll_interval, last_polled_at, status, user_id, auth_time, decided_at,
+        decided_trace, redeemed_at, redeemed_trace, issued_trace)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+/// A poll of a pending device code (RFC 8628 §3.5). The SET expressions read the row as it was
+/// before the update (SQL, in both backends), so `previous_polled_at` gets the last poll, and
+/// the interval grows by 5 (`device::SLOW_DOWN_STEP`) when this poll came before it had passed.
+pub(crate) const POLL_DEVICE_CODE: &str =
+    "UPDATE device_codes SET previous_polled_at = last_polled_at, last_polled_at = $1,
+        poll_interval = CASE WHEN last_polled_at IS NOT NULL AND $1 - last_polled_at < poll_interval
+                             THEN poll_interval + 5 ELSE poll_interval END
+     WHERE hash = $2 AND status = 'pending'
+     RETURNING previous_polled_at, poll_interval";
+/// The user's decision, only while the authorization is pending and unexpired (one decision wins).
+pub(crate) const DECIDE_DEVICE_CODE: &str = "UPDATE device_codes SET status = $1, user_id = $2, auth_time = $3,
+        decided_at = $4, decided_trace = $5
+     WHERE hash = $6 AND status = 'pending' AND expires_at > $4";
+/// The claim of an approved device code (see `CLAIM_CODE`).
+pub(crate) const CLAIM_DEVICE_CODE: &str = "UPDATE device_codes SET redeemed_at = $1, redeemed_trace = $2
+     WHERE hash = $3 AND status = 'approved' AND redeemed_at IS NULL";
+pub(crate) const DEVICE_CODE_REDEMPTION: &str = "SELECT redeemed_at, redeemed_trace FROM device_codes WHERE hash = $1";
+
 pub(crate) const INSERT_ACCESS: &str =
     "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at,
         audience, format, dpop_jkt)
@@ -79,6 +102,8 @@ pub(crate) const RESOURCE: &str = "SELECT * FROM resources WHERE id = $1";
 pub(crate) const USER: &str = "SELECT * FROM users WHERE id = $1";
 pub(crate) const USER_BY_USERNAME: &str = "SELECT * FROM users WHERE username = $1";
 pub(crate) const CODE: &str = "SELECT * FROM codes WHERE hash = $1";
+pub(crate) const DEVICE_CODE: &str = "SELECT * FROM device_codes WHERE hash = $1";
+pub(crate) const DEVICE_CODE_BY_USER_CODE: &str = "SELECT * FROM device_codes WHERE user_code_hash = $1";
 pub(crate) const ACCESS_TOKEN: &str = "SELECT * FROM access_tokens WHERE hash = $1";
 pub(crate) const REFRESH_TOKEN: &str = "SELECT * FROM refresh_tokens WHERE hash = $1";
 pub(crate) const SESSION: &str = "SELECT * FROM sessions WHERE hash = $1";

@@ -33,7 +33,8 @@ use crate::{Writes, sql};
 use async_trait::async_trait;
 use candor_core::audit::AuditRecord;
 use candor_core::clock::UnixTime;
-use candor_core::model::{CodeRecord, InteractionRecord, IssuedTokens, PushedRequest, SessionRecord};
+use candor_core::device::{Decision, Poll};
+use candor_core::model::{CodeRecord, DeviceCodeRecord, InteractionRecord, IssuedTokens, PushedRequest, SessionRecord};
 use candor_core::store::{Redemption, Rotation, StoreError, StoreResult};
 use rusqlite::Connection;
 use std::path::Path;
@@ -440,6 +441,86 @@ impl Writes for Writer {
                     Some((redeemed_at, redeemed_trace)) => {
                         Redemption::AlreadyRedeemed { redeemed_at: redeemed_at.unwrap_or(now), redeemed_trace }
                     }
+                });
+            }
+            insert_issued(conn, &issued)?;
+            Ok(Redemption::Redeemed)
+        })
+        .await
+    }
+
+    async fn insert_device_code(&self, d: DeviceCodeRecord) -> StoreResult<()> {
+        self.write(move |conn| {
+            let resources = crate::to_json(&d.resources)?;
+            execute(
+                conn,
+                sql::INSERT_DEVICE_CODE,
+                &[
+                    &d.hash,
+                    &d.user_code_hash,
+                    &d.grant_id,
+                    &d.client_id,
+                    &d.scope,
+                    &resources,
+                    &d.issued_at,
+                    &d.expires_at,
+                    &d.poll_interval,
+                    &d.last_polled_at,
+                    &d.status.as_str(),
+                    &d.user_id,
+                    &d.auth_time,
+                    &d.decided_at,
+                    &d.decided_trace,
+                    &d.redeemed_at,
+                    &d.redeemed_trace,
+                    &d.issued_trace,
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn poll_device_code(&self, hash: String, now: UnixTime) -> StoreResult<Option<Poll>> {
+        self.write(move |conn| {
+            first_row(conn, sql::POLL_DEVICE_CODE, &[&now, &hash], |row| {
+                Ok(Poll { previous: row.opt_int("previous_polled_at")?, interval: row.int("poll_interval")? })
+            })
+        })
+        .await
+    }
+
+    async fn decide_device_code(
+        &self,
+        hash: String,
+        decision: Decision,
+        now: UnixTime,
+        trace: String,
+    ) -> StoreResult<bool> {
+        self.write(move |conn| {
+            let (status, user_id, auth_time) = crate::decision_columns(&decision);
+            Ok(execute(conn, sql::DECIDE_DEVICE_CODE, &[&status, &user_id, &auth_time, &now, &trace, &hash])? == 1)
+        })
+        .await
+    }
+
+    async fn redeem_device_code(
+        &self,
+        hash: String,
+        now: UnixTime,
+        trace: String,
+        issued: IssuedTokens,
+    ) -> StoreResult<Redemption> {
+        self.write(move |conn| {
+            if execute(conn, sql::CLAIM_DEVICE_CODE, &[&now, &trace, &hash])? == 0 {
+                let state = first_row(conn, sql::DEVICE_CODE_REDEMPTION, &[&hash], |row| {
+                    Ok((row.opt_int("redeemed_at")?, row.opt_text("redeemed_trace")?))
+                })?;
+                return Ok(match state {
+                    Some((Some(redeemed_at), redeemed_trace)) => {
+                        Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace }
+                    }
+                    _ => Redemption::Missing,
                 });
             }
             insert_issued(conn, &issued)?;

@@ -745,3 +745,144 @@ async fn a_failed_write_among_concurrent_writes_leaves_nothing_and_spoils_no_oth
         }
     }
 }
+
+fn device(hash: &str, user_code_hash: &str, grant: &str) -> DeviceCodeRecord {
+    DeviceCodeRecord {
+        hash: hash.into(),
+        user_code_hash: user_code_hash.into(),
+        grant_id: grant.into(),
+        client_id: "c1".into(),
+        scope: "openid offline_access".into(),
+        resources: vec!["https://api.example/".into()],
+        issued_at: 100,
+        expires_at: 700,
+        poll_interval: 5,
+        last_polled_at: None,
+        status: DeviceStatus::Pending,
+        user_id: None,
+        auth_time: None,
+        decided_at: None,
+        decided_trace: None,
+        redeemed_at: None,
+        redeemed_trace: None,
+        issued_trace: "t-dev".into(),
+    }
+}
+
+#[tokio::test]
+async fn device_codes_are_found_by_either_code_and_polls_slow_down_by_five_seconds() {
+    use candor_core::device::Poll;
+    for s in stores().await {
+        let rec = device("dc-1", "uc-1", "gd1");
+        s.store.insert_device_code(&rec).await.unwrap();
+        assert_eq!(s.store.device_code("dc-1").await.unwrap().as_ref(), Some(&rec), "{}", s.name);
+        assert_eq!(s.store.device_code_by_user_code("uc-1").await.unwrap().as_ref(), Some(&rec), "{}", s.name);
+        assert!(s.store.device_code("uc-1").await.unwrap().is_none());
+        // A user code is unique: a second authorization that drew the same one is refused.
+        let taken = s.store.insert_device_code(&device("dc-2", "uc-1", "gd2")).await.unwrap_err();
+        assert!(matches!(taken, StoreError::Conflict(_)), "{}: {taken:?}", s.name);
+
+        let poll = |at| {
+            let store = s.store.clone();
+            async move { store.poll_device_code("dc-1", at).await.unwrap().unwrap() }
+        };
+        assert_eq!(poll(110).await, Poll { previous: None, interval: 5 }, "{}: the first poll", s.name);
+        assert_eq!(poll(115).await, Poll { previous: Some(110), interval: 5 }, "{}: on time", s.name);
+        let fast = poll(118).await;
+        assert_eq!(fast, Poll { previous: Some(115), interval: 10 }, "{}: 3 s after: slowed down", s.name);
+        assert!(fast.too_fast(118));
+        // The raised interval holds for every later poll: 9 s is too soon now, 10 s is not.
+        assert_eq!(poll(127).await.interval, 15, "{}", s.name);
+        let on_time = poll(142).await;
+        assert_eq!(on_time, Poll { previous: Some(127), interval: 15 }, "{}", s.name);
+        assert!(!on_time.too_fast(142));
+        let stored = s.store.device_code("dc-1").await.unwrap().unwrap();
+        assert_eq!((stored.last_polled_at, stored.poll_interval), (Some(142), 15), "{}", s.name);
+        assert!(s.store.poll_device_code("dc-none", 150).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_decisions_one_wins_and_an_approved_device_code_is_redeemed_once() {
+    use candor_core::device::Decision;
+    for s in stores().await {
+        s.store.insert_device_code(&device("dc-1", "uc-1", "gd1")).await.unwrap();
+        let decisions = concurrently(8, &s.store, |store| async move {
+            let approve = Decision::Approved { user_id: "u1".into(), auth_time: 140 };
+            store.decide_device_code("dc-1", &approve, 150, "t-decide").await.unwrap()
+        })
+        .await;
+        assert_eq!(decisions.iter().filter(|d| **d).count(), 1, "{}: one decision", s.name);
+        let deny = Decision::Denied { user_id: "u2".into() };
+        assert!(!s.store.decide_device_code("dc-1", &deny, 151, "t-late").await.unwrap(), "{}", s.name);
+        let approved = s.store.device_code("dc-1").await.unwrap().unwrap();
+        assert_eq!(approved.status, DeviceStatus::Approved, "{}", s.name);
+        assert_eq!(
+            (approved.user_id.as_deref(), approved.auth_time, approved.decided_at, approved.decided_trace.as_deref()),
+            (Some("u1"), Some(140), Some(150), Some("t-decide"))
+        );
+        // A decided code is no longer polled.
+        assert!(s.store.poll_device_code("dc-1", 155).await.unwrap().is_none(), "{}", s.name);
+
+        let redemptions = concurrently(8, &s.store, |store| async move {
+            let trace = candor_core::tokens::random_id().unwrap();
+            let tokens = issued(&format!("at-{trace}"), Some(&format!("rt-{trace}")), "gd1");
+            store.redeem_device_code("dc-1", 160, &trace, &tokens).await.unwrap()
+        })
+        .await;
+        let won = redemptions.iter().filter(|r| **r == Redemption::Redeemed).count();
+        assert_eq!(won, 1, "{}: {redemptions:?}", s.name);
+        assert!(redemptions.iter().all(|r| matches!(
+            r,
+            Redemption::Redeemed | Redemption::AlreadyRedeemed { redeemed_at: 160, redeemed_trace: Some(_) }
+        )));
+        let (access, refresh) = s.store.tokens_of_grant("gd1").await.unwrap();
+        assert_eq!((access.len(), refresh.len()), (1, 1), "{}: only the winner's tokens are stored", s.name);
+
+        // A pending code cannot be redeemed; an expired one cannot be decided.
+        s.store.insert_device_code(&device("dc-2", "uc-2", "gd2")).await.unwrap();
+        assert_eq!(
+            s.store.redeem_device_code("dc-2", 160, "t", &issued("x", None, "gd2")).await.unwrap(),
+            Redemption::Missing
+        );
+        let approve = Decision::Approved { user_id: "u1".into(), auth_time: 140 };
+        assert!(!s.store.decide_device_code("dc-2", &approve, 700, "t").await.unwrap(), "{}: expired", s.name);
+        assert!(s.store.tokens_of_grant("gd2").await.unwrap().0.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn device_codes_stay_as_tombstones_for_their_retention_and_go_with_their_client() {
+    for s in stores().await {
+        s.store.insert_device_code(&device("dc-1", "uc-1", "gd1")).await.unwrap();
+        // Expires at 700: with a 100 s retention it stays until 800.
+        assert_eq!(s.store.sweep(&SweepPolicy::new(790, 100, 1_000_000, 1000)).await.unwrap().device_codes, 0);
+        assert_eq!(s.store.sweep(&SweepPolicy::new(801, 100, 1_000_000, 1000)).await.unwrap().device_codes, 1);
+        assert!(s.store.device_code("dc-1").await.unwrap().is_none(), "{}", s.name);
+
+        let client = Client {
+            id: "c1".into(),
+            name: "TV".into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            grant_types: vec![GrantType::DeviceCode],
+            auth_method: AuthMethod::None,
+            scopes: vec!["openid".into()],
+            require_pkce: true,
+            allow_plain_pkce: false,
+            id_token_alg: SigningAlg::RS256,
+            always_issue_refresh_token: false,
+            created_at: 0,
+            jwks: None,
+            require_par: false,
+            access_token_format: TokenFormat::Opaque,
+            resources: vec![],
+            require_dpop: false,
+        };
+        s.store.insert_client(&client).await.unwrap();
+        assert_eq!(s.store.client("c1").await.unwrap().unwrap().grant_types, [GrantType::DeviceCode], "{}", s.name);
+        s.store.insert_device_code(&device("dc-2", "uc-2", "gd2")).await.unwrap();
+        assert!(s.store.remove_client("c1", 200).await.unwrap());
+        assert!(s.store.device_code("dc-2").await.unwrap().is_none(), "{}: removed with its client", s.name);
+    }
+}

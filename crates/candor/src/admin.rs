@@ -121,7 +121,7 @@ pub fn describe_client(c: &Client) -> String {
         if c.is_public() { "public" } else { "confidential" },
         c.auth_method.as_str(),
         if c.redirect_uris.is_empty() { "(none)".to_string() } else { c.redirect_uris.join(" ") },
-        c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
+        c.grant_types.iter().map(|g| g.short_name()).collect::<Vec<_>>().join(" "),
         c.scopes.join(" "),
         if c.pkce_required() { "required" } else { "optional" },
         if c.allow_plain_pkce { " (plain allowed)" } else { " (S256 only)" },
@@ -160,7 +160,7 @@ pub async fn client_list(store: &dyn Store) -> CliResult {
             "{:<24} {:<12} {:<20} {}",
             c.id,
             if c.is_public() { "public" } else { "confidential" },
-            c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(","),
+            c.grant_types.iter().map(|g| g.short_name()).collect::<Vec<_>>().join(","),
             c.name
         );
     }

@@ -36,6 +36,8 @@ pub struct Config {
     pub client_assertion: ClientAssertion,
     #[serde(default)]
     pub dpop: Dpop,
+    #[serde(default)]
+    pub device: Device,
     /// Proxies (addresses or CIDR prefixes, e.g. the load balancer's subnet) whose
     /// `X-Forwarded-For` names the client's address; empty: the connection's peer is the client.
     #[serde(default)]
@@ -78,6 +80,22 @@ pub struct Dpop {
     pub leeway: i64,
     /// Require the server's nonce in DPoP proofs (RFC 9449 §8).
     pub nonce: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Device {
+    /// Seconds a device code and its user code live (RFC 8628 `expires_in`).
+    pub code_lifetime: i64,
+    /// Seconds a device waits between polls at first (RFC 8628 `interval`).
+    pub poll_interval: i64,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        let s = Settings::new("http://x");
+        Device { code_lifetime: s.device_code_lifetime, poll_interval: s.device_poll_interval }
+    }
 }
 
 impl Default for Dpop {
@@ -212,6 +230,8 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_CLIENT_ASSERTION_LEEWAY", &["client_assertion", "leeway"], true),
     ("CANDOR_DPOP_LEEWAY", &["dpop", "leeway"], true),
     ("CANDOR_DPOP_NONCE", &["dpop", "nonce"], false),
+    ("CANDOR_DEVICE_CODE_LIFETIME", &["device", "code_lifetime"], true),
+    ("CANDOR_DEVICE_POLL_INTERVAL", &["device", "poll_interval"], true),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -269,6 +289,8 @@ impl Config {
             client_assertion_leeway: self.client_assertion.leeway,
             dpop_leeway: self.dpop.leeway,
             dpop_nonce: self.dpop.nonce,
+            device_code_lifetime: self.device.code_lifetime,
+            device_poll_interval: self.device.poll_interval,
         }
     }
 
@@ -278,7 +300,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         // Name the key as written in candor.toml, not the internal setting.
-        const KEYS: [(&str, &str); 17] = [
+        const KEYS: [(&str, &str); 19] = [
             ("code_lifetime", "lifetimes.code"),
             ("access_token_lifetime", "lifetimes.access_token"),
             ("refresh_token_lifetime", "lifetimes.refresh_token"),
@@ -296,6 +318,8 @@ impl Config {
             ("token_burst", "limits.token_burst"),
             ("client_assertion_leeway", "client_assertion.leeway"),
             ("dpop_leeway", "dpop.leeway"),
+            ("device_code_lifetime", "device.code_lifetime"),
+            ("device_poll_interval", "device.poll_interval"),
         ];
         self.settings().validate().map_err(|e| {
             KEYS.iter()
@@ -410,5 +434,21 @@ mod tests {
         assert!(Config::parse("issuer = \"https://id.example.com\"", &env).unwrap().settings().dpop_nonce);
         let e = Config::parse("issuer = \"https://id.example.com\"\n[dpop]\nleeway = 0", &none).unwrap_err();
         assert!(e.starts_with("dpop.leeway:"), "{e}");
+    }
+
+    #[test]
+    fn device_settings_come_from_the_file_or_the_environment() {
+        let c = Config::parse("issuer = \"https://id.example.com\"", &none).unwrap();
+        assert_eq!((c.settings().device_code_lifetime, c.settings().device_poll_interval), (600, 5));
+        let text = "issuer = \"https://id.example.com\"\n[device]\ncode_lifetime = 900\npoll_interval = 10";
+        let c = Config::parse(text, &none).unwrap();
+        assert_eq!((c.settings().device_code_lifetime, c.settings().device_poll_interval), (900, 10));
+        let env = |k: &str| (k == "CANDOR_DEVICE_POLL_INTERVAL").then(|| "3".to_string());
+        assert_eq!(
+            Config::parse("issuer = \"https://id.example.com\"", &env).unwrap().settings().device_poll_interval,
+            3
+        );
+        let e = Config::parse("issuer = \"https://id.example.com\"\n[device]\npoll_interval = 0", &none).unwrap_err();
+        assert!(e.starts_with("device.poll_interval:"), "{e}");
     }
 }

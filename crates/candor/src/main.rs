@@ -273,8 +273,9 @@ impl StoreArgs {
 }
 
 fn parse_grant(s: &str) -> Result<GrantType, String> {
-    GrantType::parse(s)
-        .ok_or_else(|| format!("unknown grant {s:?}: authorization_code, refresh_token or client_credentials"))
+    GrantType::ALL.into_iter().find(|g| g.short_name() == s || g.as_str() == s).ok_or_else(|| {
+        format!("unknown grant {s:?}: authorization_code, refresh_token, client_credentials or device_code")
+    })
 }
 fn parse_method(s: &str) -> Result<AuthMethod, String> {
     AuthMethod::parse(s).ok_or_else(|| {

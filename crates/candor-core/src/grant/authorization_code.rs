@@ -1,16 +1,13 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6, OIDC Core §3.1.3).
 
-use super::{GrantContext, TokenResponse, new_access_token};
-use crate::access_token;
+use super::{GrantContext, TokenResponse, UserGrant};
 use crate::clock::rfc3339;
-use crate::id_token::{self, IdTokenInput};
-use crate::model::{Client, CodeRecord, GrantType, IssuedTokens, RefreshTokenRecord};
+use crate::model::{Client, CodeRecord};
 use crate::pkce::{CodeVerifier, s256};
 use crate::redirect_uri;
 use crate::rejection::{Reason, Rejection};
-use crate::scope::{self, Scope};
 use crate::store::Redemption;
-use crate::tokens::{self, Defect, Secret, SecretKind, fingerprint, hash_secret};
+use crate::tokens::{self, Defect, SecretKind, fingerprint, hash_secret};
 
 /// What a code exchange presents (RFC 6749 §4.1.3, RFC 7636 §4.5, RFC 8707 §2.2).
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +34,9 @@ pub async fn exchange(
 /// Links a rejection to the grant's timeline, unless the grant belongs to another client.
 pub(crate) fn link_grant(r: Rejection, grant_id: String) -> Rejection {
     match r.reason {
-        Reason::CodeIssuedToOtherClient | Reason::RefreshTokenIssuedToOtherClient => r,
+        Reason::CodeIssuedToOtherClient
+        | Reason::RefreshTokenIssuedToOtherClient
+        | Reason::DeviceCodeIssuedToOtherClient => r,
         _ => r.with_internal("grant_id", grant_id),
     }
 }
@@ -80,75 +79,16 @@ async fn redeem(
     crate::dpop::check_binding(record.dpop_jkt.as_deref(), ctx.dpop_jkt)?;
     let resource = super::token_resource(ctx, client, presented.resource, &record.resources).await?;
 
-    let user = ctx.store.user(&record.user_id).await.map_err(Rejection::store)?;
-    match user {
-        None => return Err(Rejection::new(Reason::UserUnknown)),
-        Some(u) if u.disabled => return Err(Rejection::new(Reason::UserDisabled).with_internal("username", u.username)),
-        Some(_) => {}
-    }
-    super::require_consent(ctx, &record.user_id, &client.id, &record.grant_id, &record.scope).await?;
-
-    let granted = Scope::from_stored(&record.scope);
-    let access = new_access_token(
-        ctx,
-        &access_token::Spec {
-            grant_id: &record.grant_id,
-            client,
-            user_id: Some(&record.user_id),
-            auth_time: Some(record.auth_time),
-            scope: &granted,
-            resource: resource.as_ref(),
-            dpop_jkt: ctx.dpop_jkt,
-        },
-    )?;
-    let wants_refresh = client.may_use(GrantType::RefreshToken)
-        && (granted.contains(scope::OFFLINE_ACCESS) || client.always_issue_refresh_token);
-    let refresh = if wants_refresh {
-        let secret = Secret::generate(SecretKind::RefreshToken).map_err(|_| Rejection::internal())?;
-        let rec = RefreshTokenRecord {
-            hash: secret.hash.clone(),
-            grant_id: record.grant_id.clone(),
-            client_id: client.id.clone(),
-            user_id: record.user_id.clone(),
-            scope: record.scope.clone(),
-            resources: record.resources.clone(),
-            // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
-            // confidential client's are bound to its credentials already).
-            dpop_jkt: if client.is_public() { ctx.dpop_jkt.map(str::to_string) } else { None },
-            auth_time: record.auth_time,
-            issued_at: ctx.now,
-            expires_at: ctx.now + ctx.settings.refresh_token_lifetime,
-            rotated_at: None,
-            rotated_trace: None,
-            revoked_at: None,
-            issued_trace: ctx.trace.to_string(),
-        };
-        Some((secret, rec))
-    } else {
-        None
+    let grant = UserGrant {
+        grant_id: &record.grant_id,
+        user_id: &record.user_id,
+        auth_time: record.auth_time,
+        scope: &record.scope,
+        resources: &record.resources,
+        nonce: record.nonce.as_deref(),
     };
-    let id_token = if granted.contains(scope::OPENID) {
-        Some(id_token::sign(
-            ctx.keys,
-            ctx.settings,
-            &IdTokenInput {
-                client,
-                user_id: &record.user_id,
-                auth_time: record.auth_time,
-                nonce: record.nonce.as_deref(),
-                access_token: &access.value,
-            },
-            ctx.now,
-        )?)
-    } else {
-        None
-    };
-
-    let issued = IssuedTokens {
-        audit: Some(ctx.success_audit(&record.grant_id)),
-        access: access.record,
-        refresh: refresh.as_ref().map(|(_, r)| r.clone()),
-    };
+    super::require_user(ctx, client, &grant).await?;
+    let (issued, response) = super::user_tokens(ctx, client, &grant, resource.as_ref())?;
     match ctx.store.redeem_code(&record.hash, ctx.now, ctx.trace, &issued).await.map_err(Rejection::store)? {
         Redemption::Redeemed => {}
         Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace } => {
@@ -157,15 +97,7 @@ async fn redeem(
         }
         Redemption::Missing => return Err(Rejection::new(Reason::CodeUnknown)),
     }
-    Ok(TokenResponse {
-        token_type: access.token_type,
-        access_token: access.value,
-        expires_in: access.expires_in,
-        refresh_token: refresh.map(|(s, _)| s.value),
-        id_token,
-        scope: access.scope.to_string(),
-        grant_id: record.grant_id,
-    })
+    Ok(response)
 }
 
 async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rejection> {
@@ -199,16 +131,11 @@ async fn already_redeemed(
     redeemed_at: i64,
     redeemed_trace: Option<String>,
 ) -> Rejection {
-    let revoked = ctx.store.revoke_grant(&record.grant_id, ctx.now).await;
-    let mut r = Rejection::new(Reason::CodeAlreadyRedeemed)
+    let r = Rejection::new(Reason::CodeAlreadyRedeemed)
         .with("redeemed_at", rfc3339(redeemed_at))
         .with("seconds_since_redemption", ctx.now - redeemed_at)
         .with("redeemed_by_trace", redeemed_trace.unwrap_or_default());
-    r = match revoked {
-        Ok(n) => r.with("tokens_revoked_now", n).with("grant_revoked", true),
-        Err(e) => r.with("grant_revoked", false).with_internal("revoke_error", e.to_string()),
-    };
-    r
+    super::revoke_after_replay(ctx, &record.grant_id, r, "grant_revoked").await
 }
 
 fn check_redirect_uri(record: &CodeRecord, received: Option<&str>) -> Result<(), Rejection> {

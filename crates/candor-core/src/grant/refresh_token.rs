@@ -174,13 +174,9 @@ async fn reused(
     rotated_at: i64,
     rotated_trace: Option<String>,
 ) -> Rejection {
-    let revoked = ctx.store.revoke_grant(&record.grant_id, ctx.now).await;
     let r = Rejection::new(Reason::RefreshTokenReused)
         .with("rotated_at", rfc3339(rotated_at))
         .with("seconds_since_rotation", ctx.now - rotated_at)
         .with("rotated_by_trace", rotated_trace.unwrap_or_default());
-    match revoked {
-        Ok(n) => r.with("family_revoked", true).with("tokens_revoked_now", n),
-        Err(e) => r.with("family_revoked", false).with_internal("revoke_error", e.to_string()),
-    }
+    super::revoke_after_replay(ctx, &record.grant_id, r, "family_revoked").await
 }

@@ -13,6 +13,7 @@ mod bench;
 mod cases;
 mod cli;
 mod client_credentials;
+mod device;
 mod discovery_and_keys;
 mod disk_full;
 mod doctor;

@@ -26,6 +26,9 @@ mod cli;
 #[path = "../api/client_credentials.rs"]
 mod client_credentials;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/device.rs"]
+mod device;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/discovery_and_keys.rs"]
 mod discovery_and_keys;
 #[cfg(candor_postgres_tests)]
