@@ -1,6 +1,7 @@
-//! `candor flow`: one authorization-code flow against any OpenID provider, every step shown and
-//! checked: discovery, PKCE S256 + state + nonce, the callback parsed exactly, the code exchanged
-//! at once, the ID token validated, userinfo, and optionally one refresh rotation.
+//! `candor flow`: one authorization-code flow (or, with `--device`, one device authorization
+//! grant) against any OpenID provider, every step shown and checked: discovery, PKCE S256, state
+//! and nonce, the callback parsed exactly, the code exchanged at once (or the device code polled
+//! as RFC 8628 says), the ID token validated, userinfo, and optionally one refresh rotation.
 
 use crate::jwt;
 use crate::request::UrlParts;
@@ -29,6 +30,8 @@ pub struct Options {
     pub resource: Option<String>,
     /// Use DPoP (RFC 9449): a fresh key pair, a proof with every token and userinfo request.
     pub dpop: bool,
+    /// Run the device authorization grant (RFC 8628) instead of the authorization code flow.
+    pub device: bool,
 }
 
 /// The flow's DPoP key and the latest nonce the provider handed out (RFC 9449 §8).
@@ -165,7 +168,9 @@ fn likely_causes(error: &str) -> &'static [&'static str] {
 struct Endpoints {
     /// The issuer, without a trailing slash.
     issuer: String,
-    authorize: String,
+    authorize: Option<String>,
+    /// RFC 8628 §4 `device_authorization_endpoint`.
+    device: Option<String>,
     token: String,
     userinfo: Option<String>,
     jwks: String,
@@ -205,116 +210,23 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         .unwrap_or_default();
     let ep = Endpoints {
         issuer: issuer.to_string(),
-        authorize: field("authorization_endpoint")?,
+        authorize: doc["authorization_endpoint"].as_str().map(str::to_string),
+        device: doc["device_authorization_endpoint"].as_str().map(str::to_string),
         token: field("token_endpoint")?,
         userinfo: doc["userinfo_endpoint"].as_str().map(str::to_string),
         jwks: field("jwks_uri")?,
         basic: methods.is_empty() || methods.contains(&"client_secret_basic"),
     };
-    // 2. The authorization request.
-    let verifier = random(64)?;
-    let challenge = s256(&verifier);
-    let state = random(22)?;
-    let nonce = random(22)?;
-    let (redirect_uri, listener) = match &o.redirect_uri {
-        Some(u) => (u.clone(), None),
-        None => {
-            let l =
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("loopback listener: {e}"))?;
-            let port = l.local_addr().map_err(|e| e.to_string())?.port();
-            (format!("http://127.0.0.1:{port}/callback"), Some(l))
-        }
-    };
-    let q = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let mut authorize_url = format!(
-        "{}{}response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
-        ep.authorize,
-        if ep.authorize.contains('?') { "&" } else { "?" },
-        q(&o.client_id),
-        q(&redirect_uri),
-        q(&o.scope)
-    );
-    if let Some(r) = &o.resource {
-        authorize_url.push_str(&format!("&resource={}", q(r)));
-    }
-    p.step(
-        true,
-        "authorize URL",
-        if o.resource.is_some() {
-            "PKCE S256, state, nonce and resource (RFC 8707)"
-        } else {
-            "PKCE S256, state and nonce"
-        },
-    );
-    p.info(&authorize_url);
-    // 3. The callback.
-    let started = Instant::now();
-    let callback = if let Some(c) = &o.callback_url {
-        c.clone()
-    } else if let Some((user, password)) = &o.login {
-        drive_candor_login(&http, &authorize_url, &redirect_uri, user, password).await?
-    } else if let Some(l) = listener {
-        if o.open_browser {
-            let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-            let _ = std::process::Command::new(opener).arg(&authorize_url).spawn();
-        }
-        p.info(format!("waiting up to {} s for the browser to reach {redirect_uri}", o.wait.as_secs()));
-        tokio::time::timeout(o.wait, accept_callback(l, &redirect_uri))
-            .await
-            .map_err(|_| "no callback arrived in time".to_string())??
-    } else {
-        return Err("with --redirect-uri, give --callback-url (the URL the browser landed on) or --login-user".into());
-    };
-    let cb = UrlParts::parse(&callback)?;
-    if let Some(err) = cb.get("error") {
-        p.step(false, "callback", format!("error={err}: {}", cb.get("error_description").unwrap_or("")));
-        return Ok(false);
-    }
-    let Some(code) = cb.get("code").map(str::to_string) else {
-        p.step(false, "callback", "no code in the callback");
-        return Ok(false);
-    };
-    let mut ok = true;
-    let state_ok = cb.get("state") == Some(state.as_str());
-    p.step(
-        state_ok,
-        "callback state",
-        if state_ok { "matches" } else { "differs from the one sent: possible CSRF or a mixed-up callback" },
-    );
-    ok &= state_ok;
-    match cb.get("iss") {
-        Some(iss) => {
-            let iss_ok = iss == doc_issuer;
-            p.step(iss_ok, "callback iss (RFC 9207)", iss);
-            ok &= iss_ok;
-        }
-        None if doc["authorization_response_iss_parameter_supported"] == Value::Bool(true) => {
-            p.step(false, "callback iss (RFC 9207)", "missing although the provider advertises it");
-            ok = false;
-        }
-        None => {}
-    }
-    if let Some(fr) = &cb.fragment {
-        p.info(format!("the callback carried the fragment #{fr}: ignored, it is not part of the code"));
-    }
-    p.step(true, "code received", format!("{} after the authorize request", fmt_ms(started.elapsed())));
-    // 4. The exchange, at once.
-    let mut form = vec![
-        ("grant_type", "authorization_code".to_string()),
-        ("code", code.clone()),
-        ("redirect_uri", redirect_uri.clone()),
-        ("code_verifier", verifier.clone()),
-    ];
-    if let Some(r) = &o.resource {
-        form.push(("resource", r.clone()));
-    }
     let mut dpop = if o.dpop { Some(DpopKey::generate()?) } else { None };
     if let Some(k) = &dpop {
         p.info(format!("DPoP: a fresh ES256 key, thumbprint (jkt) {}", k.jkt));
     }
-    let Some(tokens) = token_request(&http, o, &ep, form, "code exchange", &mut dpop, p).await? else {
-        return Ok(false);
+    let obtained = if o.device {
+        device_flow(&http, o, &ep, &mut dpop, p).await?
+    } else {
+        code_flow(&http, o, &doc, &ep, &mut dpop, p).await?
     };
+    let Some(Obtained { tokens, nonce, mut ok }) = obtained else { return Ok(false) };
     // 5. The ID token.
     let access = tokens["access_token"].as_str().unwrap_or_default().to_string();
     let (_, jwks, _) = get_json(&http, &ep.jwks).await?;
@@ -324,14 +236,16 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         let expect = jwt::Expect {
             issuer: doc_issuer,
             client_id: &o.client_id,
-            nonce: Some(&nonce),
+            nonce: nonce.as_deref(),
             access_token: Some(&access),
             now,
             leeway: 60,
         };
         match jwt::validate(id, &jwks, &expect) {
             Ok(claims) => {
-                p.step(true, "ID token", "signature (JWKS), iss, aud, exp, iat, nonce, at_hash valid");
+                let checked =
+                    if nonce.is_some() { "iss, aud, exp, iat, nonce, at_hash" } else { "iss, aud, exp, iat, at_hash" };
+                p.step(true, "ID token", format!("signature (JWKS), {checked} valid"));
                 p.info(format!("claims: {claims}"));
             }
             Err(e) => {
@@ -420,6 +334,307 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         }
     }
     Ok(ok)
+}
+
+/// What the grant under test handed over: the token response, the nonce the ID token must carry
+/// (the code flow's), and whether every step on the way passed.
+struct Obtained {
+    tokens: Value,
+    nonce: Option<String>,
+    ok: bool,
+}
+
+/// Steps 2-4 of the authorization code flow: the authorization request, the callback, the
+/// exchange. `None` when a step failed and the flow cannot go on.
+async fn code_flow(
+    http: &reqwest::Client,
+    o: &Options,
+    doc: &Value,
+    ep: &Endpoints,
+    dpop: &mut Option<DpopKey>,
+    p: &mut Printer,
+) -> Result<Option<Obtained>, String> {
+    let doc_issuer = doc["issuer"].as_str().unwrap_or("");
+    // 2. The authorization request.
+    let verifier = random(64)?;
+    let challenge = s256(&verifier);
+    let state = random(22)?;
+    let nonce = random(22)?;
+    let (redirect_uri, listener) = match &o.redirect_uri {
+        Some(u) => (u.clone(), None),
+        None => {
+            let l =
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("loopback listener: {e}"))?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            (format!("http://127.0.0.1:{port}/callback"), Some(l))
+        }
+    };
+    let q = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let Some(authorize) = &ep.authorize else {
+        p.step(false, "discovery", "the discovery document has no authorization_endpoint");
+        return Ok(None);
+    };
+    let mut authorize_url = format!(
+        "{}{}response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
+        authorize,
+        if authorize.contains('?') { "&" } else { "?" },
+        q(&o.client_id),
+        q(&redirect_uri),
+        q(&o.scope)
+    );
+    if let Some(r) = &o.resource {
+        authorize_url.push_str(&format!("&resource={}", q(r)));
+    }
+    p.step(
+        true,
+        "authorize URL",
+        if o.resource.is_some() {
+            "PKCE S256, state, nonce and resource (RFC 8707)"
+        } else {
+            "PKCE S256, state and nonce"
+        },
+    );
+    p.info(&authorize_url);
+    // 3. The callback.
+    let started = Instant::now();
+    let callback = if let Some(c) = &o.callback_url {
+        c.clone()
+    } else if let Some((user, password)) = &o.login {
+        let done = redirect_uri.split('?').next().unwrap_or(&redirect_uri);
+        drive_candor_login(http, &authorize_url, done, user, password).await?
+    } else if let Some(l) = listener {
+        if o.open_browser {
+            let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+            let _ = std::process::Command::new(opener).arg(&authorize_url).spawn();
+        }
+        p.info(format!("waiting up to {} s for the browser to reach {redirect_uri}", o.wait.as_secs()));
+        tokio::time::timeout(o.wait, accept_callback(l, &redirect_uri))
+            .await
+            .map_err(|_| "no callback arrived in time".to_string())??
+    } else {
+        return Err("with --redirect-uri, give --callback-url (the URL the browser landed on) or --login-user".into());
+    };
+    let cb = UrlParts::parse(&callback)?;
+    if let Some(err) = cb.get("error") {
+        p.step(false, "callback", format!("error={err}: {}", cb.get("error_description").unwrap_or("")));
+        return Ok(None);
+    }
+    let Some(code) = cb.get("code").map(str::to_string) else {
+        p.step(false, "callback", "no code in the callback");
+        return Ok(None);
+    };
+    let mut ok = true;
+    let state_ok = cb.get("state") == Some(state.as_str());
+    p.step(
+        state_ok,
+        "callback state",
+        if state_ok { "matches" } else { "differs from the one sent: possible CSRF or a mixed-up callback" },
+    );
+    ok &= state_ok;
+    match cb.get("iss") {
+        Some(iss) => {
+            let iss_ok = iss == doc_issuer;
+            p.step(iss_ok, "callback iss (RFC 9207)", iss);
+            ok &= iss_ok;
+        }
+        None if doc["authorization_response_iss_parameter_supported"] == Value::Bool(true) => {
+            p.step(false, "callback iss (RFC 9207)", "missing although the provider advertises it");
+            ok = false;
+        }
+        None => {}
+    }
+    if let Some(fr) = &cb.fragment {
+        p.info(format!("the callback carried the fragment #{fr}: ignored, it is not part of the code"));
+    }
+    p.step(true, "code received", format!("{} after the authorize request", fmt_ms(started.elapsed())));
+    // 4. The exchange, at once.
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_string()),
+        ("code", code.clone()),
+        ("redirect_uri", redirect_uri.clone()),
+        ("code_verifier", verifier.clone()),
+    ];
+    if let Some(r) = &o.resource {
+        form.push(("resource", r.clone()));
+    }
+    let Some(tokens) = token_request(http, o, ep, form, "code exchange", dpop, p).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Obtained { tokens, nonce: Some(nonce), ok }))
+}
+
+/// Steps 2-4 of the device authorization grant (RFC 8628): the device authorization request, the
+/// user's part (shown, or Candor's verification page driven with `--login-user`), and the polls,
+/// which keep the interval and slow down by 5 s at each `slow_down` as §3.5 requires.
+async fn device_flow(
+    http: &reqwest::Client,
+    o: &Options,
+    ep: &Endpoints,
+    dpop: &mut Option<DpopKey>,
+    p: &mut Printer,
+) -> Result<Option<Obtained>, String> {
+    let Some(endpoint) = &ep.device else {
+        p.step(
+            false,
+            "device authorization endpoint",
+            "the discovery document publishes no device_authorization_endpoint: this provider does not offer the device grant (RFC 8628 §4)",
+        );
+        return Ok(None);
+    };
+    let mut form = vec![("scope", o.scope.clone())];
+    if let Some(r) = &o.resource {
+        form.push(("resource", r.clone()));
+    }
+    let req = authenticated(http.post(endpoint), o, ep, &mut form);
+    p.info(format!("POST {endpoint} scope={}", o.scope));
+    let r = req.form(&form).send().await.map_err(|e| format!("POST {endpoint}: {e}"))?;
+    let status = r.status().as_u16();
+    let trace = r.headers().get("candor-trace-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    if status != 200 {
+        report_refusal(http, o, ep, "device authorization", status, trace, &body, p).await;
+        return Ok(None);
+    }
+    let mut ok = true;
+    let text = |k: &str| body[k].as_str().map(str::to_string);
+    // Google's first device endpoint named it verification_url; RFC 8628 §3.2 says verification_uri.
+    let verification_uri = match (text("verification_uri"), text("verification_url")) {
+        (Some(u), _) => Some(u),
+        (None, Some(u)) => {
+            p.info("the response names it verification_url (an early, non-standard name): RFC 8628 §3.2 says verification_uri");
+            Some(u)
+        }
+        (None, None) => None,
+    };
+    let (Some(device_code), Some(user_code), Some(verification_uri)) =
+        (text("device_code"), text("user_code"), verification_uri)
+    else {
+        p.step(
+            false,
+            "device authorization",
+            format!("device_code, user_code and verification_uri are required (RFC 8628 §3.2): {body}"),
+        );
+        return Ok(None);
+    };
+    let Some(expires_in) = body["expires_in"].as_u64() else {
+        p.step(false, "device authorization", "no expires_in, which RFC 8628 §3.2 requires");
+        return Ok(None);
+    };
+    // RFC 8628 §3.2: "If no value is provided, clients MUST use 5 as the default."
+    let mut interval = body["interval"].as_u64().unwrap_or(5);
+    p.step(
+        true,
+        "device authorization",
+        format!(
+            "user code {user_code}, device code {}, expires in {expires_in} s, poll every {interval} s{}",
+            mask(&device_code),
+            if body["interval"].is_null() { " (the default: no interval was given)" } else { "" }
+        ),
+    );
+    let complete = text("verification_uri_complete");
+    p.info(format!("the user opens {verification_uri} and enters {user_code}"));
+    if let Some(c) = &complete {
+        p.info(format!("or opens {c} (the code filled in)"));
+    }
+    // The user's part runs while the device polls, as on a real device.
+    let page = match (&o.login, &complete) {
+        (Some((user, password)), Some(url)) => {
+            let (http, url, user, password) = (http.clone(), url.clone(), user.clone(), password.clone());
+            Some(tokio::spawn(
+                async move { drive_candor_login(&http, &url, "/device?result=", &user, &password).await },
+            ))
+        }
+        (Some(_), None) => {
+            p.info("--login-user needs verification_uri_complete to drive the page; enter the code by hand");
+            None
+        }
+        (None, _) => None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(expires_in).min(o.wait);
+    let started = Instant::now();
+    let (mut polls, mut pending, mut slowed) = (0u32, 0u32, 0u32);
+    let tokens = loop {
+        tokio::time::sleep(Duration::from_secs(interval)).await;
+        if Instant::now() >= deadline {
+            p.step(
+                false,
+                "device code exchange",
+                format!("no decision after {} s of polling ({polls} polls)", started.elapsed().as_secs()),
+            );
+            return Ok(None);
+        }
+        let mut form = vec![
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code".to_string()),
+            ("device_code", device_code.clone()),
+        ];
+        if let Some(r) = &o.resource {
+            form.push(("resource", r.clone()));
+        }
+        let req = authenticated(http.post(&ep.token), o, ep, &mut form);
+        polls += 1;
+        let (mut status, mut trace, mut body) = send_token(&req, &form, &ep.token, dpop.as_mut()).await?;
+        if let Some(k) = dpop.as_mut()
+            && k.nonce_asked
+        {
+            p.info("device code exchange: the provider asked for a DPoP nonce (use_dpop_nonce): retried with it");
+            (status, trace, body) = send_token(&req, &form, &ep.token, Some(k)).await?;
+        }
+        match (status, body["error"].as_str()) {
+            (200, _) => break body,
+            (_, Some("authorization_pending")) => pending += 1,
+            (_, Some("slow_down")) => {
+                slowed += 1;
+                interval += 5;
+                p.info(format!(
+                    "slow_down after {} s: polling every {interval} s from now on (RFC 8628 §3.5)",
+                    started.elapsed().as_secs()
+                ));
+            }
+            (_, Some("access_denied")) => {
+                p.step(false, "device code exchange", "the user denied the request (access_denied): stop polling");
+                return Ok(None);
+            }
+            (_, Some("expired_token")) => {
+                p.step(
+                    false,
+                    "device code exchange",
+                    "the device code expired before the user approved (expired_token): start again",
+                );
+                return Ok(None);
+            }
+            _ => {
+                report_refusal(http, o, ep, "device code exchange", status, trace, &body, p).await;
+                return Ok(None);
+            }
+        }
+    };
+    if let Some(page) = page {
+        match page.await {
+            Ok(Ok(done)) => p.step(true, "verification page", format!("code entered, signed in, approved ({done})")),
+            Ok(Err(e)) => {
+                p.step(false, "verification page", e);
+                ok = false;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let mut summary: Vec<String> = Vec::new();
+    for k in ["access_token", "refresh_token", "id_token"] {
+        if let Some(v) = tokens[k].as_str() {
+            summary.push(format!("{k} {}", mask(v)));
+        }
+    }
+    p.step(
+        true,
+        "device code exchange",
+        format!(
+            "HTTP 200 after {} s and {polls} polls ({pending} authorization_pending, {slowed} slow_down): {}",
+            started.elapsed().as_secs(),
+            summary.join(", ")
+        ),
+    );
+    p.info(format!("response: {}", masked_json(&tokens)));
+    Ok(Some(Obtained { tokens, nonce: None, ok }))
 }
 
 /// Reports what the access token is; a JWT access token (RFC 9068, or any token requested for a
@@ -541,6 +756,25 @@ fn fmt_ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
+/// The client's authentication on a request to the provider: Basic when it has a secret and the
+/// provider takes Basic, the secret in the body otherwise, or only its `client_id` (a public client).
+fn authenticated(
+    req: reqwest::RequestBuilder,
+    o: &Options,
+    ep: &Endpoints,
+    form: &mut Vec<(&'static str, String)>,
+) -> reqwest::RequestBuilder {
+    match (&o.client_secret, ep.basic) {
+        (Some(s), true) => return req.basic_auth(&o.client_id, Some(s)),
+        (Some(s), false) => {
+            form.push(("client_id", o.client_id.clone()));
+            form.push(("client_secret", s.clone()));
+        }
+        (None, _) => form.push(("client_id", o.client_id.clone())),
+    }
+    req
+}
+
 /// POSTs to the token endpoint and reports; `None` on an error response.
 async fn token_request(
     http: &reqwest::Client,
@@ -551,15 +785,7 @@ async fn token_request(
     dpop: &mut Option<DpopKey>,
     p: &mut Printer,
 ) -> Result<Option<Value>, String> {
-    let mut req = http.post(&ep.token);
-    match (&o.client_secret, ep.basic) {
-        (Some(s), true) => req = req.basic_auth(&o.client_id, Some(s)),
-        (Some(s), false) => {
-            form.push(("client_id", o.client_id.clone()));
-            form.push(("client_secret", s.clone()));
-        }
-        (None, _) => form.push(("client_id", o.client_id.clone())),
-    }
+    let req = authenticated(http.post(&ep.token), o, ep, &mut form);
     let shown: Vec<String> = form
         .iter()
         .map(|(k, v)| {
@@ -605,6 +831,23 @@ async fn token_request(
         p.info(format!("response: {}", masked_json(&body)));
         return Ok(Some(body));
     }
+    report_refusal(http, o, ep, what, status, trace, &body, p).await;
+    Ok(None)
+}
+
+/// Reports a refusal of a request to the provider: the answer, the usual causes of its error and,
+/// from a Candor provider, its own explanation of the trace (asked as the client that made it).
+#[allow(clippy::too_many_arguments)]
+async fn report_refusal(
+    http: &reqwest::Client,
+    o: &Options,
+    ep: &Endpoints,
+    what: &str,
+    status: u16,
+    trace: Option<String>,
+    body: &Value,
+    p: &mut Printer,
+) {
     let error = body["error"].as_str().unwrap_or("");
     p.step(false, what, format!("HTTP {status} {body}"));
     for cause in likely_causes(error) {
@@ -635,7 +878,6 @@ async fn token_request(
             }
         }
     }
-    Ok(None)
 }
 
 /// Accepts connections on the loopback listener until the callback path arrives.
@@ -677,23 +919,26 @@ async fn accept_callback(listener: tokio::net::TcpListener, redirect_uri: &str) 
 }
 
 /// Drives Candor's own login and consent forms over HTTP (for CI), returning the callback URL.
+/// Drives Candor's pages from `start_url` (the sign-in, consent and device code forms) until a
+/// redirect whose Location starts with `done` (the client's redirect URI, or the device page's
+/// result), which it returns.
 async fn drive_candor_login(
     http: &reqwest::Client,
-    authorize_url: &str,
-    redirect_uri: &str,
+    start_url: &str,
+    done: &str,
     user: &str,
     password: &str,
 ) -> Result<String, String> {
     let origin = {
-        let u = url::Url::parse(authorize_url).map_err(|e| e.to_string())?;
+        let u = url::Url::parse(start_url).map_err(|e| e.to_string())?;
         u.origin().ascii_serialization()
     };
-    let mut r = http.get(authorize_url).send().await.map_err(|e| e.to_string())?;
+    let mut r = http.get(start_url).send().await.map_err(|e| e.to_string())?;
     for _ in 0..8 {
         let status = r.status().as_u16();
         if status == 302 || status == 303 {
             let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            if loc.starts_with(redirect_uri.split('?').next().unwrap_or(redirect_uri)) {
+            if loc.starts_with(done) {
                 return Ok(loc);
             }
             let next = if loc.starts_with('/') { format!("{origin}{loc}") } else { loc };
@@ -715,8 +960,16 @@ async fn drive_candor_login(
             .to_string();
         let action =
             page.split(r#"action=""#).nth(1).and_then(|s| s.split('"').next()).ok_or("no form action")?.to_string();
+        let user_code = page
+            .split(r#"name="user_code" value=""#)
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_default()
+            .to_string();
         let form: Vec<(&str, &str)> = if action.ends_with("/login") {
             vec![("csrf", &csrf), ("username", user), ("password", password)]
+        } else if action == "/device" {
+            vec![("csrf", &csrf), ("user_code", &user_code)]
         } else {
             vec![("csrf", &csrf), ("decision", "allow")]
         };

@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use candor_core::client_auth::decode_basic;
+use candor_core::device::UserCode;
 use candor_core::params::{Encoding, Params};
 use candor_core::pkce::{CodeChallenge, CodeVerifier, s256};
 use candor_core::redirect_uri::{difference, matches_registered, validate_for_registration};
@@ -97,5 +98,17 @@ proptest! {
         let challenge = CodeChallenge::parse(&s256(&verifier), Some("S256"), false).unwrap();
         prop_assert!(challenge.is_satisfied_by(&CodeVerifier::parse(&verifier).unwrap()));
         prop_assert_eq!(challenge.is_satisfied_by(&CodeVerifier::parse(&other).unwrap()), other == verifier);
+    }
+
+    #[test]
+    fn user_codes_never_panic_and_read_back_however_they_are_typed(raw in "\\PC{0,60}",
+        code in "[BCDFGHJKLMNPQRSTVWXZ]{8}", lower in any::<bool>(), sep in "[ -]{0,3}") {
+        if let Ok(c) = UserCode::parse(&raw) {
+            prop_assert_eq!(UserCode::parse(&c.display()).unwrap(), c);
+        }
+        let typed = format!("{}{sep}{}", &code[..4], &code[4..]);
+        let typed = if lower { typed.to_lowercase() } else { typed };
+        let read = UserCode::parse(&typed).unwrap();
+        prop_assert_eq!(read.display(), format!("{}-{}", &code[..4], &code[4..]));
     }
 }

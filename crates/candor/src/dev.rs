@@ -134,7 +134,10 @@ async fn seed(store: &dyn Store) -> Result<Seeded, String> {
         now,
     )
     .await?;
-    seed_client(store, DEMO_CLI, "Demo CLI", true, vec![DEMO_CLI_REDIRECT.into()], code_grants, now).await?;
+    // A CLI signs in through a loopback redirect, or, on a machine without a browser, with the
+    // device grant (RFC 8628).
+    let cli_grants = [code_grants, vec![GrantType::DeviceCode]].concat();
+    seed_client(store, DEMO_CLI, "Demo CLI", true, vec![DEMO_CLI_REDIRECT.into()], cli_grants, now).await?;
     let app_secret = app.flatten();
     Ok(Seeded { password, app_secret })
 }
@@ -209,6 +212,7 @@ Candor dev provider
     redirect URIs: {DEMO_APP_REDIRECT}  {DEMO_CLI_REDIRECT} (any port)
   public client:       {DEMO_CLI} (PKCE)
     redirect URI:  {DEMO_CLI_REDIRECT} (any port)
+    device grant:  candor flow --issuer {issuer} --client-id {DEMO_CLI} --device
 
 1. Open this URL, sign in, allow. The browser lands on {DEMO_APP_REDIRECT}?code=...
    (nothing listens there: copy the code from the address bar)

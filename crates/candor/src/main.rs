@@ -125,7 +125,12 @@ struct FlowArgs {
     /// After the exchange, refresh once and check the rotation.
     #[arg(long)]
     refresh: bool,
-    /// Seconds to wait for the browser.
+    /// Run the device authorization grant (RFC 8628) instead: show the user code, poll as the
+    /// RFC says (interval, slow_down) and check the tokens; with --login-user, Candor's
+    /// verification page is driven too.
+    #[arg(long, conflicts_with_all = ["redirect_uri", "callback_url", "open"])]
+    device: bool,
+    /// Seconds to wait for the browser (or, with --device, for the user's decision).
     #[arg(long, default_value_t = 300)]
     wait: u64,
 }
@@ -144,6 +149,7 @@ async fn flow(args: FlowArgs) -> Result<bool, String> {
         wait: std::time::Duration::from_secs(args.wait),
         resource: args.resource,
         dpop: args.dpop,
+        device: args.device,
     };
     let mut printer = candor_client::flow::Printer { lines: Vec::new(), echo: true };
     let ok = candor_client::flow::run(&options, &mut printer).await?;

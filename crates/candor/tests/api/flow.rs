@@ -6,12 +6,20 @@ use std::process::Command;
 /// Runs `candor flow --issuer <app> --client-id web <args>` off the runtime, with web's secret and
 /// the demo user's password in the environment; returns whether every step passed, and its output.
 async fn flow(app: &TestApp, args: &[&str]) -> (bool, String) {
+    flow_as(app, WEB, args).await
+}
+
+/// `flow` as the client `client_id` (with its secret, if it has one).
+async fn flow_as(app: &TestApp, client_id: &str, args: &[&str]) -> (bool, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_candor"));
     command
-        .args(["flow", "--issuer", &app.base, "--client-id", WEB])
+        .args(["flow", "--issuer", &app.base, "--client-id", client_id])
         .args(args)
-        .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD)
-        .env("CANDOR_FLOW_CLIENT_SECRET", app.secret(WEB));
+        .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD);
+    let secret = app.secret(client_id);
+    if !secret.is_empty() {
+        command.env("CANDOR_FLOW_CLIENT_SECRET", secret);
+    }
     tokio::task::spawn_blocking(move || {
         let out = command.output().unwrap();
         (
@@ -185,4 +193,36 @@ async fn flow_with_dpop_binds_the_tokens_to_its_key_and_follows_the_nonce() {
     ] {
         assert!(text.contains(expected), "missing {expected:?}:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn flow_runs_the_device_grant_driving_the_verification_page_while_it_polls() {
+    use candor_core::model::{AuthMethod, GrantType};
+    let app = spawn_app_with(|s| s.device_poll_interval = 1, candor_server::Disclosure::Detailed).await;
+    let tv = client("tv", AuthMethod::None, &[], &[GrantType::DeviceCode, GrantType::RefreshToken], None);
+    app.store.insert_client(&tv).await.unwrap();
+    let args = ["--device", "--scope", "openid profile offline_access", "--refresh", "--login-user", USER];
+    let (ok, text) = flow_as(&app, "tv", &args).await;
+    assert!(ok, "{text}");
+    for expected in [
+        "ok   device authorization: user code ",
+        "poll every 1 s",
+        "the user opens http://127.0.0.1:",
+        "ok   device code exchange: HTTP 200 after",
+        "ok   verification page: code entered, signed in, approved (/device?result=approved)",
+        "ok   ID token: signature (JWKS), iss, aud, exp, iat, at_hash valid",
+        "ok   userinfo: HTTP 200",
+        "ok   refresh rotation: a new refresh token",
+        "every step passed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{text}");
+    }
+    // The device code is never printed whole.
+    assert!(!text.lines().any(|l| l.contains("cdv_") && !l.contains('…')), "{text}");
+
+    // A client not registered for the grant: the refusal and Candor's explanation.
+    let (ok, text) = flow(&app, &["--device", "--scope", "openid"]).await;
+    assert!(!ok);
+    assert!(text.contains("FAIL device authorization: HTTP 400"), "{text}");
+    assert!(text.contains("grant_type_not_allowed_for_client") && text.contains("Candor explains trace"), "{text}");
 }
