@@ -572,13 +572,8 @@ async fn device_flow(
         }
         let req = authenticated(http.post(&ep.token), o, ep, &mut form);
         polls += 1;
-        let (mut status, mut trace, mut body) = send_token(&req, &form, &ep.token, dpop.as_mut()).await?;
-        if let Some(k) = dpop.as_mut()
-            && k.nonce_asked
-        {
-            p.info("device code exchange: the provider asked for a DPoP nonce (use_dpop_nonce): retried with it");
-            (status, trace, body) = send_token(&req, &form, &ep.token, Some(k)).await?;
-        }
+        let (status, trace, body) =
+            send_token_following_nonce(&req, &form, &ep.token, dpop, "device code exchange", p).await?;
         match (status, body["error"].as_str()) {
             (200, _) => break body,
             (_, Some("authorization_pending")) => pending += 1,
@@ -618,19 +613,13 @@ async fn device_flow(
             Err(e) => return Err(e.to_string()),
         }
     }
-    let mut summary: Vec<String> = Vec::new();
-    for k in ["access_token", "refresh_token", "id_token"] {
-        if let Some(v) = tokens[k].as_str() {
-            summary.push(format!("{k} {}", mask(v)));
-        }
-    }
     p.step(
         true,
         "device code exchange",
         format!(
             "HTTP 200 after {} s and {polls} polls ({pending} authorization_pending, {slowed} slow_down): {}",
             started.elapsed().as_secs(),
-            summary.join(", ")
+            token_summary(&tokens)
         ),
     );
     p.info(format!("response: {}", masked_json(&tokens)));
@@ -738,6 +727,35 @@ async fn send_token(
     Ok((status, trace, body))
 }
 
+/// `send_token`, once more with the nonce if the provider asked for one (RFC 9449 §8: the first
+/// request learns it, the retry carries it).
+async fn send_token_following_nonce(
+    req: &reqwest::RequestBuilder,
+    form: &[(&'static str, String)],
+    url: &str,
+    dpop: &mut Option<DpopKey>,
+    what: &str,
+    p: &mut Printer,
+) -> Result<(u16, Option<String>, Value), String> {
+    let answer = send_token(req, form, url, dpop.as_mut()).await?;
+    match dpop.as_mut() {
+        Some(k) if k.nonce_asked => {
+            p.info(format!("{what}: the provider asked for a DPoP nonce (use_dpop_nonce): retried with it"));
+            send_token(req, form, url, Some(k)).await
+        }
+        _ => Ok(answer),
+    }
+}
+
+/// The tokens of a response, masked: `access_token cda_ab… (58 chars), …`.
+fn token_summary(body: &Value) -> String {
+    let shown: Vec<String> = ["access_token", "refresh_token", "id_token"]
+        .iter()
+        .filter_map(|k| body[*k].as_str().map(|v| format!("{k} {}", mask(v))))
+        .collect();
+    shown.join(", ")
+}
+
 /// The response with every token value masked.
 fn masked_json(body: &Value) -> Value {
     let mut shown = body.clone();
@@ -803,28 +821,15 @@ async fn token_request(
         if o.client_secret.is_some() && ep.basic { " (client_secret_basic)" } else { "" }
     ));
     let started = Instant::now();
-    let (mut status, mut trace, mut body) = send_token(&req, &form, &ep.token, dpop.as_mut()).await?;
-    if let Some(k) = dpop.as_mut()
-        && k.nonce_asked
-    {
-        // RFC 9449 §8: the first request learns the nonce; the retry carries it.
-        p.info(format!("{what}: the provider asked for a DPoP nonce (use_dpop_nonce): retried with it"));
-        (status, trace, body) = send_token(&req, &form, &ep.token, Some(k)).await?;
-    }
+    let (status, trace, body) = send_token_following_nonce(&req, &form, &ep.token, dpop, what, p).await?;
     if status == 200 {
-        let mut summary: Vec<String> = Vec::new();
-        for k in ["access_token", "refresh_token", "id_token"] {
-            if let Some(v) = body[k].as_str() {
-                summary.push(format!("{k} {}", mask(v)));
-            }
-        }
         p.step(
             true,
             what,
             format!(
                 "HTTP 200 in {}: {} (expires_in {})",
                 fmt_ms(started.elapsed()),
-                summary.join(", "),
+                token_summary(&body),
                 body["expires_in"]
             ),
         );

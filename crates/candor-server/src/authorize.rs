@@ -379,6 +379,21 @@ pub(crate) async fn grant_items(state: &AppState, scope: &str, resources: &[Stri
     (items, apis)
 }
 
+/// The Allow / Deny form of a consent or device confirmation page.
+pub(crate) fn decision_form(l: &Loaded) -> String {
+    format!(
+        r#"<form method="post" action="/interaction/{id}/consent">
+<input type="hidden" name="csrf" value="{csrf}">
+<div class="actions">
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
+</div>
+</form>"#,
+        id = esc(&l.id),
+        csrf = esc(&l.csrf),
+    )
+}
+
 pub(crate) async fn username(state: &AppState, user_id: &str) -> String {
     match state.store.user(user_id).await {
         Ok(Some(u)) => u.username,
@@ -396,20 +411,13 @@ async fn consent_page(state: &AppState, l: &Loaded, req: &AuthorizationRequest, 
 <ul class="scopes">{items}</ul>
 {apis}
 <p class="muted">Signed in as <strong>{username}</strong>. You will return to <code>{redirect}</code>.</p>
-<form method="post" action="/interaction/{id}/consent">
-<input type="hidden" name="csrf" value="{csrf}">
-<div class="actions">
-<button type="submit" name="decision" value="allow">Allow</button>
-<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
-</div>
-</form>"#,
+{form}"#,
         name = esc(&name),
         items = items,
         apis = apis,
         username = esc(&username),
         redirect = esc(&req.redirect_uri),
-        id = esc(&l.id),
-        csrf = esc(&l.csrf),
+        form = decision_form(l),
     );
     html(StatusCode::OK, page("Allow access", &body))
 }

@@ -235,18 +235,11 @@ pub(crate) async fn confirm_page(state: &AppState, l: &Loaded, req: &DeviceReque
 <ul class="scopes">{items}</ul>
 {apis}
 <p class="muted">Signed in as <strong>{username}</strong>. Allow only if you started this on a device you have with you and it shows this code.</p>
-<form method="post" action="/interaction/{id}/consent">
-<input type="hidden" name="csrf" value="{csrf}">
-<div class="actions">
-<button type="submit" name="decision" value="allow">Allow</button>
-<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
-</div>
-</form>"#,
+{form}"#,
         code = esc(&req.user_code),
         name = esc(&name),
         username = esc(&username),
-        id = esc(&l.id),
-        csrf = esc(&l.csrf),
+        form = authorize::decision_form(l),
     );
     html(StatusCode::OK, page("Connect a device", &body))
 }

@@ -146,6 +146,29 @@ async fn execute(tx: &mut PgConnection, query: sqlx::query::Query<'_, Postgres, 
     Ok(query.execute(&mut *tx).await.map_err(unavailable)?.rows_affected())
 }
 
+/// Redeems a code or device code once, under its grant's lock: `claim` (a conditional UPDATE)
+/// marks it redeemed and the tokens are stored with it, or `state` reads who redeemed it.
+async fn redeem_once(
+    tx: &mut PgConnection,
+    [claim, state]: [&'static str; 2],
+    hash: &str,
+    now: UnixTime,
+    trace: &str,
+    issued: &IssuedTokens,
+) -> StoreResult<Redemption> {
+    lock_grant(tx, &issued.access.grant_id).await?;
+    if execute(tx, sqlx::query(claim).bind(now).bind(trace).bind(hash)).await? == 0 {
+        let redeemed: Option<(Option<i64>, Option<String>)> =
+            sqlx::query_as(state).bind(hash).fetch_optional(&mut *tx).await.map_err(unavailable)?;
+        return Ok(match redeemed {
+            Some((Some(redeemed_at), redeemed_trace)) => Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace },
+            _ => Redemption::Missing,
+        });
+    }
+    insert_issued(tx, issued).await?;
+    Ok(Redemption::Redeemed)
+}
+
 /// Inserts the tokens of one response inside the caller's transaction.
 async fn insert_issued(tx: &mut PgConnection, issued: &IssuedTokens) -> StoreResult<()> {
     let a = &issued.access;
@@ -266,27 +289,7 @@ impl Writes for PgStore {
     ) -> StoreResult<Redemption> {
         self.write(move |tx| {
             Box::pin(async move {
-                lock_grant(tx, &issued.access.grant_id).await?;
-                let claimed = execute(tx, sqlx::query(sql::CLAIM_CODE).bind(now).bind(&trace).bind(&hash)).await?;
-                if claimed == 0 {
-                    let row = sqlx::query(sql::CODE_REDEMPTION)
-                        .bind(&hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                    return Ok(match row {
-                        None => Redemption::Missing,
-                        Some(row) => Redemption::AlreadyRedeemed {
-                            redeemed_at: row
-                                .try_get::<Option<i64>, _>("redeemed_at")
-                                .map_err(unavailable)?
-                                .unwrap_or(now),
-                            redeemed_trace: row.try_get("redeemed_trace").map_err(unavailable)?,
-                        },
-                    });
-                }
-                insert_issued(tx, &issued).await?;
-                Ok(Redemption::Redeemed)
+                redeem_once(tx, [sql::CLAIM_CODE, sql::CODE_REDEMPTION], &hash, now, &trace, &issued).await
             })
         })
         .await
@@ -367,24 +370,8 @@ impl Writes for PgStore {
     ) -> StoreResult<Redemption> {
         self.write(move |tx| {
             Box::pin(async move {
-                lock_grant(tx, &issued.access.grant_id).await?;
-                let claimed =
-                    execute(tx, sqlx::query(sql::CLAIM_DEVICE_CODE).bind(now).bind(&trace).bind(&hash)).await?;
-                if claimed == 0 {
-                    let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(sql::DEVICE_CODE_REDEMPTION)
-                        .bind(&hash)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                    return Ok(match row {
-                        Some((Some(redeemed_at), redeemed_trace)) => {
-                            Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace }
-                        }
-                        _ => Redemption::Missing,
-                    });
-                }
-                insert_issued(tx, &issued).await?;
-                Ok(Redemption::Redeemed)
+                let statements = [sql::CLAIM_DEVICE_CODE, sql::DEVICE_CODE_REDEMPTION];
+                redeem_once(tx, statements, &hash, now, &trace, &issued).await
             })
         })
         .await

@@ -328,6 +328,28 @@ fn commit_batch(conn: &Connection, jobs: Vec<Box<dyn Job>>) -> Option<Duration> 
     Some(took)
 }
 
+/// Redeems a code or device code once: `claim` (a conditional UPDATE) marks it redeemed and the
+/// tokens are stored with it, or `state` reads who redeemed it (`redeemed_at`, `redeemed_trace`).
+fn redeem_once(
+    conn: &Connection,
+    [claim, state]: [&str; 2],
+    hash: &str,
+    now: UnixTime,
+    trace: &str,
+    issued: &IssuedTokens,
+) -> StoreResult<Redemption> {
+    if execute(conn, claim, &[&now, &trace, &hash])? == 0 {
+        let redeemed =
+            first_row(conn, state, &[&hash], |row| Ok((row.opt_int("redeemed_at")?, row.opt_text("redeemed_trace")?)))?;
+        return Ok(match redeemed {
+            Some((Some(redeemed_at), redeemed_trace)) => Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace },
+            _ => Redemption::Missing,
+        });
+    }
+    insert_issued(conn, issued)?;
+    Ok(Redemption::Redeemed)
+}
+
 /// Inserts the tokens of one response inside the current transaction.
 fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
     let a = &issued.access;
@@ -431,22 +453,8 @@ impl Writes for Writer {
         issued: IssuedTokens,
     ) -> StoreResult<Redemption> {
         // One writer at a time: the claim cannot race another transaction.
-        self.write(move |conn| {
-            if execute(conn, sql::CLAIM_CODE, &[&now, &trace, &hash])? == 0 {
-                let state = first_row(conn, sql::CODE_REDEMPTION, &[&hash], |row| {
-                    Ok((row.opt_int("redeemed_at")?, row.opt_text("redeemed_trace")?))
-                })?;
-                return Ok(match state {
-                    None => Redemption::Missing,
-                    Some((redeemed_at, redeemed_trace)) => {
-                        Redemption::AlreadyRedeemed { redeemed_at: redeemed_at.unwrap_or(now), redeemed_trace }
-                    }
-                });
-            }
-            insert_issued(conn, &issued)?;
-            Ok(Redemption::Redeemed)
-        })
-        .await
+        self.write(move |conn| redeem_once(conn, [sql::CLAIM_CODE, sql::CODE_REDEMPTION], &hash, now, &trace, &issued))
+            .await
     }
 
     async fn insert_device_code(&self, d: DeviceCodeRecord) -> StoreResult<()> {
@@ -512,19 +520,7 @@ impl Writes for Writer {
         issued: IssuedTokens,
     ) -> StoreResult<Redemption> {
         self.write(move |conn| {
-            if execute(conn, sql::CLAIM_DEVICE_CODE, &[&now, &trace, &hash])? == 0 {
-                let state = first_row(conn, sql::DEVICE_CODE_REDEMPTION, &[&hash], |row| {
-                    Ok((row.opt_int("redeemed_at")?, row.opt_text("redeemed_trace")?))
-                })?;
-                return Ok(match state {
-                    Some((Some(redeemed_at), redeemed_trace)) => {
-                        Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace }
-                    }
-                    _ => Redemption::Missing,
-                });
-            }
-            insert_issued(conn, &issued)?;
-            Ok(Redemption::Redeemed)
+            redeem_once(conn, [sql::CLAIM_DEVICE_CODE, sql::DEVICE_CODE_REDEMPTION], &hash, now, &trace, &issued)
         })
         .await
     }
