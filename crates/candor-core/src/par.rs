@@ -28,8 +28,10 @@ pub struct Pushed {
 }
 
 /// Validates a request pushed by the authenticated `client` exactly as /authorize would, and
-/// prepares it for the store (RFC 9126 §2.1).
-pub fn push(params: &Params, client: &Client, now: UnixTime) -> Result<Pushed, Rejection> {
+/// prepares it for the store (RFC 9126 §2.1). `proof_jkt` is the key of the DPoP proof sent with
+/// the push, if any: RFC 9449 §10.1 binds the code to it, as a `dpop_jkt` parameter would, and
+/// both must then name the same key.
+pub fn push(params: &Params, client: &Client, now: UnixTime, proof_jkt: Option<&str>) -> Result<Pushed, Rejection> {
     if params.get("request_uri")?.is_some() {
         return Err(Rejection::invalid(
             "request_uri",
@@ -45,8 +47,17 @@ pub fn push(params: &Params, client: &Client, now: UnixTime) -> Result<Pushed, R
     }
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());
     serializer.append_pair("client_id", &client.id);
+    if let Some(jkt) = proof_jkt {
+        if let Some(sent) = params.get("dpop_jkt")? {
+            crate::dpop::check_binding(Some(sent), Some(jkt))
+                .map_err(|r| r.with("problem", "the dpop_jkt parameter names another key than the DPoP proof's"))?;
+        }
+        serializer.append_pair("dpop_jkt", jkt);
+    }
     for (name, value) in params.pairs() {
-        if name.as_str() != "client_id" && !CLIENT_AUTHENTICATION.contains(&name.as_str()) {
+        let name = name.as_str();
+        let bound_by_proof = name == "dpop_jkt" && proof_jkt.is_some();
+        if name != "client_id" && !CLIENT_AUTHENTICATION.contains(&name) && !bound_by_proof {
             serializer.append_pair(name, value);
         }
     }
@@ -157,6 +168,7 @@ mod tests {
             &form("response_type=code&scope=openid&redirect_uri=https://app.example.com/cb&state=s1&client_secret=shh"),
             &client(),
             100,
+            None,
         )
         .unwrap();
         assert!(pushed.request_uri.starts_with(REQUEST_URI_PREFIX));
@@ -175,14 +187,29 @@ mod tests {
     }
 
     #[test]
+    fn a_dpop_proof_with_the_push_binds_the_code_to_its_key() {
+        let (key, other) = ("k".repeat(43), "o".repeat(43));
+        let base = "response_type=code&scope=openid&redirect_uri=https://app.example.com/cb";
+        let pushed = push(&form(base), &client(), 0, Some(&key)).unwrap();
+        assert!(pushed.record.params.contains(&format!("dpop_jkt={key}")), "{}", pushed.record.params);
+        let same = push(&form(&format!("{base}&dpop_jkt={key}")), &client(), 0, Some(&key)).unwrap();
+        assert_eq!(same.record.params.matches("dpop_jkt=").count(), 1, "{}", same.record.params);
+        let differs = push(&form(&format!("{base}&dpop_jkt={other}")), &client(), 0, Some(&key)).unwrap_err();
+        assert_eq!(differs.reason, Reason::DpopKeyMismatch);
+        let unbound = push(&form(&format!("{base}&dpop_jkt={other}")), &client(), 0, None).unwrap();
+        assert!(unbound.record.params.contains(&format!("dpop_jkt={other}")));
+    }
+
+    #[test]
     fn a_bad_push_is_refused_directly() {
         let c = client();
-        assert_eq!(push(&form("scope=openid"), &c, 0).unwrap_err().reason, Reason::ParameterMissing);
-        let nested = push(&form("response_type=code&request_uri=urn:x"), &c, 0).unwrap_err();
+        assert_eq!(push(&form("scope=openid"), &c, 0, None).unwrap_err().reason, Reason::ParameterMissing);
+        let nested = push(&form("response_type=code&request_uri=urn:x"), &c, 0, None).unwrap_err();
         assert_eq!(nested.reason, Reason::ParameterInvalid);
-        let conflict = push(&form("response_type=code&client_id=other"), &c, 0).unwrap_err();
+        let conflict = push(&form("response_type=code&client_id=other"), &c, 0, None).unwrap_err();
         assert_eq!(conflict.reason, Reason::ClientIdConflict);
-        let unregistered = push(&form("response_type=code&redirect_uri=https://evil.example/cb"), &c, 0).unwrap_err();
+        let unregistered =
+            push(&form("response_type=code&redirect_uri=https://evil.example/cb"), &c, 0, None).unwrap_err();
         assert_eq!(unregistered.reason, Reason::RedirectUriNotRegistered);
         assert_eq!(
             request_uri_hash("https://app.example.com/request.jwt").unwrap_err().reason,

@@ -25,7 +25,9 @@ pub async fn push(
     let pushed = async {
         let body = crate::respond::read_body(body)?;
         let (params, client, _) = client_request(&state, "/par", &headers, &body, &mut audit).await?;
-        let pushed = par::push(&params, &client, now)?;
+        // RFC 9449 §10.1: a DPoP proof with the push binds the code to its key.
+        let proof = crate::dpop::proof(&state, &headers, "POST", "/par", None).await?;
+        let pushed = par::push(&params, &client, now, proof.as_ref().map(|p| p.jkt.as_str()))?;
         // Stored before the answer: the request_uri the client receives exists.
         state.store.insert_pushed_request(&pushed.record).await.map_err(Rejection::store)?;
         Ok::<_, Rejection>(pushed)
@@ -36,6 +38,9 @@ pub async fn push(
             tracing::info!(trace = %trace.0, client = %pushed.record.client_id, "authorization request pushed");
             let mut h = HeaderMap::new();
             no_store(&mut h);
+            if headers.contains_key(crate::dpop::HEADER) {
+                crate::dpop::add_nonce(&state, &mut h);
+            }
             // RFC 9126 §2.2: 201 Created with the request_uri and its lifetime.
             let body = json!({ "request_uri": pushed.request_uri, "expires_in": par::LIFETIME });
             (StatusCode::CREATED, h, axum::Json(body)).into_response()

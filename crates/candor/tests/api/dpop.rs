@@ -266,3 +266,36 @@ async fn a_code_bound_with_dpop_jkt_and_a_client_registered_for_dpop_need_the_ke
     assert_reason(&body, "dpop_proof_missing", "invalid_request");
     assert_eq!(body["facts"]["client_id"], SERVICE);
 }
+
+#[tokio::test]
+async fn a_proof_sent_with_a_pushed_request_binds_its_code() {
+    let app = spawn_app().await;
+    let (a, b) = (key(SigningAlg::ES256), key(SigningAlg::ES256));
+    let p = pkce();
+    let params = auth_params(SPA, SPA_REDIRECT, "openid offline_access", &p);
+    let push = |dpop: String, extra: Option<(&'static str, String)>| {
+        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        form.extend(extra.map(|(k, v)| (k.to_string(), v)));
+        reqwest::Client::new().post(app.url("/par")).header("DPoP", dpop).form(&form).send()
+    };
+    // A dpop_jkt beside a proof by another key is refused.
+    let other = thumbprint(&b.public_jwk()).unwrap();
+    let r = push(proof(&app, &a, "POST", "/par", None), Some(("dpop_jkt", other))).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_reason(&r.json().await.unwrap(), "dpop_key_mismatch", "invalid_grant");
+    // A proof for /token is not one for /par.
+    let r = push(proof(&app, &a, "POST", "/token", None), None).await.unwrap();
+    assert_reason(&r.json().await.unwrap(), "dpop_proof_wrong_target", "invalid_dpop_proof");
+
+    let r = push(proof(&app, &a, "POST", "/par", None), None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let pushed: Value = r.json().await.unwrap();
+    let uri = pushed["request_uri"].as_str().unwrap();
+    let code = app.authorize_through(&[("client_id", SPA), ("request_uri", uri)]).await.code();
+    let form = exchange_form(&code, &p.verifier);
+    let (_, body, _) = token_with(&app, &form, None, Some(&proof(&app, &b, "POST", "/token", None))).await;
+    assert_reason(&body, "dpop_key_mismatch", "invalid_grant");
+    let (status, tokens, _) = token_with(&app, &form, None, Some(&proof(&app, &a, "POST", "/token", None))).await;
+    assert_eq!(status, StatusCode::OK, "{tokens:#}");
+    assert_eq!(tokens["token_type"], "DPoP");
+}
