@@ -617,8 +617,9 @@ async fn device_flow(
         true,
         "device code exchange",
         format!(
-            "HTTP 200 after {} s and {polls} polls ({pending} authorization_pending, {slowed} slow_down): {}",
+            "HTTP 200 after {} s and {polls} poll{} ({pending} authorization_pending, {slowed} slow_down): {}",
             started.elapsed().as_secs(),
+            if polls == 1 { "" } else { "s" },
             token_summary(&tokens)
         ),
     );

@@ -17,7 +17,7 @@ use candor_core::device::{self, Decision, DeviceRequest, UserCode};
 use candor_core::params::{Encoding, Params};
 use candor_core::rejection::{Disclosure, Fact, Facts, Reason, Rejection};
 use candor_core::store::StoreError;
-use candor_core::tokens::{b64url, hash_secret, hashes_equal};
+use candor_core::tokens::{hash_secret, hashes_equal};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -74,23 +74,28 @@ pub async fn authorization(
     (StatusCode::OK, h, axum::Json(body)).into_response()
 }
 
-/// The CSRF token of the verification page's form: derived from the browser cookie, so another
-/// site can neither read nor forge it.
+/// The CSRF token of the verification page's form: the interactions' token (bound to the
+/// browser cookie), for the page's path instead of an interaction id.
 fn csrf_token(browser: &str) -> String {
-    b64url(hash_secret(&format!("device\0{browser}")).as_bytes().get(..32).unwrap_or_default())
+    authorize::csrf_token(browser, device::VERIFICATION_PATH)
 }
 
 /// GET /device: the form where the user enters the code, filled in when the device's
 /// `verification_uri_complete` brought them here.
-pub async fn page_get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    let (browser, new_browser) = match authorize::browser_cookie(&headers) {
-        Ok(b) => b,
-        Err(_) => return html(StatusCode::INTERNAL_SERVER_ERROR, page("Connect a device", "<h1>Try again</h1>")),
-    };
+pub async fn page_get(
+    State(state): State<Arc<AppState>>,
+    Extension(trace): Extension<Trace>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let params = Params::from_urlencoded(q.unwrap_or_default().as_bytes(), Encoding::Query).ok();
     if let Some(done) = params.as_ref().and_then(|p| p.get("result").ok().flatten()).and_then(result_page) {
         return done;
     }
+    let (browser, new_browser) = match authorize::browser_cookie(&headers) {
+        Ok(b) => b,
+        Err(r) => return error_page(&state, &r, &trace),
+    };
     let typed = params.as_ref().and_then(|p| p.get("user_code").ok().flatten()).unwrap_or_default();
     // Shown as the device shows it when it reads as a code; otherwise as it came.
     let shown = UserCode::parse(typed).map_or_else(|_| typed.to_string(), |c| c.display());
@@ -165,8 +170,9 @@ pub async fn page_post(
         Ok(f) => f,
         Err(r) => return error_page(&state, &r, &trace),
     };
+    let csrf = csrf_token(&browser);
     let sent_csrf = form.get("csrf").ok().flatten().unwrap_or_default();
-    if browser.is_empty() || !hashes_equal(&hash_secret(sent_csrf), &hash_secret(&csrf_token(&browser))) {
+    if browser.is_empty() || !hashes_equal(&hash_secret(sent_csrf), &hash_secret(&csrf)) {
         let r = Rejection::invalid(
             "csrf",
             "the form's CSRF token is missing or wrong (or cookies are blocked); reload the page",
@@ -174,7 +180,6 @@ pub async fn page_post(
         return error_page(&state, &r, &trace);
     }
     let typed = form.get("user_code").ok().flatten().unwrap_or_default().to_string();
-    let csrf = csrf_token(&browser);
     let refuse_code = |r: Rejection, status: StatusCode| {
         tracing::info!(trace = %trace.0, reason = r.reason.code(), "user code refused");
         refused(code_form(&csrf, &typed, Some((&r, &trace)), status), &r, false)
