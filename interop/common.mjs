@@ -44,16 +44,17 @@ export function admin(dataDir, args) {
 /**
  * A browser without JavaScript: follows Candor's forms (the device code page, login, consent), keeps
  * cookies, and stops at a redirect that starts with `redirectUri` (the client's callback, or the
- * device page's result), answering with its Location. `decision` is what the consent form gets.
+ * device page's result), answering with its Location. `decision` is what the consent form gets;
+ * `jar` keeps the cookies across calls (one browser signing in, then out).
  */
-export async function browse(authorizeUrl, redirectUri, username, password, decision = 'allow') {
-  const jar = new Map();
+export async function browse(authorizeUrl, redirectUri, username, password, decision = 'allow', jar = new Map()) {
   const cookieHeader = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
   const remember = (res) => {
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const i = pair.indexOf('=');
-      jar.set(pair.slice(0, i), pair.slice(i + 1));
+      if (/;\s*max-age=0/i.test(c)) jar.delete(pair.slice(0, i));
+      else jar.set(pair.slice(0, i), pair.slice(i + 1));
     }
   };
   const origin = new URL(authorizeUrl).origin;

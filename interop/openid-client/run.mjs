@@ -2,6 +2,8 @@
 // Run: cargo build -p candor && cd interop/openid-client && npm ci && node run.mjs
 import * as client from 'openid-client';
 import * as oauth from 'oauth4webapi';
+import * as jose from 'jose';
+import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -183,6 +185,56 @@ try {
       await browse(again.verification_uri_complete, '/device?result=', 'demo', candor.password, 'deny');
       const e = await refused;
       assert(e?.error === 'access_denied' && e.cause?.reason === 'device_access_denied', `got ${e?.error ?? 'success'} ${e?.cause?.reason}`);
+    }],
+    ['RP-initiated logout (buildEndSessionUrl) and back-channel logout: a logout token jose verifies, the online grant revoked', async () => {
+      const received = [];
+      const rpServer = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (chunk) => { body += chunk; });
+        req.on('end', () => {
+          received.push({ type: req.headers['content-type'], token: new URLSearchParams(body).get('logout_token') });
+          res.writeHead(200).end();
+        });
+      });
+      await new Promise((ready) => rpServer.listen(0, '127.0.0.1', ready));
+      const BYE = 'http://localhost:3000/bye';
+      try {
+        const added = admin(dataDir, ['client', 'add', '--name', 'Logout app', '--id', 'logout-app', '--redirect-uri', REDIRECT,
+          '--post-logout-redirect-uri', BYE, '--backchannel-logout-uri', `http://127.0.0.1:${rpServer.address().port}/backchannel`,
+          '--backchannel-logout-session-required']);
+        const secret = added.match(/client_secret:\s+(\S+)/)[1];
+        const rp = await client.discovery(
+          new URL(candor.issuer), 'logout-app', secret, client.ClientSecretBasic(secret), { execute: [client.allowInsecureRequests] },
+        );
+        const meta = rp.serverMetadata();
+        assert(meta.end_session_endpoint === `${candor.issuer}/logout` && meta.backchannel_logout_session_supported === true, JSON.stringify(meta));
+        const jar = new Map();
+        const v = client.randomPKCECodeVerifier();
+        const state = client.randomState();
+        const url = client.buildAuthorizationUrl(rp, {
+          redirect_uri: REDIRECT, scope: 'openid', state,
+          code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
+        });
+        const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password, 'allow', jar));
+        const t = await client.authorizationCodeGrant(rp, back, { pkceCodeVerifier: v, expectedState: state });
+        const sid = t.claims()?.sid;
+        assert(typeof sid === 'string' && sid.length > 0, `no sid in the ID token: ${JSON.stringify(t.claims())}`);
+        const logoutState = client.randomState();
+        const end = client.buildEndSessionUrl(rp, { id_token_hint: t.id_token, post_logout_redirect_uri: BYE, state: logoutState });
+        const landed = new URL(await browse(end.href, BYE, 'demo', candor.password, 'allow', jar));
+        assert(landed.searchParams.get('state') === logoutState, `landed at ${landed.href}`);
+        assert(!jar.has('candor_session'), 'the session cookie is cleared');
+        assert(received.length === 1 && received[0].type === 'application/x-www-form-urlencoded', JSON.stringify(received));
+        const { payload } = await jose.jwtVerify(received[0].token, jose.createRemoteJWKSet(new URL(meta.jwks_uri)), {
+          issuer: candor.issuer, audience: 'logout-app', typ: 'logout+jwt', maxTokenAge: '2 minutes', requiredClaims: ['jti', 'iat', 'exp'],
+        });
+        assert(payload.sid === sid && payload.sub === t.claims().sub && !('nonce' in payload)
+          && JSON.stringify(payload.events) === '{"http://schemas.openid.net/event/backchannel-logout":{}}', JSON.stringify(payload));
+        const r = await client.tokenIntrospection(rp, t.access_token);
+        assert(r.active === false, `the session's online access token: ${JSON.stringify(r)}`);
+      } finally {
+        rpServer.close();
+      }
     }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })

@@ -53,6 +53,7 @@ fn client(alg: SigningAlg) -> Client {
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
         require_dpop: false,
+        logout: Default::default(),
     }
 }
 
@@ -110,6 +111,7 @@ fn id_tokens(c: &mut Criterion) {
             auth_time: NOW - 30,
             nonce: Some("n-0S6_WzA2Mj"),
             access_token: &access_token,
+            sid: Some("5f0c1b6e-sid"),
         };
         // Claims building, at_hash and the signature: all of `id_token::sign`, as the grants call it.
         g.bench_function(BenchmarkId::new("sign", alg.as_str()), |b| {

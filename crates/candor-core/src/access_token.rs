@@ -230,6 +230,7 @@ mod tests {
             access_token_format: format,
             resources: vec!["https://api.example/".into()],
             require_dpop: false,
+            logout: Default::default(),
         }
     }
 

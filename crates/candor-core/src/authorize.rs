@@ -56,7 +56,7 @@ impl AuthorizeFailure {
 }
 
 /// The longest `state` or `nonce` accepted.
-const MAX_STATE_LEN: usize = 2048;
+pub(crate) const MAX_STATE_LEN: usize = 2048;
 
 /// Validates the client and redirect URI first, then the rest of the request.
 pub fn validate(
@@ -74,13 +74,11 @@ pub fn validate(
         Some(uri) => {
             if !client.redirect_uris.iter().any(|r| redirect_uri::matches_registered(uri, r)) {
                 let mut rej = Rejection::new(Reason::RedirectUriNotRegistered).with_detail("received", uri.to_string());
-                // The registered URI sharing the longest prefix with the received one.
-                let common = |r: &String| r.bytes().zip(uri.bytes()).take_while(|(a, b)| a == b).count();
-                if let Some(closest) = client.redirect_uris.iter().max_by_key(|r| common(r)) {
+                if let Some((closest, difference)) = redirect_uri::closest(uri, &client.redirect_uris) {
                     rej = rej
                         .with_detail("registered", client.redirect_uris.join(" "))
-                        .with_detail("closest_registered", closest.clone())
-                        .with("difference", redirect_uri::difference(closest, uri).as_str());
+                        .with_detail("closest_registered", closest.to_string())
+                        .with("difference", difference.as_str());
                 }
                 return Err(page(rej));
             }
@@ -293,6 +291,7 @@ pub fn issue_code(
     req: &AuthorizationRequest,
     user_id: &str,
     auth_time: UnixTime,
+    sid: Option<&str>,
     settings: &Settings,
     now: UnixTime,
     trace: &str,
@@ -311,6 +310,7 @@ pub fn issue_code(
         nonce: req.nonce.clone(),
         code_challenge: req.code_challenge.clone(),
         dpop_jkt: req.dpop_jkt.clone(),
+        sid: sid.map(str::to_string),
         auth_time,
         issued_at: now,
         expires_at: now + settings.code_lifetime,
@@ -336,10 +336,15 @@ pub fn redirect_to(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{AuthMethod, SigningAlg};
     use crate::params::Encoding;
+
+    /// A confidential test client, `app`, redirecting to https://app.example/cb.
+    pub(crate) fn confidential_client() -> Client {
+        client(false)
+    }
 
     fn client(public: bool) -> Client {
         Client {
@@ -360,6 +365,7 @@ mod tests {
             access_token_format: crate::model::TokenFormat::Opaque,
             resources: vec!["https://api.example/".into()],
             require_dpop: false,
+            logout: Default::default(),
         }
     }
 

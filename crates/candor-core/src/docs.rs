@@ -25,6 +25,14 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::ConsentRequired => include_str!("../../../docs/reasons/consent_required.md"),
         Reason::ConsentDenied => include_str!("../../../docs/reasons/consent_denied.md"),
         Reason::InteractionExpired => include_str!("../../../docs/reasons/interaction_expired.md"),
+        Reason::IdTokenHintInvalid => include_str!("../../../docs/reasons/id_token_hint_invalid.md"),
+        Reason::IdTokenHintClientMismatch => include_str!("../../../docs/reasons/id_token_hint_client_mismatch.md"),
+        Reason::PostLogoutRedirectUriNotRegistered => {
+            include_str!("../../../docs/reasons/post_logout_redirect_uri_not_registered.md")
+        }
+        Reason::PostLogoutRedirectUriWithoutClient => {
+            include_str!("../../../docs/reasons/post_logout_redirect_uri_without_client.md")
+        }
         Reason::GrantTypeUnsupported => include_str!("../../../docs/reasons/grant_type_unsupported.md"),
         Reason::GrantTypeNotAllowedForClient => {
             include_str!("../../../docs/reasons/grant_type_not_allowed_for_client.md")

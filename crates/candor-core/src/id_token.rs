@@ -12,6 +12,9 @@ pub struct IdTokenInput<'a> {
     pub user_id: &'a str,
     pub auth_time: UnixTime,
     pub nonce: Option<&'a str>,
+    /// The session's public id (OIDC Back-Channel Logout 1.0 §2.1: the `sid` claim), if the
+    /// tokens were issued in a browser session that has one.
+    pub sid: Option<&'a str>,
     pub access_token: &'a str,
 }
 
@@ -29,8 +32,13 @@ pub fn sign(keys: &KeyRing, settings: &Settings, input: &IdTokenInput<'_>, now: 
         "auth_time": input.auth_time,
         "at_hash": half_hash(alg, input.access_token),
     });
-    if let (Some(nonce), Value::Object(m)) = (input.nonce, &mut claims) {
-        m.insert("nonce".into(), Value::String(nonce.to_string()));
+    if let Value::Object(m) = &mut claims {
+        if let Some(nonce) = input.nonce {
+            m.insert("nonce".into(), Value::String(nonce.to_string()));
+        }
+        if let Some(sid) = input.sid {
+            m.insert("sid".into(), Value::String(sid.to_string()));
+        }
     }
     key.sign_jwt(&claims).map_err(|e| Rejection::internal().with_internal("signing", e.to_string()))
 }

@@ -18,6 +18,7 @@ pub mod id_token;
 pub mod introspection;
 pub mod jws;
 pub mod keys;
+pub mod logout;
 pub mod model;
 pub mod net;
 pub mod par;

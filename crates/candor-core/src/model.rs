@@ -173,6 +173,22 @@ pub struct Client {
     pub resources: Vec<String>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2, `dpop_bound_access_tokens`).
     pub require_dpop: bool,
+    /// How the client takes part in logout (absent from clients serialised before it existed).
+    #[serde(default)]
+    pub logout: ClientLogout,
+}
+
+/// A client's logout registration (OIDC RP-Initiated Logout 1.0 §3.1, Back-Channel Logout 1.0 §2.2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientLogout {
+    /// Where the browser may be sent after a logout the client started
+    /// (`post_logout_redirect_uris`); matched exactly, like redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where Candor posts a logout token when a session the client signed in to ends
+    /// (`backchannel_logout_uri`).
+    pub backchannel_uri: Option<String>,
+    /// The logout token must carry the session's `sid` (`backchannel_logout_session_required`).
+    pub backchannel_session_required: bool,
 }
 
 /// A pushed authorization request (RFC 9126): its parameters, kept until used once or expired.
@@ -235,6 +251,8 @@ pub struct CodeRecord {
     pub code_challenge: Option<CodeChallenge>,
     /// The DPoP key the code is bound to (RFC 9449 §10, `dpop_jkt` at /authorize).
     pub dpop_jkt: Option<String>,
+    /// The session the code was issued in (its public `sid`), if the session has one.
+    pub sid: Option<String>,
     pub auth_time: UnixTime,
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
@@ -332,6 +350,9 @@ pub struct RefreshTokenRecord {
     pub resources: Vec<String>,
     /// The DPoP key the family is bound to (RFC 9449 §5: a public client's refresh tokens).
     pub dpop_jkt: Option<String>,
+    /// The browser session the grant was made in, if any: the family's ID tokens carry it, and
+    /// it ends with the session unless it is `offline_access`.
+    pub sid: Option<String>,
     pub auth_time: UnixTime,
     pub issued_at: UnixTime,
     /// Absolute end of the family: rotation does not extend it.
@@ -355,6 +376,9 @@ pub struct IssuedTokens {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub hash: String,
+    /// The session's public id: the `sid` claim of its ID tokens and logout tokens (OIDC
+    /// Back-Channel Logout 1.0 §2.1). `None` for sessions made before Candor had it.
+    pub sid: Option<String>,
     pub user_id: String,
     pub auth_time: UnixTime,
     pub created_at: UnixTime,
@@ -374,6 +398,8 @@ pub struct InteractionRecord {
     /// Set once the user logged in during this interaction.
     pub login_user_id: Option<String>,
     pub login_time: Option<UnixTime>,
+    /// The `sid` of the session of that login.
+    pub login_sid: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }

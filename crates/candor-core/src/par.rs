@@ -155,6 +155,7 @@ mod tests {
             access_token_format: crate::model::TokenFormat::Opaque,
             resources: vec![],
             require_dpop: false,
+            logout: Default::default(),
         }
     }
 

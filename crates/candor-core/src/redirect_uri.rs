@@ -100,6 +100,12 @@ impl UriDifference {
     }
 }
 
+/// The registered URI that shares the longest prefix with `received`, and how they differ.
+pub fn closest<'r>(received: &str, registered: &'r [String]) -> Option<(&'r str, UriDifference)> {
+    let common = |r: &&String| r.bytes().zip(received.bytes()).take_while(|(a, b)| a == b).count();
+    registered.iter().max_by_key(common).map(|c| (c.as_str(), difference(c, received)))
+}
+
 /// Names how `received` differs from `expected` (the first difference that explains it).
 pub fn difference(expected: &str, received: &str) -> UriDifference {
     if expected.trim() == received.trim() {

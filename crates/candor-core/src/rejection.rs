@@ -64,6 +64,16 @@ pub enum Reason {
     RequestUriClientMismatch,
     /// RFC 9126 §5: this client's authorization requests must be pushed to /par first.
     ParRequired,
+    // --- logout (OIDC RP-Initiated Logout 1.0) ---
+    /// The `id_token_hint` is not an ID token this provider signed (malformed, another
+    /// provider's, an access token); expiry does not matter.
+    IdTokenHintInvalid,
+    /// §2: the `client_id` sent beside an `id_token_hint` must be the client it was issued to.
+    IdTokenHintClientMismatch,
+    /// §3.1: the `post_logout_redirect_uri` is not one the client registered.
+    PostLogoutRedirectUriNotRegistered,
+    /// §2: a `post_logout_redirect_uri` needs an `id_token_hint` or `client_id` naming the client.
+    PostLogoutRedirectUriWithoutClient,
 
     // --- token endpoint: grant and client (RFC 6749 §5.2) ---
     /// The `grant_type` is not one Candor implements.
@@ -260,6 +270,10 @@ impl Reason {
         Reason::RequestUriExpired,
         Reason::RequestUriClientMismatch,
         Reason::ParRequired,
+        Reason::IdTokenHintInvalid,
+        Reason::IdTokenHintClientMismatch,
+        Reason::PostLogoutRedirectUriNotRegistered,
+        Reason::PostLogoutRedirectUriWithoutClient,
         Reason::GrantTypeUnsupported,
         Reason::GrantTypeNotAllowedForClient,
         Reason::ClientAuthenticationMissing,
@@ -367,6 +381,10 @@ impl Reason {
             RequestUriExpired => "request_uri_expired",
             RequestUriClientMismatch => "request_uri_client_mismatch",
             ParRequired => "par_required",
+            IdTokenHintInvalid => "id_token_hint_invalid",
+            IdTokenHintClientMismatch => "id_token_hint_client_mismatch",
+            PostLogoutRedirectUriNotRegistered => "post_logout_redirect_uri_not_registered",
+            PostLogoutRedirectUriWithoutClient => "post_logout_redirect_uri_without_client",
             GrantTypeUnsupported => "grant_type_unsupported",
             GrantTypeNotAllowedForClient => "grant_type_not_allowed_for_client",
             ClientAuthenticationMissing => "client_authentication_missing",
@@ -468,6 +486,11 @@ impl Reason {
             | PkceVerifierMalformed
             | InteractionExpired
             | ParRequired => "invalid_request",
+            // RP-Initiated Logout 1.0 defines no error codes: shown on a page, never redirected.
+            IdTokenHintInvalid
+            | IdTokenHintClientMismatch
+            | PostLogoutRedirectUriNotRegistered
+            | PostLogoutRedirectUriWithoutClient => "invalid_request",
             // RFC 9101 §6.2 (and RFC 9126 §4): the request_uri "returns an error or contains invalid data".
             RequestUriUnknown | RequestUriUsed | RequestUriExpired | RequestUriClientMismatch => "invalid_request_uri",
             ClientUnknown | RedirectUriNotRegistered => "invalid_request",
@@ -602,6 +625,12 @@ impl Reason {
                 "The request_uri was pushed by a different client than the client_id sent with it."
             }
             ParRequired => "This client must push its authorization requests to /par and send the request_uri.",
+            IdTokenHintInvalid => "The id_token_hint is not an ID token issued by this provider.",
+            IdTokenHintClientMismatch => "The client_id differs from the client the id_token_hint was issued to.",
+            PostLogoutRedirectUriNotRegistered => "The post_logout_redirect_uri is not registered for this client.",
+            PostLogoutRedirectUriWithoutClient => {
+                "A post_logout_redirect_uri needs an id_token_hint or a client_id to say which client registered it."
+            }
             GrantTypeUnsupported => "This grant_type is not supported.",
             GrantTypeNotAllowedForClient => "This client is not allowed to use this grant_type.",
             ClientAuthenticationMissing => "The client did not authenticate and sent no client_id.",

@@ -179,13 +179,28 @@ pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
     async fn session(&self, hash: &str) -> StoreResult<Option<SessionRecord>>;
     async fn delete_session(&self, hash: &str) -> StoreResult<()>;
+    /// Logout, in one transaction: deletes the session, forgets the clients it signed in to
+    /// (returned, to be told) and revokes the tokens of its grants that are not
+    /// `offline_access`. `None` if there was no such session (ended already, elsewhere).
+    async fn end_session(&self, hash: &str, now: UnixTime) -> StoreResult<Option<EndedSession>>;
+}
+
+/// A session that logout ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndedSession {
+    pub session: SessionRecord,
+    /// The clients a code was issued to in the session, in no particular order.
+    pub clients: Vec<String>,
+    /// Access and refresh tokens newly revoked with it.
+    pub tokens_revoked: u64,
 }
 
 #[async_trait]
 pub trait InteractionStore: Send + Sync {
     async fn insert_interaction(&self, interaction: &InteractionRecord) -> StoreResult<()>;
     async fn interaction(&self, hash: &str) -> StoreResult<Option<InteractionRecord>>;
-    async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()>;
+    /// Records that the user logged in during the interaction, in the session `sid`.
+    async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime, sid: Option<&str>) -> StoreResult<()>;
     /// Deletes the interaction; returns false if it was already gone (completed elsewhere).
     async fn take_interaction(&self, hash: &str) -> StoreResult<bool>;
     async fn insert_pushed_request(&self, pushed: &PushedRequest) -> StoreResult<()>;
@@ -263,11 +278,13 @@ pub struct Swept {
     pub dpop_proofs: u64,
     /// Device authorizations expired more than the tombstone retention ago.
     pub device_codes: u64,
+    /// The records of which clients a session signed in to, once the session is gone.
+    pub session_clients: u64,
 }
 
 impl Swept {
     /// The counts in the order of the fields (the order in which a store sweeps them).
-    pub fn counts(&self) -> [u64; 10] {
+    pub fn counts(&self) -> [u64; 11] {
         [
             self.codes,
             self.access_tokens,
@@ -279,6 +296,7 @@ impl Swept {
             self.pushed_requests,
             self.dpop_proofs,
             self.device_codes,
+            self.session_clients,
         ]
     }
 
@@ -298,7 +316,7 @@ impl Swept {
     }
 }
 
-impl From<[u64; 10]> for Swept {
+impl From<[u64; 11]> for Swept {
     /// Counts in the order of `counts()`.
     fn from(
         [
@@ -312,7 +330,8 @@ impl From<[u64; 10]> for Swept {
             pushed_requests,
             dpop_proofs,
             device_codes,
-        ]: [u64; 10],
+            session_clients,
+        ]: [u64; 11],
     ) -> Swept {
         Swept {
             codes,
@@ -325,6 +344,7 @@ impl From<[u64; 10]> for Swept {
             pushed_requests,
             dpop_proofs,
             device_codes,
+            session_clients,
         }
     }
 }

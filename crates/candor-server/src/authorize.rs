@@ -65,17 +65,26 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
+/// A logged-in browser: its user, when they logged in, and the session's public id.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    pub(crate) user_id: String,
+    pub(crate) auth_time: i64,
+    pub(crate) sid: Option<String>,
+}
+
+/// This browser's session, if its cookie names one that has not expired.
+pub(crate) async fn current_session(state: &AppState, headers: &HeaderMap) -> Result<Option<SessionRecord>, Rejection> {
+    let Some(cookie) = cookies::get(headers, cookies::SESSION) else { return Ok(None) };
+    let session = state.store.session(&hash_secret(&cookie)).await.map_err(Rejection::store)?;
+    Ok(session.filter(|s| s.expires_at > state.now()))
+}
+
 /// The logged-in user of this browser, if its session is valid and the user enabled.
-pub(crate) async fn current_login(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, i64)>, Rejection> {
-    let Some(sid) = cookies::get(headers, cookies::SESSION) else { return Ok(None) };
-    let Some(session) = state.store.session(&hash_secret(&sid)).await.map_err(Rejection::store)? else {
-        return Ok(None);
-    };
-    if session.expires_at <= state.now() {
-        return Ok(None);
-    }
+pub(crate) async fn current_login(state: &AppState, headers: &HeaderMap) -> Result<Option<Login>, Rejection> {
+    let Some(session) = current_session(state, headers).await? else { return Ok(None) };
     match state.store.user(&session.user_id).await.map_err(Rejection::store)? {
-        Some(u) if !u.disabled => Ok(Some((u.id, session.auth_time))),
+        Some(u) if !u.disabled => Ok(Some(Login { user_id: u.id, auth_time: session.auth_time, sid: session.sid })),
         _ => Ok(None),
     }
 }
@@ -125,7 +134,7 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
         Err(r) => return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
     };
     let consented = match &login {
-        Some((user_id, _)) => match state.store.consent(user_id, &req.client_id).await {
+        Some(l) => match state.store.consent(&l.user_id, &req.client_id).await {
             Ok(c) => c,
             Err(e) => {
                 return redirect_error(state, &Rejection::store(e), trace, &req.redirect_uri, req.state.as_deref());
@@ -133,9 +142,13 @@ async fn start(state: &AppState, trace: &Trace, headers: &HeaderMap, params: Par
         },
         None => Vec::new(),
     };
-    let logged_in = login.as_ref().map(|(u, t)| LoggedIn { user_id: u, auth_time: *t, during_this_request: false });
+    let logged_in =
+        login.as_ref().map(|l| LoggedIn { user_id: &l.user_id, auth_time: l.auth_time, during_this_request: false });
+    let sid = login.as_ref().and_then(|l| l.sid.clone());
     match authorize::decide(&req, logged_in, &consented, false, now) {
-        Next::Issue { user_id, auth_time } => issue(state, trace, &req, &user_id, auth_time, false).await,
+        Next::Issue { user_id, auth_time } => {
+            issue(state, trace, &req, &Login { user_id, auth_time, sid }, false).await
+        }
         Next::Fail(r) => redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
         Next::Login => begin_interaction(state, trace, headers, &req, None).await,
         Next::Consent { .. } => begin_interaction(state, trace, headers, &req, login).await,
@@ -147,12 +160,19 @@ async fn issue(
     state: &AppState,
     trace: &Trace,
     req: &AuthorizationRequest,
-    user_id: &str,
-    auth_time: i64,
+    login: &Login,
     after_post: bool,
 ) -> Response {
     let now = state.now();
-    let (code, record) = match authorize::issue_code(req, user_id, auth_time, &state.settings, now, &trace.0) {
+    let (code, record) = match authorize::issue_code(
+        req,
+        &login.user_id,
+        login.auth_time,
+        login.sid.as_deref(),
+        &state.settings,
+        now,
+        &trace.0,
+    ) {
         Ok(v) => v,
         Err(r) => return redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
     };
@@ -181,7 +201,7 @@ async fn begin_interaction(
     trace: &Trace,
     headers: &HeaderMap,
     req: &AuthorizationRequest,
-    login: Option<(String, i64)>,
+    login: Option<Login>,
 ) -> Response {
     match new_interaction(state, headers, &Pending::Authorize(req.clone()), login).await {
         Ok(response) => response,
@@ -203,7 +223,7 @@ pub(crate) async fn new_interaction(
     state: &AppState,
     headers: &HeaderMap,
     pending: &Pending,
-    login: Option<(String, i64)>,
+    login: Option<Login>,
 ) -> Result<Response, Rejection> {
     let now = state.now();
     let (browser, new_browser) = browser_cookie(headers)?;
@@ -213,8 +233,9 @@ pub(crate) async fn new_interaction(
         request: pending.to_json()?,
         browser_hash: hash_secret(&browser),
         csrf_hash: hash_secret(&csrf_token(&browser, &id.value)),
-        login_user_id: login.as_ref().map(|(u, _)| u.clone()),
-        login_time: login.as_ref().map(|(_, t)| *t),
+        login_user_id: login.as_ref().map(|l| l.user_id.clone()),
+        login_time: login.as_ref().map(|l| l.auth_time),
+        login_sid: login.and_then(|l| l.sid),
         created_at: now,
         expires_at: now + state.settings.interaction_lifetime,
     };
@@ -523,11 +544,12 @@ pub async fn login(
     if let Some(old) = cookies::get(&headers, cookies::SESSION) {
         let _ = state.store.delete_session(&hash_secret(&old)).await;
     }
-    let Ok(sid) = Secret::generate(SecretKind::Session) else {
+    let (Ok(cookie), Ok(sid)) = (Secret::generate(SecretKind::Session), candor_core::tokens::random_id()) else {
         return error_page(&state, &Rejection::internal(), &trace);
     };
     let session = SessionRecord {
-        hash: sid.hash.clone(),
+        hash: cookie.hash.clone(),
+        sid: Some(sid.clone()),
         user_id: user.id.clone(),
         auth_time: now,
         created_at: now,
@@ -536,48 +558,44 @@ pub async fn login(
     if let Err(e) = state.store.insert_session(&session).await {
         return error_page(&state, &Rejection::store(e), &trace);
     }
-    if let Err(e) = state.store.record_login(&loaded.record.hash, &user.id, now).await {
+    if let Err(e) = state.store.record_login(&loaded.record.hash, &user.id, now, Some(&sid)).await {
         return error_page(&state, &Rejection::store(e), &trace);
     }
     tracing::info!(trace = %trace.0, user = %user.id, "user logged in");
-    let mut response = continue_after_login(&state, &trace, &loaded, &user.id, now).await;
+    let login = Login { user_id: user.id.clone(), auth_time: now, sid: Some(sid) };
+    let mut response = continue_after_login(&state, &trace, &loaded, &login).await;
     cookies::set(
         response.headers_mut(),
         cookies::SESSION,
-        &sid.value,
+        &cookie.value,
         state.settings.session_lifetime,
         state.secure_cookies,
     );
     response
 }
 
-async fn continue_after_login(state: &AppState, trace: &Trace, l: &Loaded, user_id: &str, auth_time: i64) -> Response {
+async fn continue_after_login(state: &AppState, trace: &Trace, l: &Loaded, login: &Login) -> Response {
     // A device authorization is always confirmed on its own page (RFC 8628 §5.4).
     let Pending::Authorize(req) = &l.pending else { return see_other(&format!("/interaction/{}", l.id)) };
-    let consented = match state.store.consent(user_id, &req.client_id).await {
+    let consented = match state.store.consent(&login.user_id, &req.client_id).await {
         Ok(c) => c,
         Err(e) => return error_page(state, &Rejection::store(e), trace),
     };
-    let login = LoggedIn { user_id, auth_time, during_this_request: true };
-    match authorize::decide(req, Some(login), &consented, false, state.now()) {
+    let logged_in = LoggedIn { user_id: &login.user_id, auth_time: login.auth_time, during_this_request: true };
+    match authorize::decide(req, Some(logged_in), &consented, false, state.now()) {
         Next::Consent { .. } => see_other(&format!("/interaction/{}", l.id)),
-        Next::Issue { user_id, auth_time } => finish(state, trace, l, req, &user_id, auth_time).await,
+        Next::Issue { user_id, auth_time } => {
+            finish(state, trace, l, req, &Login { user_id, auth_time, sid: login.sid.clone() }).await
+        }
         Next::Fail(r) => redirect_error(state, &r, trace, &req.redirect_uri, req.state.as_deref()),
         Next::Login => see_other(&format!("/interaction/{}", l.id)),
     }
 }
 
 /// Completes the interaction exactly once, then issues the code.
-async fn finish(
-    state: &AppState,
-    trace: &Trace,
-    l: &Loaded,
-    req: &AuthorizationRequest,
-    user_id: &str,
-    auth_time: i64,
-) -> Response {
+async fn finish(state: &AppState, trace: &Trace, l: &Loaded, req: &AuthorizationRequest, login: &Login) -> Response {
     match state.store.take_interaction(&l.record.hash).await {
-        Ok(true) => issue(state, trace, req, user_id, auth_time, true).await,
+        Ok(true) => issue(state, trace, req, login, true).await,
         Ok(false) => {
             error_page(state, &Rejection::new(Reason::InteractionExpired).with("problem", "already completed"), trace)
         }
@@ -612,7 +630,8 @@ pub async fn consent(
             if let Err(r) = grant_consent(&state, &user_id, &req.client_id, &req.scope).await {
                 return error_page(&state, &r, &trace);
             }
-            finish(&state, &trace, &loaded, req, &user_id, auth_time).await
+            let login = Login { user_id, auth_time, sid: loaded.record.login_sid.clone() };
+            finish(&state, &trace, &loaded, req, &login).await
         }
         Some("deny") => {
             let _ = state.store.take_interaction(&loaded.record.hash).await;

@@ -36,6 +36,11 @@ pub fn set(headers: &mut HeaderMap, name: &str, value: &str, max_age: i64, secur
     }
 }
 
+/// Removes cookie `name` from the browser (`Max-Age=0`, same attributes as when it was set).
+pub fn clear(headers: &mut HeaderMap, name: &str, secure: bool) {
+    set(headers, name, "", 0, secure);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

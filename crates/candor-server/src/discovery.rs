@@ -47,7 +47,7 @@ pub fn document(state: &AppState) -> Value {
         "code_challenge_methods_supported": ["S256"],
         // RFC 9449 §5.1.
         "dpop_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid",
                              "name", "preferred_username", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
@@ -55,8 +55,11 @@ pub fn document(state: &AppState) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,
+        // OIDC RP-Initiated Logout 1.0 §2.1 and Back-Channel Logout 1.0 §2.1.
+        "end_session_endpoint": format!("{base}{}", candor_core::logout::END_SESSION_PATH),
         "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "service_documentation": format!("{base}/errors/"),
     })
 }

@@ -8,6 +8,7 @@ pub mod device;
 pub mod discovery;
 pub mod dpop;
 pub mod html;
+pub mod logout;
 pub mod metrics;
 pub mod par;
 mod passwords;
@@ -64,7 +65,7 @@ async fn header_limit(
         .with("largest_header_bytes", bytes);
     let trace = req.extensions().get::<Trace>().cloned().unwrap_or_else(|| Trace("no-trace".into()));
     let path = req.uri().path();
-    if path.starts_with("/authorize") || path.starts_with("/interaction/") {
+    if path.starts_with("/authorize") || path.starts_with("/interaction/") || path.starts_with("/logout") {
         respond::error_page(&state, &r, &trace)
     } else {
         let body = axum::Json(respond::error_json(&state, &r, &trace));
@@ -96,6 +97,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/par", post(par::push))
         .route("/device_authorization", post(device::authorization))
         .route("/device", get(device::page_get).post(device::page_post))
+        .route(candor_core::logout::END_SESSION_PATH, get(logout::get).post(logout::post))
+        .route("/logout/confirm", post(logout::confirm))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/errors/", get(discovery::reason_index))
         .route("/errors/{reason}", get(discovery::reason_page))

@@ -162,7 +162,26 @@ pub fn redirect_error(
 
 /// An error shown to the person in the browser, never sent to the client's redirect URI.
 pub fn error_page(state: &AppState, r: &Rejection, trace: &Trace) -> Response {
-    log(r, trace, "authorize");
+    titled_error_page(
+        state,
+        r,
+        trace,
+        "authorize",
+        "This sign-in request cannot continue",
+        "The application that sent you here made a request this provider refuses. Nothing was shared with it.",
+    )
+}
+
+/// An error page with its own heading and first words (what happened to the person).
+pub fn titled_error_page(
+    state: &AppState,
+    r: &Rejection,
+    trace: &Trace,
+    endpoint: &str,
+    heading: &str,
+    outcome: &str,
+) -> Response {
+    log(r, trace, endpoint);
     let facts = r.facts.to_json(state.disclosure.is_detailed());
     let mut rows = String::new();
     for (k, v) in &facts {
@@ -173,12 +192,14 @@ pub fn error_page(state: &AppState, r: &Rejection, trace: &Trace) -> Response {
         rows.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(k), esc(&v)));
     }
     let body = format!(
-        r#"<h1>This sign-in request cannot continue</h1>
+        r#"<h1>{heading}</h1>
 <p class="error" role="alert">{desc}</p>
-<p class="muted">The application that sent you here made a request this provider refuses. Nothing was shared with it.
+<p class="muted">{outcome}
 If you are its developer: <a href="{uri}">what <code>{code}</code> means and how to fix it</a>.</p>
 {facts}
 <p class="muted">Trace id: <code>{trace}</code></p>"#,
+        heading = esc(heading),
+        outcome = esc(outcome),
         desc = esc(r.reason.description()),
         uri = esc(&error_uri(state, r)),
         code = esc(r.reason.code()),

@@ -49,6 +49,8 @@ pub struct AppState {
     pub proxies: candor_core::net::TrustedProxies,
     /// Token requests per client (`ratelimit.rs`).
     pub rate_limits: crate::ratelimit::RateLimits,
+    /// The HTTP client of back-channel logout (`logout.rs`): no redirects, a bounded wait.
+    pub outbound: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,8 @@ impl AppState {
             throttle: crate::throttle::Throttle::default(),
             proxies,
             rate_limits: crate::ratelimit::RateLimits::default(),
+            outbound: crate::logout::http_client()
+                .map_err(|e| StartError::Settings(format!("outbound HTTP client: {e}")))?,
         }))
     }
 

@@ -67,6 +67,7 @@ fn client() -> Client {
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
         require_dpop: false,
+        logout: Default::default(),
     }
 }
 
@@ -107,6 +108,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
         redeemed_at: None,
         redeemed_trace: None,
         issued_trace: "trace-authorize".into(),
+        sid: None,
     };
     let tokens = IssuedTokens {
         access: AccessTokenRecord {
@@ -137,6 +139,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
             rotated_trace: None,
             revoked_at: None,
             issued_trace: "trace-token".into(),
+            sid: None,
         }),
         audit: Some(audit()),
     };

@@ -96,8 +96,9 @@ pub(crate) trait Writes: Send + Sync {
     async fn take_pushed_request(&self, hash: String, now: UnixTime) -> StoreResult<candor_core::store::Taking>;
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()>;
     async fn delete_session(&self, hash: String) -> StoreResult<()>;
+    async fn end_session(&self, hash: String, now: UnixTime) -> StoreResult<Option<candor_core::store::EndedSession>>;
     async fn insert_interaction(&self, i: InteractionRecord) -> StoreResult<()>;
-    async fn record_login(&self, hash: String, user_id: String, at: UnixTime) -> StoreResult<()>;
+    async fn record_login(&self, hash: String, user_id: String, at: UnixTime, sid: Option<String>) -> StoreResult<()>;
     async fn take_interaction(&self, hash: String) -> StoreResult<bool>;
     async fn revoke_consent(&self, user_id: String, client_id: String, now: UnixTime) -> StoreResult<bool>;
     async fn grant_consent(

@@ -200,7 +200,8 @@ async fn insert_issued(tx: &mut PgConnection, issued: &IssuedTokens) -> StoreRes
             .bind(r.revoked_at)
             .bind(&r.issued_trace)
             .bind(crate::to_json(&r.resources)?)
-            .bind(&r.dpop_jkt);
+            .bind(&r.dpop_jkt)
+            .bind(&r.sid);
         execute(tx, q).await?;
     }
     if let Some(r) = &issued.audit {
@@ -273,8 +274,14 @@ impl Writes for PgStore {
                     .bind(&c.redeemed_trace)
                     .bind(&c.issued_trace)
                     .bind(crate::to_json(&c.resources)?)
-                    .bind(&c.dpop_jkt);
-                execute(tx, q).await.map(|_| ())
+                    .bind(&c.dpop_jkt)
+                    .bind(&c.sid);
+                execute(tx, q).await?;
+                if let Some(sid) = &c.sid {
+                    execute(tx, sqlx::query(sql::SESSION_SIGNED_IN_TO).bind(sid).bind(&c.client_id).bind(c.issued_at))
+                        .await?;
+                }
+                Ok(())
             })
         })
         .await
@@ -485,7 +492,8 @@ impl Writes for PgStore {
                     .bind(&s.user_id)
                     .bind(s.auth_time)
                     .bind(s.created_at)
-                    .bind(s.expires_at);
+                    .bind(s.expires_at)
+                    .bind(&s.sid);
                 execute(tx, q).await.map(|_| ())
             })
         })
@@ -495,6 +503,32 @@ impl Writes for PgStore {
     async fn delete_session(&self, hash: String) -> StoreResult<()> {
         self.write(move |tx| {
             Box::pin(async move { execute(tx, sqlx::query(sql::DELETE_SESSION).bind(&hash)).await.map(|_| ()) })
+        })
+        .await
+    }
+
+    async fn end_session(&self, hash: String, now: UnixTime) -> StoreResult<Option<EndedSession>> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let Some(row) =
+                    sqlx::query(sql::END_SESSION).bind(&hash).fetch_optional(&mut *tx).await.map_err(unavailable)?
+                else {
+                    return Ok(None);
+                };
+                let session = crate::rows::session(&row)?;
+                let (mut clients, mut tokens_revoked) = (Vec::new(), 0);
+                if let Some(sid) = &session.sid {
+                    clients = sqlx::query_scalar(sql::END_SESSION_CLIENTS)
+                        .bind(sid)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    for statement in sql::END_SESSION_REVOKE {
+                        tokens_revoked += execute(tx, sqlx::query(statement).bind(now).bind(sid)).await?;
+                    }
+                }
+                Ok(Some(EndedSession { session, clients, tokens_revoked }))
+            })
         })
         .await
     }
@@ -510,17 +544,19 @@ impl Writes for PgStore {
                     .bind(&i.login_user_id)
                     .bind(i.login_time)
                     .bind(i.created_at)
-                    .bind(i.expires_at);
+                    .bind(i.expires_at)
+                    .bind(&i.login_sid);
                 execute(tx, q).await.map(|_| ())
             })
         })
         .await
     }
 
-    async fn record_login(&self, hash: String, user_id: String, at: UnixTime) -> StoreResult<()> {
+    async fn record_login(&self, hash: String, user_id: String, at: UnixTime, sid: Option<String>) -> StoreResult<()> {
         self.write(move |tx| {
             Box::pin(async move {
-                execute(tx, sqlx::query(sql::RECORD_LOGIN).bind(&user_id).bind(at).bind(&hash)).await.map(|_| ())
+                let q = sqlx::query(sql::RECORD_LOGIN).bind(&user_id).bind(at).bind(&hash).bind(&sid);
+                execute(tx, q).await.map(|_| ())
             })
         })
         .await

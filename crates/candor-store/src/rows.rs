@@ -86,6 +86,11 @@ pub(crate) fn client(row: &(impl Col + ?Sized)) -> StoreResult<Client> {
         access_token_format: token_format(row, "access_token_format")?,
         resources: json_list(row, "resources")?,
         require_dpop: row.flag("require_dpop")?,
+        logout: ClientLogout {
+            post_logout_redirect_uris: json_list(row, "post_logout_redirect_uris")?,
+            backchannel_uri: row.opt_text("backchannel_logout_uri")?,
+            backchannel_session_required: row.flag("backchannel_logout_session_required")?,
+        },
         jwks: match row.opt_text("jwks")? {
             None => None,
             Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt("jwks", e))?),
@@ -145,6 +150,7 @@ pub(crate) fn code(row: &(impl Col + ?Sized)) -> StoreResult<CodeRecord> {
         nonce: row.opt_text("nonce")?,
         code_challenge,
         dpop_jkt: row.opt_text("dpop_jkt")?,
+        sid: row.opt_text("sid")?,
         auth_time: row.int("auth_time")?,
         issued_at: row.int("issued_at")?,
         expires_at: row.int("expires_at")?,
@@ -203,6 +209,7 @@ pub(crate) fn refresh(row: &(impl Col + ?Sized)) -> StoreResult<RefreshTokenReco
         scope: row.text("scope")?,
         resources: json_list(row, "resources")?,
         dpop_jkt: row.opt_text("dpop_jkt")?,
+        sid: row.opt_text("sid")?,
         auth_time: row.int("auth_time")?,
         issued_at: row.int("issued_at")?,
         expires_at: row.int("expires_at")?,
@@ -216,6 +223,7 @@ pub(crate) fn refresh(row: &(impl Col + ?Sized)) -> StoreResult<RefreshTokenReco
 pub(crate) fn session(row: &(impl Col + ?Sized)) -> StoreResult<SessionRecord> {
     Ok(SessionRecord {
         hash: row.text("hash")?,
+        sid: row.opt_text("sid")?,
         user_id: row.text("user_id")?,
         auth_time: row.int("auth_time")?,
         created_at: row.int("created_at")?,
@@ -241,6 +249,7 @@ pub(crate) fn interaction(row: &(impl Col + ?Sized)) -> StoreResult<InteractionR
         csrf_hash: row.text("csrf_hash")?,
         login_user_id: row.opt_text("login_user_id")?,
         login_time: row.opt_int("login_time")?,
+        login_sid: row.opt_text("login_sid")?,
         created_at: row.int("created_at")?,
         expires_at: row.int("expires_at")?,
     })

@@ -73,8 +73,9 @@ macro_rules! store_impl {
                 sqlx::query(
                     "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
                                           allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at, jwks,
-                                          require_par, access_token_format, resources, require_dpop)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                                          require_par, access_token_format, resources, require_dpop,
+                                          post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                 )
                 .bind(&c.id)
                 .bind(&c.name)
@@ -93,6 +94,9 @@ macro_rules! store_impl {
                 .bind(c.access_token_format.as_str())
                 .bind(to_json(&c.resources)?)
                 .bind(c.require_dpop)
+                .bind(to_json(&c.logout.post_logout_redirect_uris)?)
+                .bind(&c.logout.backchannel_uri)
+                .bind(c.logout.backchannel_session_required)
                 .execute(&self.pool)
                 .await
                 .map_err(unavailable)?;
@@ -123,7 +127,7 @@ macro_rules! store_impl {
                         .await
                         .map_err(unavailable)?;
                 }
-                for table in ["consents", "device_codes"] {
+                for table in ["consents", "device_codes", "session_clients"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE client_id = $1"))
                         .bind(id)
                         .execute(&mut *tx)
@@ -468,6 +472,10 @@ macro_rules! store_impl {
             async fn delete_session(&self, hash: &str) -> StoreResult<()> {
                 crate::Writes::delete_session(self.writes(), hash.to_string()).await
             }
+
+            async fn end_session(&self, hash: &str, now: UnixTime) -> StoreResult<Option<EndedSession>> {
+                crate::Writes::end_session(self.writes(), hash.to_string(), now).await
+            }
         }
 
         #[async_trait]
@@ -480,8 +488,8 @@ macro_rules! store_impl {
                 crate::Reads::one(self.reads(), crate::sql::INTERACTION, hash, |row| crate::rows::interaction(row)).await
             }
 
-            async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime) -> StoreResult<()> {
-                crate::Writes::record_login(self.writes(), hash.to_string(), user_id.to_string(), at).await
+            async fn record_login(&self, hash: &str, user_id: &str, at: UnixTime, sid: Option<&str>) -> StoreResult<()> {
+                crate::Writes::record_login(self.writes(), hash.to_string(), user_id.to_string(), at, sid.map(str::to_string)).await
             }
 
             async fn take_interaction(&self, hash: &str) -> StoreResult<bool> {
@@ -645,7 +653,7 @@ macro_rules! store_impl {
         #[async_trait]
         impl SweepStore for $Store {
             async fn sweep(&self, policy: &SweepPolicy) -> StoreResult<Swept> {
-                let mut counts = [0u64; 10];
+                let mut counts = [0u64; 11];
                 for (count, step) in counts.iter_mut().zip(crate::shared::sweep_steps(policy)) {
                     *count = self.sweep_step(&step, policy.batch).await?;
                 }
@@ -666,7 +674,7 @@ pub(crate) struct SweepStep {
 }
 
 /// The statements of one sweep, in the order of `Swept::counts`.
-pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 10] {
+pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepStep; 11] {
     let now = policy.now;
     let horizon = now - policy.tombstone_retention;
     // Each statement deletes at most `batch` rows, chosen by key, so concurrent sweepers on
@@ -677,7 +685,7 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
     // keys below the prefix of a time before which every row is dead or nearly so, and,
     // for rows keyed before keys were ordered (a bare digest or a random id), keys above
     // any time near now. The row's own times decide; the ranges only bound the walk.
-    let steps: [(&'static str, i64, Option<i64>); 10] = [
+    let steps: [(&'static str, i64, Option<i64>); 11] = [
         // A code is dead at expiry (it cannot be redeemed later); its tombstone stays `retention` more.
         ("DELETE FROM codes WHERE hash IN (SELECT hash FROM codes WHERE expires_at < $1 LIMIT $2)", horizon, None),
         // A token dies at expiry or revocation, which come after its issue: one dead since the
@@ -734,6 +742,14 @@ pub(crate) fn sweep_steps(policy: &candor_core::store::SweepPolicy) -> [SweepSte
         (
             "DELETE FROM device_codes WHERE hash IN (SELECT hash FROM device_codes WHERE expires_at < $1 LIMIT $2)",
             horizon,
+            None,
+        ),
+        // Which clients a session signed in to matters while the session lives (logout tells
+        // them); the session's own sweep (or its user's removal) leaves these behind.
+        (
+            "DELETE FROM session_clients WHERE (sid, client_id) IN (SELECT sid, client_id FROM session_clients sc
+             WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = sc.sid) LIMIT $2)",
+            now,
             None,
         ),
     ];

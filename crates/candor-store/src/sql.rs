@@ -4,8 +4,11 @@
 
 pub(crate) const INSERT_CODE: &str = "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope,
         nonce, code_challenge, code_challenge_method, auth_time, issued_at, expires_at, redeemed_at, redeemed_trace, issued_trace,
-        resources, dpop_jkt)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+        resources, dpop_jkt, sid)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+/// A code issued in a session records that the session signed in to its client (told at logout).
+pub(crate) const SESSION_SIGNED_IN_TO: &str =
+    "INSERT INTO session_clients (sid, client_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 
 /// The claim of a code: writers of one row are serialised (SQLite: one writer; PostgreSQL: the
 /// row lock, and the WHERE is re-checked after a concurrent commit), so exactly one transaction
@@ -43,8 +46,8 @@ pub(crate) const INSERT_ACCESS: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(crate) const INSERT_REFRESH: &str =
     "INSERT INTO refresh_tokens (hash, grant_id, client_id, user_id, scope, auth_time, issued_at,
-        expires_at, rotated_at, rotated_trace, revoked_at, issued_trace, resources, dpop_jkt)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        expires_at, rotated_at, rotated_trace, revoked_at, issued_trace, resources, dpop_jkt, sid)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 pub(crate) const REFRESH_REVOKED_AT: &str = "SELECT revoked_at FROM refresh_tokens WHERE hash = $1";
 /// The claim of a refresh token's rotation (see `CLAIM_CODE`).
@@ -71,14 +74,32 @@ pub(crate) const REVOKE_GRANT: [&str; 2] = [
 ];
 
 pub(crate) const INSERT_SESSION: &str =
-    "INSERT INTO sessions (hash, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+    "INSERT INTO sessions (hash, user_id, auth_time, created_at, expires_at, sid) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE hash = $1";
+
+/// Logout: the session, gone (`$1`: its hash)...
+pub(crate) const END_SESSION: &str = "DELETE FROM sessions WHERE hash = $1 RETURNING *";
+/// ...the clients it signed in to (`$1`: its sid)...
+pub(crate) const END_SESSION_CLIENTS: &str = "DELETE FROM session_clients WHERE sid = $1 RETURNING client_id";
+/// ...and the tokens of its grants that are not `offline_access` (OIDC Back-Channel Logout 1.0
+/// §2.7: refresh tokens issued without it "SHOULD be revoked", those with it "normally SHOULD
+/// NOT"): grants started by a code issued in the session, and refresh families that name it
+/// (`$1`: now, `$2`: its sid).
+pub(crate) const END_SESSION_REVOKE: [&str; 2] = [
+    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND grant_id IN (
+        SELECT grant_id FROM codes WHERE sid = $2 AND (' ' || scope || ' ') NOT LIKE '% offline\\_access %' ESCAPE '\\'
+        UNION SELECT grant_id FROM refresh_tokens WHERE sid = $2 AND (' ' || scope || ' ') NOT LIKE '% offline\\_access %' ESCAPE '\\')",
+    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND grant_id IN (
+        SELECT grant_id FROM codes WHERE sid = $2 AND (' ' || scope || ' ') NOT LIKE '% offline\\_access %' ESCAPE '\\'
+        UNION SELECT grant_id FROM refresh_tokens WHERE sid = $2 AND (' ' || scope || ' ') NOT LIKE '% offline\\_access %' ESCAPE '\\')",
+];
 
 pub(crate) const INSERT_INTERACTION: &str =
     "INSERT INTO interactions (hash, request, browser_hash, csrf_hash, login_user_id,
-        login_time, created_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub(crate) const RECORD_LOGIN: &str = "UPDATE interactions SET login_user_id = $1, login_time = $2 WHERE hash = $3";
+        login_time, created_at, expires_at, login_sid)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const RECORD_LOGIN: &str =
+    "UPDATE interactions SET login_user_id = $1, login_time = $2, login_sid = $4 WHERE hash = $3";
 pub(crate) const TAKE_INTERACTION: &str = "DELETE FROM interactions WHERE hash = $1";
 
 pub(crate) const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";

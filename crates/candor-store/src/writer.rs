@@ -27,7 +27,7 @@
 //! A job that fails is rolled back to its savepoint without touching the others; a failed
 //! `COMMIT` fails every job of the batch (nothing of it is stored).
 
-use crate::native::{db_error, execute, failure, first_row, open_existing};
+use crate::native::{all_rows, db_error, execute, failure, first_row, open_existing};
 use crate::rows::Col;
 use crate::{Writes, sql};
 use async_trait::async_trait;
@@ -35,7 +35,7 @@ use candor_core::audit::AuditRecord;
 use candor_core::clock::UnixTime;
 use candor_core::device::{Decision, Poll};
 use candor_core::model::{CodeRecord, DeviceCodeRecord, InteractionRecord, IssuedTokens, PushedRequest, SessionRecord};
-use candor_core::store::{Redemption, Rotation, StoreError, StoreResult};
+use candor_core::store::{EndedSession, Redemption, Rotation, StoreError, StoreResult};
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::Arc;
@@ -390,6 +390,7 @@ fn insert_issued(conn: &Connection, issued: &IssuedTokens) -> StoreResult<()> {
                 &r.issued_trace,
                 &resources,
                 &r.dpop_jkt,
+                &r.sid,
             ],
         )?;
     }
@@ -438,9 +439,13 @@ impl Writes for Writer {
                     &c.issued_trace,
                     &resources,
                     &c.dpop_jkt,
+                    &c.sid,
                 ],
-            )
-            .map(|_| ())
+            )?;
+            if let Some(sid) = &c.sid {
+                execute(conn, sql::SESSION_SIGNED_IN_TO, &[sid, &c.client_id, &c.issued_at])?;
+            }
+            Ok(())
         })
         .await
     }
@@ -594,14 +599,35 @@ impl Writes for Writer {
 
     async fn insert_session(&self, s: SessionRecord) -> StoreResult<()> {
         self.write(move |conn| {
-            execute(conn, sql::INSERT_SESSION, &[&s.hash, &s.user_id, &s.auth_time, &s.created_at, &s.expires_at])
-                .map(|_| ())
+            execute(
+                conn,
+                sql::INSERT_SESSION,
+                &[&s.hash, &s.user_id, &s.auth_time, &s.created_at, &s.expires_at, &s.sid],
+            )
+            .map(|_| ())
         })
         .await
     }
 
     async fn delete_session(&self, hash: String) -> StoreResult<()> {
         self.write(move |conn| execute(conn, sql::DELETE_SESSION, &[&hash]).map(|_| ())).await
+    }
+
+    async fn end_session(&self, hash: String, now: UnixTime) -> StoreResult<Option<EndedSession>> {
+        self.write(move |conn| {
+            let Some(session) = first_row(conn, sql::END_SESSION, &[&hash], |row| crate::rows::session(row))? else {
+                return Ok(None);
+            };
+            let (mut clients, mut tokens_revoked) = (Vec::new(), 0);
+            if let Some(sid) = &session.sid {
+                clients = all_rows(conn, sql::END_SESSION_CLIENTS, &[sid], |row| row.text("client_id"))?;
+                for statement in sql::END_SESSION_REVOKE {
+                    tokens_revoked += execute(conn, statement, &[&now, sid])?;
+                }
+            }
+            Ok(Some(EndedSession { session, clients, tokens_revoked }))
+        })
+        .await
     }
 
     async fn insert_interaction(&self, i: InteractionRecord) -> StoreResult<()> {
@@ -619,6 +645,7 @@ impl Writes for Writer {
                     &i.login_time,
                     &i.created_at,
                     &i.expires_at,
+                    &i.login_sid,
                 ],
             )
             .map(|_| ())
@@ -626,8 +653,8 @@ impl Writes for Writer {
         .await
     }
 
-    async fn record_login(&self, hash: String, user_id: String, at: UnixTime) -> StoreResult<()> {
-        self.write(move |conn| execute(conn, sql::RECORD_LOGIN, &[&user_id, &at, &hash]).map(|_| ())).await
+    async fn record_login(&self, hash: String, user_id: String, at: UnixTime, sid: Option<String>) -> StoreResult<()> {
+        self.write(move |conn| execute(conn, sql::RECORD_LOGIN, &[&user_id, &at, &hash, &sid]).map(|_| ())).await
     }
 
     async fn insert_pushed_request(&self, p: PushedRequest) -> StoreResult<()> {

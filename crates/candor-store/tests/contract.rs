@@ -77,6 +77,7 @@ fn code(hash: &str, grant: &str) -> CodeRecord {
         redeemed_at: None,
         redeemed_trace: None,
         issued_trace: "t-issue".into(),
+        sid: None,
     }
 }
 
@@ -110,6 +111,7 @@ fn issued(access: &str, refresh: Option<&str>, grant: &str) -> IssuedTokens {
             rotated_trace: None,
             revoked_at: None,
             issued_trace: "t".into(),
+            sid: None,
         }),
         audit: None,
     }
@@ -383,6 +385,7 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
             access_token_format: candor_core::model::TokenFormat::Opaque,
             resources: vec![],
             require_dpop: false,
+            logout: Default::default(),
         };
         s.store.insert_client(&client).await.unwrap();
         assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
@@ -395,6 +398,7 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
                 auth_time: 0,
                 created_at: 0,
                 expires_at: 99,
+                sid: None,
             })
             .await
             .unwrap();
@@ -448,6 +452,7 @@ async fn resources_round_trip_and_removing_one_revokes_its_tokens_and_takes_it_o
             access_token_format: TokenFormat::Jwt,
             resources: vec![api.id.clone(), other.id.clone()],
             require_dpop: false,
+            logout: Default::default(),
         };
         s.store.insert_client(&client).await.unwrap();
         assert_eq!(s.store.client("c-res").await.unwrap().unwrap(), client, "{}: round trip", s.name);
@@ -878,11 +883,78 @@ async fn device_codes_stay_as_tombstones_for_their_retention_and_go_with_their_c
             access_token_format: TokenFormat::Opaque,
             resources: vec![],
             require_dpop: false,
+            logout: Default::default(),
         };
         s.store.insert_client(&client).await.unwrap();
         assert_eq!(s.store.client("c1").await.unwrap().unwrap().grant_types, [GrantType::DeviceCode], "{}", s.name);
         s.store.insert_device_code(&device("dc-2", "uc-2", "gd2")).await.unwrap();
         assert!(s.store.remove_client("c1", 200).await.unwrap());
         assert!(s.store.device_code("dc-2").await.unwrap().is_none(), "{}: removed with its client", s.name);
+    }
+}
+
+#[tokio::test]
+async fn ending_a_session_names_its_clients_and_revokes_only_its_grants_without_offline_access() {
+    for s in stores().await {
+        let session = SessionRecord {
+            hash: "sess".into(),
+            sid: Some("sid-1".into()),
+            user_id: "u1".into(),
+            auth_time: 100,
+            created_at: 100,
+            expires_at: 10_000,
+        };
+        s.store.insert_session(&session).await.unwrap();
+        let in_session = |hash: &str, grant: &str, client: &str, scope: &str, sid: &str| CodeRecord {
+            sid: Some(sid.into()),
+            client_id: client.into(),
+            scope: scope.into(),
+            ..code(hash, grant)
+        };
+        // One online grant and one offline grant in the session (c1 signs in twice), one in another.
+        s.store.insert_code(&in_session("code-on", "g-on", "c1", "openid", "sid-1")).await.unwrap();
+        s.store.insert_code(&in_session("code-on2", "g-on2", "c1", "openid offline_access_x", "sid-1")).await.unwrap();
+        s.store.insert_code(&in_session("code-off", "g-off", "c2", "openid offline_access", "sid-1")).await.unwrap();
+        s.store.insert_code(&in_session("code-other", "g-other", "c3", "openid", "sid-2")).await.unwrap();
+        for (code, access, refresh, grant) in [
+            ("code-on", "at-on", "rt-on", "g-on"),
+            ("code-off", "at-off", "rt-off", "g-off"),
+            ("code-other", "at-other", "rt-other", "g-other"),
+        ] {
+            let r = s.store.redeem_code(code, 120, "t", &issued(access, Some(refresh), grant)).await.unwrap();
+            assert_eq!(r, Redemption::Redeemed, "{}", s.name);
+        }
+        // A family whose code was swept long ago is found through its refresh token's sid.
+        let mut orphan = issued("at-orphan", Some("rt-orphan"), "g-orphan");
+        if let Some(r) = orphan.refresh.as_mut() {
+            r.sid = Some("sid-1".into());
+            r.scope = "openid".into();
+        }
+        s.store.insert_tokens(&orphan).await.unwrap();
+
+        let ended = s.store.end_session("sess", 200).await.unwrap().unwrap();
+        assert_eq!(ended.session, session, "{}", s.name);
+        let mut clients = ended.clients.clone();
+        clients.sort();
+        assert_eq!(clients, ["c1", "c2"], "{}: each client once", s.name);
+        assert_eq!(ended.tokens_revoked, 4, "{}: at-on, rt-on, at-orphan, rt-orphan", s.name);
+        for revoked in ["at-on", "at-orphan"] {
+            assert_eq!(s.store.access_token(revoked).await.unwrap().unwrap().revoked_at, Some(200), "{}", s.name);
+        }
+        for revoked in ["rt-on", "rt-orphan"] {
+            assert_eq!(s.store.refresh_token(revoked).await.unwrap().unwrap().revoked_at, Some(200), "{}", s.name);
+        }
+        for kept in ["at-off", "at-other"] {
+            assert_eq!(s.store.access_token(kept).await.unwrap().unwrap().revoked_at, None, "{}: {kept}", s.name);
+        }
+        for kept in ["rt-off", "rt-other"] {
+            assert_eq!(s.store.refresh_token(kept).await.unwrap().unwrap().revoked_at, None, "{}: {kept}", s.name);
+        }
+        assert!(s.store.session("sess").await.unwrap().is_none(), "{}", s.name);
+        assert!(s.store.end_session("sess", 201).await.unwrap().is_none(), "{}: ended once", s.name);
+
+        // The other session's record of c3 outlives nothing: once that session is gone it is swept.
+        let swept = s.store.sweep(&SweepPolicy::new(1_000, 100, 1_000_000, 1000)).await.unwrap();
+        assert_eq!(swept.session_clients, 1, "{}: sid-2 has no session", s.name);
     }
 }

@@ -1,7 +1,7 @@
 //! The admin commands: clients, users and keys, on the same store the server uses.
 
 use candor_core::clock::{Clock, SystemClock, rfc3339};
-use candor_core::model::{AuthMethod, Client, GrantType, Resource, SigningAlg, TokenFormat, User};
+use candor_core::model::{AuthMethod, Client, ClientLogout, GrantType, Resource, SigningAlg, TokenFormat, User};
 use candor_core::password::{generate_password, hash_password};
 use candor_core::redirect_uri::validate_for_registration;
 use candor_core::scope;
@@ -41,12 +41,22 @@ pub struct ClientSpec {
     pub resources: Vec<String>,
     /// Every token request must carry a DPoP proof (RFC 9449).
     pub require_dpop: bool,
+    /// Its post-logout redirect URIs and back-channel logout endpoint.
+    pub logout: ClientLogout,
 }
 
 /// Builds a client; for a confidential client also returns its generated secret (shown once).
 pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String>), String> {
     for uri in &spec.redirect_uris {
         validate_for_registration(uri).map_err(|e| format!("redirect URI {uri:?}: {e}"))?;
+    }
+    for uri in &spec.logout.post_logout_redirect_uris {
+        validate_for_registration(uri).map_err(|e| format!("post-logout redirect URI {uri:?}: {e}"))?;
+    }
+    if let Some(uri) = &spec.logout.backchannel_uri {
+        validate_backchannel_uri(uri).map_err(|e| format!("back-channel logout URI {uri:?}: {e}"))?;
+    } else if spec.logout.backchannel_session_required {
+        return Err("--backchannel-logout-session-required needs --backchannel-logout-uri".into());
     }
     let auth_method = match (spec.public, spec.auth_method) {
         (true, None | Some(AuthMethod::None)) => AuthMethod::None,
@@ -105,8 +115,21 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         access_token_format: spec.access_token_format,
         resources: spec.resources,
         require_dpop: spec.require_dpop,
+        logout: spec.logout,
     };
     Ok((client, secret.map(|s| s.value)))
+}
+
+/// Back-Channel Logout 1.0 §2.2: an absolute `http`/`https` URI without a fragment; a query is kept.
+fn validate_backchannel_uri(uri: &str) -> Result<(), String> {
+    if uri.contains('#') {
+        return Err("must not contain a fragment (Back-Channel Logout 1.0 §2.2)".into());
+    }
+    let parsed = url::Url::parse(uri).map_err(|e| format!("not an absolute URI: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err("must be an http or https URL with a host: Candor posts the logout token to it".into());
+    }
+    Ok(())
 }
 
 pub fn default_scopes() -> Vec<String> {
@@ -115,7 +138,7 @@ pub fn default_scopes() -> Vec<String> {
 
 pub fn describe_client(c: &Client) -> String {
     format!(
-        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\naccess tokens:    {}\nresources:        {}\nDPoP:             {}\ncreated:          {}",
+        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\naccess tokens:    {}\nresources:        {}\nDPoP:             {}\npost-logout URIs: {}\nback-channel:     {}\ncreated:          {}",
         c.id,
         c.name,
         if c.is_public() { "public" } else { "confidential" },
@@ -131,6 +154,16 @@ pub fn describe_client(c: &Client) -> String {
         c.access_token_format.as_str(),
         if c.resources.is_empty() { "(none)".to_string() } else { c.resources.join(" ") },
         if c.require_dpop { "required (every token is DPoP-bound)" } else { "optional" },
+        if c.logout.post_logout_redirect_uris.is_empty() {
+            "(none)".to_string()
+        } else {
+            c.logout.post_logout_redirect_uris.join(" ")
+        },
+        match &c.logout.backchannel_uri {
+            None => "(none)".to_string(),
+            Some(uri) if c.logout.backchannel_session_required => format!("{uri} (sid required)"),
+            Some(uri) => uri.clone(),
+        },
         rfc3339(c.created_at),
     )
 }

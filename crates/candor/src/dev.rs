@@ -3,7 +3,7 @@
 use crate::admin::{ClientSpec, build_client, default_scopes, user_add};
 use crate::config::Config;
 use candor_core::clock::{Clock, SystemClock};
-use candor_core::model::{GrantType, SigningAlg};
+use candor_core::model::{ClientLogout, GrantType, SigningAlg};
 use candor_core::pkce::s256;
 use candor_core::settings::Settings;
 use candor_core::store::Store;
@@ -18,6 +18,8 @@ pub const DEV_DIR: &str = ".candor";
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_APP: &str = "demo-app";
 pub const DEMO_APP_REDIRECT: &str = "http://localhost:3000/callback";
+/// Where the demo app's logout may send the browser back to.
+pub const DEMO_APP_POST_LOGOUT: &str = "http://localhost:3000/";
 pub const DEMO_CLI: &str = "demo-cli";
 pub const DEMO_CLI_REDIRECT: &str = "http://127.0.0.1/callback";
 
@@ -124,38 +126,33 @@ async fn seed(store: &dyn Store) -> Result<Seeded, String> {
         None
     };
     let code_grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
-    let app = seed_client(
-        store,
+    let mut app = demo_client(
         DEMO_APP,
         "Demo App",
         false,
         vec![DEMO_APP_REDIRECT.into(), DEMO_CLI_REDIRECT.into()],
         [code_grants.clone(), vec![GrantType::ClientCredentials]].concat(),
-        now,
-    )
-    .await?;
+    );
+    app.logout.post_logout_redirect_uris = vec![DEMO_APP_POST_LOGOUT.into()];
+    let app = seed_client(store, app, now).await?;
     // A CLI signs in through a loopback redirect, or, on a machine without a browser, with the
     // device grant (RFC 8628).
     let cli_grants = [code_grants, vec![GrantType::DeviceCode]].concat();
-    seed_client(store, DEMO_CLI, "Demo CLI", true, vec![DEMO_CLI_REDIRECT.into()], cli_grants, now).await?;
+    seed_client(store, demo_client(DEMO_CLI, "Demo CLI", true, vec![DEMO_CLI_REDIRECT.into()], cli_grants), now)
+        .await?;
     let app_secret = app.flatten();
     Ok(Seeded { password, app_secret })
 }
 
-/// Registers a demo client unless it exists; `Some(secret)` only when a confidential one was created now.
-async fn seed_client(
-    store: &dyn Store,
+/// A demo client's registration: PKCE, the standard scopes, RS256, opaque tokens.
+fn demo_client(
     id: &str,
     name: &str,
     public: bool,
     redirect_uris: Vec<String>,
     grant_types: Vec<GrantType>,
-    now: i64,
-) -> Result<Option<Option<String>>, String> {
-    if store.client(id).await.map_err(|e| e.to_string())?.is_some() {
-        return Ok(None);
-    }
-    let spec = ClientSpec {
+) -> ClientSpec {
+    ClientSpec {
         id: Some(id.into()),
         name: name.into(),
         public,
@@ -172,7 +169,17 @@ async fn seed_client(
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
         require_dpop: false,
-    };
+        logout: ClientLogout::default(),
+    }
+}
+
+/// Registers a demo client unless it exists; `Some(secret)` only when a confidential one was created now.
+async fn seed_client(store: &dyn Store, spec: ClientSpec, now: i64) -> Result<Option<Option<String>>, String> {
+    if let Some(id) = &spec.id
+        && store.client(id).await.map_err(|e| e.to_string())?.is_some()
+    {
+        return Ok(None);
+    }
     let (client, secret) = build_client(spec, now)?;
     store.insert_client(&client).await.map_err(|e| e.to_string())?;
     Ok(Some(secret))

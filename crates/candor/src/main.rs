@@ -7,7 +7,7 @@ mod config;
 mod dev;
 
 use admin::ClientSpec;
-use candor_core::model::{AuthMethod, GrantType, SigningAlg, TokenFormat};
+use candor_core::model::{AuthMethod, ClientLogout, GrantType, SigningAlg, TokenFormat};
 use candor_core::store::Store;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -295,60 +295,112 @@ fn parse_alg(s: &str) -> Result<SigningAlg, String> {
     SigningAlg::parse(s).ok_or_else(|| format!("unknown algorithm {s:?}: RS256, ES256 or EdDSA"))
 }
 
+/// `candor client add`'s options.
+#[derive(clap::Args)]
+struct ClientAdd {
+    /// Display name shown on the consent page.
+    #[arg(long)]
+    name: String,
+    /// Client id (default: generated).
+    #[arg(long)]
+    id: Option<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    public: bool,
+    /// Registered redirect URI (repeatable). Exact match; http loopback IPs accept any port.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Allowed grant (repeatable; default authorization_code and refresh_token).
+    #[arg(long = "grant", value_parser = parse_grant)]
+    grants: Vec<GrantType>,
+    /// Token endpoint auth method (default client_secret_basic; none for public clients;
+    /// private_key_jwt with --jwks).
+    #[arg(long = "auth-method", value_parser = parse_method)]
+    auth_method: Option<AuthMethod>,
+    /// A file holding the client's public keys as a JWK Set, for private_key_jwt.
+    #[arg(long)]
+    jwks: Option<std::path::PathBuf>,
+    /// Accept only pushed authorization requests (RFC 9126) from this client.
+    #[arg(long)]
+    require_par: bool,
+    /// A registered resource (RFC 8707) the client may request tokens for (repeatable).
+    #[arg(long = "resource")]
+    resources: Vec<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449): all its tokens are sender-constrained.
+    #[arg(long)]
+    require_dpop: bool,
+    /// Where the browser may return after a logout the client starts (repeatable; exact match).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Where Candor posts a logout token when a session the client signed in to ends.
+    #[arg(long = "backchannel-logout-uri")]
+    backchannel_logout_uri: Option<String>,
+    /// The logout token must carry the session id (`sid`).
+    #[arg(long)]
+    backchannel_logout_session_required: bool,
+    /// Format of its access tokens that are for no resource: opaque or jwt (RFC 9068).
+    #[arg(long = "access-token-format", value_parser = parse_format, default_value = "opaque")]
+    access_token_format: TokenFormat,
+    /// Allowed scope (repeatable; default openid profile email offline_access).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Do not require PKCE (confidential clients only).
+    #[arg(long)]
+    no_pkce: bool,
+    /// Accept code_challenge_method=plain.
+    #[arg(long)]
+    allow_plain_pkce: bool,
+    /// ID token signing algorithm.
+    #[arg(long = "id-token-alg", value_parser = parse_alg, default_value = "RS256")]
+    id_token_alg: SigningAlg,
+    /// Issue refresh tokens even without offline_access.
+    #[arg(long)]
+    always_refresh: bool,
+}
+
+impl ClientAdd {
+    fn into_spec(self) -> Result<ClientSpec, String> {
+        let jwks = match &self.jwks {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("--jwks {}: {e}", path.display()))?;
+                Some(serde_json::from_str(&text).map_err(|e| format!("--jwks {}: not JSON: {e}", path.display()))?)
+            }
+        };
+        Ok(ClientSpec {
+            id: self.id,
+            name: self.name,
+            public: self.public,
+            redirect_uris: self.redirect_uris,
+            grant_types: if self.grants.is_empty() {
+                vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+            } else {
+                self.grants
+            },
+            auth_method: self.auth_method,
+            scopes: if self.scopes.is_empty() { admin::default_scopes() } else { self.scopes },
+            require_pkce: !self.no_pkce,
+            allow_plain_pkce: self.allow_plain_pkce,
+            id_token_alg: self.id_token_alg,
+            always_issue_refresh_token: self.always_refresh,
+            jwks,
+            require_par: self.require_par,
+            access_token_format: self.access_token_format,
+            resources: self.resources,
+            require_dpop: self.require_dpop,
+            logout: ClientLogout {
+                post_logout_redirect_uris: self.post_logout_redirect_uris,
+                backchannel_uri: self.backchannel_logout_uri,
+                backchannel_session_required: self.backchannel_logout_session_required,
+            },
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client. A confidential client's secret is generated and shown once.
-    Add {
-        /// Display name shown on the consent page.
-        #[arg(long)]
-        name: String,
-        /// Client id (default: generated).
-        #[arg(long)]
-        id: Option<String>,
-        /// A public client (no secret; PKCE required).
-        #[arg(long)]
-        public: bool,
-        /// Registered redirect URI (repeatable). Exact match; http loopback IPs accept any port.
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        /// Allowed grant (repeatable; default authorization_code and refresh_token).
-        #[arg(long = "grant", value_parser = parse_grant)]
-        grants: Vec<GrantType>,
-        /// Token endpoint auth method (default client_secret_basic; none for public clients;
-        /// private_key_jwt with --jwks).
-        #[arg(long = "auth-method", value_parser = parse_method)]
-        auth_method: Option<AuthMethod>,
-        /// A file holding the client's public keys as a JWK Set, for private_key_jwt.
-        #[arg(long)]
-        jwks: Option<std::path::PathBuf>,
-        /// Accept only pushed authorization requests (RFC 9126) from this client.
-        #[arg(long)]
-        require_par: bool,
-        /// A registered resource (RFC 8707) the client may request tokens for (repeatable).
-        #[arg(long = "resource")]
-        resources: Vec<String>,
-        /// Every token request must carry a DPoP proof (RFC 9449): all its tokens are sender-constrained.
-        #[arg(long)]
-        require_dpop: bool,
-        /// Format of its access tokens that are for no resource: opaque or jwt (RFC 9068).
-        #[arg(long = "access-token-format", value_parser = parse_format, default_value = "opaque")]
-        access_token_format: TokenFormat,
-        /// Allowed scope (repeatable; default openid profile email offline_access).
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// Do not require PKCE (confidential clients only).
-        #[arg(long)]
-        no_pkce: bool,
-        /// Accept code_challenge_method=plain.
-        #[arg(long)]
-        allow_plain_pkce: bool,
-        /// ID token signing algorithm.
-        #[arg(long = "id-token-alg", value_parser = parse_alg, default_value = "RS256")]
-        id_token_alg: SigningAlg,
-        /// Issue refresh tokens even without offline_access.
-        #[arg(long)]
-        always_refresh: bool,
-    },
+    Add(Box<ClientAdd>),
     /// List clients.
     List,
     /// Show one client.
@@ -445,59 +497,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = store.open().await?;
             let store = store.as_ref();
             match command {
-                ClientCommand::Add {
-                    name,
-                    id,
-                    public,
-                    redirect_uris,
-                    grants,
-                    auth_method,
-                    scopes,
-                    no_pkce,
-                    allow_plain_pkce,
-                    id_token_alg,
-                    always_refresh,
-                    jwks,
-                    require_par,
-                    resources,
-                    access_token_format,
-                    require_dpop,
-                } => {
-                    let jwks = match jwks {
-                        None => None,
-                        Some(path) => {
-                            let text = std::fs::read_to_string(&path)
-                                .map_err(|e| format!("--jwks {}: {e}", path.display()))?;
-                            Some(
-                                serde_json::from_str(&text)
-                                    .map_err(|e| format!("--jwks {}: not JSON: {e}", path.display()))?,
-                            )
-                        }
-                    };
-                    let spec = ClientSpec {
-                        id,
-                        name,
-                        public,
-                        redirect_uris,
-                        grant_types: if grants.is_empty() {
-                            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
-                        } else {
-                            grants
-                        },
-                        auth_method,
-                        scopes: if scopes.is_empty() { admin::default_scopes() } else { scopes },
-                        require_pkce: !no_pkce,
-                        allow_plain_pkce,
-                        id_token_alg,
-                        always_issue_refresh_token: always_refresh,
-                        jwks,
-                        require_par,
-                        access_token_format,
-                        resources,
-                        require_dpop,
-                    };
-                    admin::client_add(store, spec).await
-                }
+                ClientCommand::Add(add) => admin::client_add(store, add.into_spec()?).await,
                 ClientCommand::List => admin::client_list(store).await,
                 ClientCommand::Show { id } => admin::client_show(store, &id).await,
                 ClientCommand::Remove { id } => admin::client_remove(store, &id).await,

@@ -86,6 +86,7 @@ async fn redeem(
         scope: &record.scope,
         resources: &record.resources,
         nonce: record.nonce.as_deref(),
+        sid: record.sid.as_deref(),
     };
     super::require_user(ctx, client, &grant).await?;
     let (issued, response) = super::user_tokens(ctx, client, &grant, resource.as_ref())?;

@@ -118,6 +118,8 @@ async fn redeem(
         scope: &record.scope,
         resources: &record.resources,
         nonce: None,
+        // The device is not the browser that approved it: its tokens outlive that session.
+        sid: None,
     };
     super::require_user(ctx, client, &grant).await?;
     let (issued, response) = super::user_tokens(ctx, client, &grant, resource.as_ref())?;

@@ -167,6 +167,8 @@ pub(crate) struct UserGrant<'a> {
     pub scope: &'a str,
     pub resources: &'a [String],
     pub nonce: Option<&'a str>,
+    /// The browser session the grant was made in (its public `sid`), if any.
+    pub sid: Option<&'a str>,
 }
 
 /// The user behind a grant must still exist, be enabled and consent to its scope.
@@ -220,6 +222,7 @@ pub(crate) fn user_tokens(
             // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
             // confidential client's are bound to its credentials already).
             dpop_jkt: if client.is_public() { ctx.dpop_jkt.map(str::to_string) } else { None },
+            sid: grant.sid.map(str::to_string),
             auth_time: grant.auth_time,
             issued_at: ctx.now,
             expires_at: ctx.now + ctx.settings.refresh_token_lifetime,
@@ -241,6 +244,7 @@ pub(crate) fn user_tokens(
                 user_id: grant.user_id,
                 auth_time: grant.auth_time,
                 nonce: grant.nonce,
+                sid: grant.sid,
                 access_token: &access.value,
             },
             ctx.now,

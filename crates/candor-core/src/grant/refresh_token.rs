@@ -127,6 +127,7 @@ async fn rotate_record(
                 user_id: &record.user_id,
                 auth_time: record.auth_time,
                 nonce: None,
+                sid: record.sid.as_deref(),
                 access_token: &access.value,
             },
             ctx.now,

@@ -137,6 +137,30 @@ fn admin_commands_manage_clients_users_and_keys() {
     let (ok, _, err) =
         run(&["client", "add", "--name", "Dup", "--id", "shop", "--redirect-uri", "https://x.example/cb"], &store);
     assert!(!ok && err.contains("already exists"), "{err}");
+    // Logout registration: checked like redirect URIs, shown by `client show`.
+    let logout = |extra: &[&str]| {
+        let mut args = vec!["client", "add", "--name", "Logout", "--redirect-uri", "https://rp.example/cb"];
+        args.extend_from_slice(extra);
+        run(&args, &store)
+    };
+    let (ok, _, err) = logout(&["--post-logout-redirect-uri", "https://rp.example/bye#x"]);
+    assert!(!ok && err.contains("post-logout redirect URI") && err.contains("fragment"), "{err}");
+    let (ok, _, err) = logout(&["--backchannel-logout-uri", "mailto:ops@rp.example"]);
+    assert!(!ok && err.contains("http or https"), "{err}");
+    let (ok, _, err) = logout(&["--backchannel-logout-session-required"]);
+    assert!(!ok && err.contains("needs --backchannel-logout-uri"), "{err}");
+    let (ok, out, err) = logout(&[
+        "--id",
+        "rp",
+        "--post-logout-redirect-uri",
+        "https://rp.example/bye",
+        "--backchannel-logout-uri",
+        "https://rp.example/backchannel",
+        "--backchannel-logout-session-required",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("post-logout URIs: https://rp.example/bye"), "{out}");
+    assert!(out.contains("back-channel:     https://rp.example/backchannel (sid required)"), "{out}");
     let (_, out, _) = run(&["client", "list"], &store);
     assert!(out.contains("shop"));
     let (_, out, _) = run(&["client", "show", "shop"], &store);

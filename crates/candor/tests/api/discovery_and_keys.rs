@@ -11,12 +11,16 @@ async fn discovery_advertises_every_endpoint_and_they_answer() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(doc["request_parameter_supported"], false);
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(doc["backchannel_logout_supported"], true);
+    assert_eq!(doc["backchannel_logout_session_supported"], true);
+    assert!(doc["claims_supported"].as_array().unwrap().contains(&"sid".into()));
     assert!(doc["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&"RS256".into()));
     for (k, method) in [
         ("jwks_uri", "GET"),
         ("userinfo_endpoint", "GET"),
         ("token_endpoint", "POST"),
         ("authorization_endpoint", "GET"),
+        ("end_session_endpoint", "GET"),
     ] {
         let url = doc[k].as_str().unwrap();
         assert!(url.starts_with(&app.base), "{k}");

@@ -86,6 +86,7 @@ pub fn client(
         access_token_format: candor_core::model::TokenFormat::Opaque,
         resources: vec![],
         require_dpop: false,
+        logout: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ mod faults;
 mod flow;
 mod hardening;
 mod introspection;
+mod logout;
 mod openidconnect_rp;
 mod par;
 mod private_key_jwt;

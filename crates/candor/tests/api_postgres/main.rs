@@ -50,6 +50,9 @@ mod hardening;
 #[path = "../api/introspection.rs"]
 mod introspection;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/logout.rs"]
+mod logout;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/openidconnect_rp.rs"]
 mod openidconnect_rp;
 #[cfg(candor_postgres_tests)]
