@@ -32,6 +32,10 @@ pub struct Options {
     pub dpop: bool,
     /// Run the device authorization grant (RFC 8628) instead of the authorization code flow.
     pub device: bool,
+    /// End with RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), the ID token as hint.
+    pub logout: bool,
+    /// Where the provider is asked to send the browser after logout (registered with it).
+    pub post_logout_redirect_uri: Option<String>,
 }
 
 /// The flow's DPoP key and the latest nonce the provider handed out (RFC 9449 §8).
@@ -333,7 +337,101 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
             }
         }
     }
+    // 9. RP-initiated logout.
+    if o.logout {
+        ok &= logout(&http, o, &doc, &tokens, p).await?;
+    }
     Ok(ok)
+}
+
+/// Step 9: RP-initiated logout with the ID token as `id_token_hint`, `client_id`, a fresh
+/// `state` and the post-logout redirect URI if one is given. With `--login-user` this flow's
+/// cookies are the browser session that signed in, so the request is sent and its answer
+/// checked; otherwise the URL is shown, to open in the browser that signed in.
+async fn logout(
+    http: &reqwest::Client,
+    o: &Options,
+    doc: &Value,
+    tokens: &Value,
+    p: &mut Printer,
+) -> Result<bool, String> {
+    let Some(end) = doc["end_session_endpoint"].as_str() else {
+        p.step(
+            false,
+            "logout",
+            "the discovery document has no end_session_endpoint: the provider does not support RP-Initiated Logout 1.0",
+        );
+        return Ok(false);
+    };
+    let Some(hint) = tokens["id_token"].as_str() else {
+        p.step(false, "logout", "there is no ID token to send as id_token_hint (the scope needs openid)");
+        return Ok(false);
+    };
+    let q = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let state = random(22)?;
+    let mut url = format!(
+        "{end}{}id_token_hint={}&client_id={}&state={state}",
+        if end.contains('?') { "&" } else { "?" },
+        q(hint),
+        q(&o.client_id)
+    );
+    if let Some(u) = &o.post_logout_redirect_uri {
+        url.push_str(&format!("&post_logout_redirect_uri={}", q(u)));
+    }
+    if o.login.is_none() {
+        p.step(true, "logout URL", "id_token_hint, client_id and state: open it in the browser that signed in");
+        p.info(&url);
+        return Ok(true);
+    }
+    let r = http.get(&url).send().await.map_err(|e| format!("GET {end}: {e}"))?;
+    let status = r.status().as_u16();
+    let location = r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let page = r.text().await.unwrap_or_default();
+    match (status, location, &o.post_logout_redirect_uri) {
+        (302 | 303, Some(to), Some(expected)) => {
+            if to.split(['?', '#']).next() != Some(expected.split(['?', '#']).next().unwrap_or(expected)) {
+                p.step(false, "logout", format!("redirected to {to}, not to the post_logout_redirect_uri {expected}"));
+                return Ok(false);
+            }
+            let back = UrlParts::parse(&to)?;
+            if back.get("state") != Some(state.as_str()) {
+                let got = back.get("state").unwrap_or("(none)");
+                p.step(false, "logout", format!("back at {expected} with state {got}, but {state} was sent (§3)"));
+                return Ok(false);
+            }
+            p.step(
+                true,
+                "logout",
+                format!("HTTP {status} to {expected} with the state sent: the provider ended the session"),
+            );
+            Ok(true)
+        }
+        (200, _, redirect) => {
+            let asks = page.contains("<form");
+            let detail = match (asks, redirect) {
+                (true, _) => {
+                    "the provider asks the user to confirm (it did not take the id_token_hint as the current session's)"
+                }
+                (false, Some(_)) => "the provider showed a page instead of returning to the post_logout_redirect_uri",
+                (false, None) => "the provider showed its signed-out page (no post_logout_redirect_uri was given)",
+            };
+            p.step(true, "logout", format!("HTTP 200: {detail}"));
+            Ok(true)
+        }
+        (status, location, _) => {
+            let reason = page.split("/errors/").nth(1).and_then(|rest| rest.split(['"', '<']).next());
+            let detail = match (reason, location) {
+                (Some(reason), _) => format!("refused: {reason} (see {end} error page)"),
+                (None, Some(to)) => format!("redirected to {to}"),
+                (None, None) => page.chars().take(300).collect(),
+            };
+            p.step(false, "logout", format!("HTTP {status}: {detail}"));
+            if reason.is_some_and(|r| r.starts_with("post_logout_redirect_uri")) {
+                p.info("register the post-logout redirect URI with the provider, exactly as sent");
+            }
+            Ok(false)
+        }
+    }
 }
 
 /// What the grant under test handed over: the token response, the nonce the ID token must carry

@@ -317,6 +317,7 @@ pub fn issue_code(
         redeemed_at: None,
         redeemed_trace: None,
         issued_trace: trace.to_string(),
+        session_ended_at: None,
     };
     Ok((secret, record))
 }

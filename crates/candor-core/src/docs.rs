@@ -49,6 +49,7 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::CodeMalformed => include_str!("../../../docs/reasons/code_malformed.md"),
         Reason::CodeUnknown => include_str!("../../../docs/reasons/code_unknown.md"),
         Reason::CodeExpired => include_str!("../../../docs/reasons/code_expired.md"),
+        Reason::CodeSessionEnded => include_str!("../../../docs/reasons/code_session_ended.md"),
         Reason::CodeAlreadyRedeemed => include_str!("../../../docs/reasons/code_already_redeemed.md"),
         Reason::CodeIssuedToOtherClient => include_str!("../../../docs/reasons/code_issued_to_other_client.md"),
         Reason::RedirectUriMissingAtToken => include_str!("../../../docs/reasons/redirect_uri_missing_at_token.md"),

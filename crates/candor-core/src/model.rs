@@ -260,6 +260,9 @@ pub struct CodeRecord {
     pub redeemed_trace: Option<String>,
     /// Trace id of the /authorize request that issued the code.
     pub issued_trace: String,
+    /// When the session it was issued in was logged out of, before the code was redeemed: it
+    /// can no longer be.
+    pub session_ended_at: Option<UnixTime>,
 }
 
 /// Where a device authorization (RFC 8628) stands: waiting for the user, or decided.

@@ -119,6 +119,8 @@ pub enum Reason {
     CodeUnknown,
     /// RFC 6749 §4.1.2: the code lived past its lifetime.
     CodeExpired,
+    /// The browser session the code was issued in was logged out of before the code was redeemed.
+    CodeSessionEnded,
     /// RFC 6749 §4.1.2: "The client MUST NOT use the authorization code more than once."
     CodeAlreadyRedeemed,
     /// RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated confidential client".
@@ -294,6 +296,7 @@ impl Reason {
         Reason::CodeMalformed,
         Reason::CodeUnknown,
         Reason::CodeExpired,
+        Reason::CodeSessionEnded,
         Reason::CodeAlreadyRedeemed,
         Reason::CodeIssuedToOtherClient,
         Reason::RedirectUriMissingAtToken,
@@ -405,6 +408,7 @@ impl Reason {
             CodeMalformed => "code_malformed",
             CodeUnknown => "code_unknown",
             CodeExpired => "code_expired",
+            CodeSessionEnded => "code_session_ended",
             CodeAlreadyRedeemed => "code_already_redeemed",
             CodeIssuedToOtherClient => "code_issued_to_other_client",
             RedirectUriMissingAtToken => "redirect_uri_missing_at_token",
@@ -532,6 +536,7 @@ impl Reason {
             CodeMalformed
             | CodeUnknown
             | CodeExpired
+            | CodeSessionEnded
             | CodeAlreadyRedeemed
             | CodeIssuedToOtherClient
             | RedirectUriMissingAtToken
@@ -653,6 +658,9 @@ impl Reason {
             CodeMalformed => "The authorization code was altered on its way back: it is not the value that was issued.",
             CodeUnknown => "The authorization code was not issued by this provider.",
             CodeExpired => "The authorization code has expired.",
+            CodeSessionEnded => {
+                "The user signed out of the session this authorization code was issued in before it was redeemed."
+            }
             CodeAlreadyRedeemed => "The authorization code was already used; tokens issued from it have been revoked.",
             CodeIssuedToOtherClient => "The authorization code was issued to a different client.",
             RedirectUriMissingAtToken => {

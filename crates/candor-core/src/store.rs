@@ -70,6 +70,8 @@ pub enum Redemption {
     Redeemed,
     /// Another redemption won (before or concurrently); nothing was stored by this call.
     AlreadyRedeemed { redeemed_at: UnixTime, redeemed_trace: Option<String> },
+    /// The session the code was issued in was logged out of first; nothing was stored.
+    SessionEnded { at: UnixTime },
     /// No such code.
     Missing,
 }

@@ -40,18 +40,19 @@ pub async fn post(
     headers: HeaderMap,
     body: crate::respond::Body,
 ) -> Response {
-    let body = match crate::respond::read_body(body) {
-        Ok(body) => body,
-        Err(r) => return error_page(&state, &r, &trace),
-    };
-    if !is_form(&headers) {
-        let r = Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(&headers));
-        return error_page(&state, &r, &trace);
-    }
-    match Params::from_urlencoded(&body, Encoding::Form) {
+    match read_form(&headers, body) {
         Ok(p) => start(&state, &trace, &headers, p).await,
         Err(r) => error_page(&state, &r, &trace),
     }
+}
+
+/// The parameters of a form a browser posted (`application/x-www-form-urlencoded` only).
+pub fn read_form(headers: &HeaderMap, body: crate::respond::Body) -> Result<Params, Rejection> {
+    let body = crate::respond::read_body(body)?;
+    if !is_form(headers) {
+        return Err(Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(headers)));
+    }
+    Params::from_urlencoded(&body, Encoding::Form)
 }
 
 pub fn content_type(headers: &HeaderMap) -> String {

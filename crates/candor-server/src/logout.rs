@@ -3,7 +3,7 @@
 //! a logout token posted to every client the session signed in to that registered a
 //! `backchannel_logout_uri`, each delivery's outcome recorded under the logout's trace id.
 
-use crate::authorize::{browser_cookie, content_type, csrf_token, current_session, is_form, username};
+use crate::authorize::{browser_cookie, csrf_token, current_session, read_form, username};
 use crate::cookies;
 use crate::html::{esc, page};
 use crate::respond::{Trace, html, redirect, see_other, titled_error_page};
@@ -77,14 +77,6 @@ pub async fn post(
         Ok(p) => start(&state, &trace, &headers, &p).await,
         Err(r) => error_page(&state, &r, &trace),
     }
-}
-
-fn read_form(headers: &HeaderMap, body: crate::respond::Body) -> Result<Params, Rejection> {
-    let body = crate::respond::read_body(body)?;
-    if !is_form(headers) {
-        return Err(Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(headers)));
-    }
-    Params::from_urlencoded(&body, Encoding::Form)
 }
 
 /// A checked logout request: what it asks, the client that asks, and where the browser goes after.

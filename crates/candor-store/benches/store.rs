@@ -109,6 +109,7 @@ fn code_and_tokens() -> (CodeRecord, IssuedTokens) {
         redeemed_trace: None,
         issued_trace: "trace-authorize".into(),
         sid: None,
+        session_ended_at: None,
     };
     let tokens = IssuedTokens {
         access: AccessTokenRecord {

@@ -158,10 +158,11 @@ async fn redeem_once(
 ) -> StoreResult<Redemption> {
     lock_grant(tx, &issued.access.grant_id).await?;
     if execute(tx, sqlx::query(claim).bind(now).bind(trace).bind(hash)).await? == 0 {
-        let redeemed: Option<(Option<i64>, Option<String>)> =
+        let redeemed: Option<(Option<i64>, Option<String>, Option<i64>)> =
             sqlx::query_as(state).bind(hash).fetch_optional(&mut *tx).await.map_err(unavailable)?;
         return Ok(match redeemed {
-            Some((Some(redeemed_at), redeemed_trace)) => Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace },
+            Some((Some(redeemed_at), redeemed_trace, _)) => Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace },
+            Some((None, _, Some(at))) => Redemption::SessionEnded { at },
             _ => Redemption::Missing,
         });
     }
@@ -275,7 +276,8 @@ impl Writes for PgStore {
                     .bind(&c.issued_trace)
                     .bind(crate::to_json(&c.resources)?)
                     .bind(&c.dpop_jkt)
-                    .bind(&c.sid);
+                    .bind(&c.sid)
+                    .bind(c.session_ended_at);
                 execute(tx, q).await?;
                 if let Some(sid) = &c.sid {
                     execute(tx, sqlx::query(sql::SESSION_SIGNED_IN_TO).bind(sid).bind(&c.client_id).bind(c.issued_at))
@@ -523,6 +525,7 @@ impl Writes for PgStore {
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(unavailable)?;
+                    execute(tx, sqlx::query(sql::END_SESSION_CODES).bind(now).bind(sid)).await?;
                     for statement in sql::END_SESSION_REVOKE {
                         tokens_revoked += execute(tx, sqlx::query(statement).bind(now).bind(sid)).await?;
                     }

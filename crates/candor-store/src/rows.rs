@@ -157,6 +157,7 @@ pub(crate) fn code(row: &(impl Col + ?Sized)) -> StoreResult<CodeRecord> {
         redeemed_at: row.opt_int("redeemed_at")?,
         redeemed_trace: row.opt_text("redeemed_trace")?,
         issued_trace: row.text("issued_trace")?,
+        session_ended_at: row.opt_int("session_ended_at")?,
     })
 }
 

@@ -4,8 +4,8 @@
 
 pub(crate) const INSERT_CODE: &str = "INSERT INTO codes (hash, grant_id, client_id, user_id, redirect_uri, redirect_uri_sent, scope,
         nonce, code_challenge, code_challenge_method, auth_time, issued_at, expires_at, redeemed_at, redeemed_trace, issued_trace,
-        resources, dpop_jkt, sid)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+        resources, dpop_jkt, sid, session_ended_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 /// A code issued in a session records that the session signed in to its client (told at logout).
 pub(crate) const SESSION_SIGNED_IN_TO: &str =
     "INSERT INTO session_clients (sid, client_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
@@ -13,9 +13,11 @@ pub(crate) const SESSION_SIGNED_IN_TO: &str =
 /// The claim of a code: writers of one row are serialised (SQLite: one writer; PostgreSQL: the
 /// row lock, and the WHERE is re-checked after a concurrent commit), so exactly one transaction
 /// sees `redeemed_at IS NULL` and changes the row.
-pub(crate) const CLAIM_CODE: &str =
-    "UPDATE codes SET redeemed_at = $1, redeemed_trace = $2 WHERE hash = $3 AND redeemed_at IS NULL";
-pub(crate) const CODE_REDEMPTION: &str = "SELECT redeemed_at, redeemed_trace FROM codes WHERE hash = $1";
+/// A code whose session was logged out of is not claimed either (see `END_SESSION_CODES`).
+pub(crate) const CLAIM_CODE: &str = "UPDATE codes SET redeemed_at = $1, redeemed_trace = $2
+     WHERE hash = $3 AND redeemed_at IS NULL AND session_ended_at IS NULL";
+pub(crate) const CODE_REDEMPTION: &str =
+    "SELECT redeemed_at, redeemed_trace, session_ended_at FROM codes WHERE hash = $1";
 
 pub(crate) const INSERT_DEVICE_CODE: &str =
     "INSERT INTO device_codes (hash, user_code_hash, grant_id, client_id, scope,
@@ -38,7 +40,9 @@ pub(crate) const DECIDE_DEVICE_CODE: &str = "UPDATE device_codes SET status = $1
 /// The claim of an approved device code (see `CLAIM_CODE`).
 pub(crate) const CLAIM_DEVICE_CODE: &str = "UPDATE device_codes SET redeemed_at = $1, redeemed_trace = $2
      WHERE hash = $3 AND status = 'approved' AND redeemed_at IS NULL";
-pub(crate) const DEVICE_CODE_REDEMPTION: &str = "SELECT redeemed_at, redeemed_trace FROM device_codes WHERE hash = $1";
+/// (A device code belongs to no browser session: it has no `session_ended_at`.)
+pub(crate) const DEVICE_CODE_REDEMPTION: &str =
+    "SELECT redeemed_at, redeemed_trace, CAST(NULL AS BIGINT) AS session_ended_at FROM device_codes WHERE hash = $1";
 
 pub(crate) const INSERT_ACCESS: &str =
     "INSERT INTO access_tokens (hash, grant_id, client_id, user_id, scope, issued_at, expires_at, revoked_at,
@@ -81,6 +85,11 @@ pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE hash = $1";
 pub(crate) const END_SESSION: &str = "DELETE FROM sessions WHERE hash = $1 RETURNING *";
 /// ...the clients it signed in to (`$1`: its sid)...
 pub(crate) const END_SESSION_CLIENTS: &str = "DELETE FROM session_clients WHERE sid = $1 RETURNING client_id";
+/// ...its codes not yet redeemed, which no longer can be (`$1`: now, `$2`: its sid; before the
+/// revocations, so that on PostgreSQL a redemption committing meanwhile is waited for and its
+/// tokens are then revoked)...
+pub(crate) const END_SESSION_CODES: &str =
+    "UPDATE codes SET session_ended_at = $1 WHERE sid = $2 AND redeemed_at IS NULL AND session_ended_at IS NULL";
 /// ...and the tokens of its grants that are not `offline_access` (OIDC Back-Channel Logout 1.0
 /// §2.7: refresh tokens issued without it "SHOULD be revoked", those with it "normally SHOULD
 /// NOT"): grants started by a code issued in the session, and refresh families that name it

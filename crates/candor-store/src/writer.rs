@@ -339,10 +339,12 @@ fn redeem_once(
     issued: &IssuedTokens,
 ) -> StoreResult<Redemption> {
     if execute(conn, claim, &[&now, &trace, &hash])? == 0 {
-        let redeemed =
-            first_row(conn, state, &[&hash], |row| Ok((row.opt_int("redeemed_at")?, row.opt_text("redeemed_trace")?)))?;
+        let redeemed = first_row(conn, state, &[&hash], |row| {
+            Ok((row.opt_int("redeemed_at")?, row.opt_text("redeemed_trace")?, row.opt_int("session_ended_at")?))
+        })?;
         return Ok(match redeemed {
-            Some((Some(redeemed_at), redeemed_trace)) => Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace },
+            Some((Some(redeemed_at), redeemed_trace, _)) => Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace },
+            Some((None, _, Some(at))) => Redemption::SessionEnded { at },
             _ => Redemption::Missing,
         });
     }
@@ -440,6 +442,7 @@ impl Writes for Writer {
                     &resources,
                     &c.dpop_jkt,
                     &c.sid,
+                    &c.session_ended_at,
                 ],
             )?;
             if let Some(sid) = &c.sid {
@@ -621,6 +624,7 @@ impl Writes for Writer {
             let (mut clients, mut tokens_revoked) = (Vec::new(), 0);
             if let Some(sid) = &session.sid {
                 clients = all_rows(conn, sql::END_SESSION_CLIENTS, &[sid], |row| row.text("client_id"))?;
+                execute(conn, sql::END_SESSION_CODES, &[&now, sid])?;
                 for statement in sql::END_SESSION_REVOKE {
                     tokens_revoked += execute(conn, statement, &[&now, sid])?;
                 }

@@ -78,6 +78,7 @@ fn code(hash: &str, grant: &str) -> CodeRecord {
         redeemed_trace: None,
         issued_trace: "t-issue".into(),
         sid: None,
+        session_ended_at: None,
     }
 }
 
@@ -145,7 +146,7 @@ async fn of_concurrent_redemptions_of_one_code_exactly_one_stores_its_tokens() {
                     assert_eq!(redeemed_at, 120);
                     assert!(redeemed_trace.is_some());
                 }
-                Redemption::Missing => panic!("{}: missing", s.name),
+                other => panic!("{}: {other:?}", s.name),
             }
         }
         assert_eq!(redeemed, 1, "{}", s.name);
@@ -952,6 +953,12 @@ async fn ending_a_session_names_its_clients_and_revokes_only_its_grants_without_
         }
         assert!(s.store.session("sess").await.unwrap().is_none(), "{}", s.name);
         assert!(s.store.end_session("sess", 201).await.unwrap().is_none(), "{}: ended once", s.name);
+        // Its code not yet redeemed never will be; the other session's code is untouched.
+        assert_eq!(s.store.code("code-on2").await.unwrap().unwrap().session_ended_at, Some(200), "{}", s.name);
+        let late = s.store.redeem_code("code-on2", 210, "t-late", &issued("at-late", None, "g-on2")).await.unwrap();
+        assert_eq!(late, Redemption::SessionEnded { at: 200 }, "{}", s.name);
+        assert_eq!(s.store.access_token("at-late").await.unwrap(), None, "{}: nothing stored", s.name);
+        assert_eq!(s.store.code("code-other").await.unwrap().unwrap().session_ended_at, None, "{}", s.name);
 
         // The other session's record of c3 outlives nothing: once that session is gone it is swept.
         let swept = s.store.sweep(&SweepPolicy::new(1_000, 100, 1_000_000, 1000)).await.unwrap();

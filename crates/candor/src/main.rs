@@ -130,6 +130,14 @@ struct FlowArgs {
     /// verification page is driven too.
     #[arg(long, conflicts_with_all = ["redirect_uri", "callback_url", "open"])]
     device: bool,
+    /// End with RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), the ID token as
+    /// hint; with --login-user the request is sent and its answer checked, otherwise the URL is
+    /// shown.
+    #[arg(long)]
+    logout: bool,
+    /// Where the provider should send the browser after --logout (registered with it).
+    #[arg(long, requires = "logout")]
+    post_logout_redirect_uri: Option<String>,
     /// Seconds to wait for the browser (or, with --device, for the user's decision).
     #[arg(long, default_value_t = 300)]
     wait: u64,
@@ -150,6 +158,8 @@ async fn flow(args: FlowArgs) -> Result<bool, String> {
         resource: args.resource,
         dpop: args.dpop,
         device: args.device,
+        logout: args.logout,
+        post_logout_redirect_uri: args.post_logout_redirect_uri,
     };
     let mut printer = candor_client::flow::Printer { lines: Vec::new(), echo: true };
     let ok = candor_client::flow::run(&options, &mut printer).await?;

@@ -1,7 +1,7 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6, OIDC Core §3.1.3).
 
 use super::{GrantContext, TokenResponse, UserGrant};
-use crate::clock::rfc3339;
+use crate::clock::{UnixTime, rfc3339};
 use crate::model::{Client, CodeRecord};
 use crate::pkce::{CodeVerifier, s256};
 use crate::redirect_uri;
@@ -62,6 +62,9 @@ async fn redeem(
     if let Some(redeemed_at) = record.redeemed_at {
         return Err(already_redeemed(ctx, &record, redeemed_at, record.redeemed_trace.clone()).await);
     }
+    if let Some(at) = record.session_ended_at {
+        return Err(session_ended(ctx, &record, at));
+    }
 
     if ctx.now >= record.expires_at {
         return Err(Rejection::new(Reason::CodeExpired)
@@ -96,9 +99,20 @@ async fn redeem(
             // Lost a concurrent race: the winner's tokens are stored; revoke them as for any replay.
             return Err(already_redeemed(ctx, &record, redeemed_at, redeemed_trace).await);
         }
+        // Lost a race with the logout of the code's session: nothing was stored.
+        Redemption::SessionEnded { at } => return Err(session_ended(ctx, &record, at)),
         Redemption::Missing => return Err(Rejection::new(Reason::CodeUnknown)),
     }
     Ok(response)
+}
+
+/// The code's session was logged out of before the code was redeemed (its tokens would outlive
+/// the logout that was meant to end them).
+fn session_ended(ctx: &GrantContext<'_>, record: &CodeRecord, at: UnixTime) -> Rejection {
+    Rejection::new(Reason::CodeSessionEnded)
+        .with("issued_at", rfc3339(record.issued_at))
+        .with("session_ended_at", rfc3339(at))
+        .with("server_time", rfc3339(ctx.now))
 }
 
 async fn find_code(ctx: &GrantContext<'_>, code: &str) -> Result<CodeRecord, Rejection> {

@@ -129,6 +129,10 @@ async fn redeem(
         Redemption::AlreadyRedeemed { redeemed_at, redeemed_trace } => {
             Err(already_used(ctx, record, redeemed_at, redeemed_trace).await)
         }
+        // A device code belongs to no browser session: its store never answers this.
+        Redemption::SessionEnded { .. } => {
+            Err(Rejection::internal().with_internal("redemption", "session_ended for a device code"))
+        }
         Redemption::Missing => Err(Rejection::new(Reason::DeviceCodeUnknown)),
     }
 }

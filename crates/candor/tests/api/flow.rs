@@ -226,3 +226,24 @@ async fn flow_runs_the_device_grant_driving_the_verification_page_while_it_polls
     assert!(text.contains("FAIL device authorization: HTTP 400"), "{text}");
     assert!(text.contains("grant_type_not_allowed_for_client") && text.contains("Candor explains trace"), "{text}");
 }
+
+#[tokio::test]
+async fn flow_ends_with_rp_initiated_logout_and_names_a_refused_one() {
+    let app = spawn_app().await;
+    let mut web = app.store.client(WEB).await.unwrap().unwrap();
+    app.store.remove_client(WEB, 0).await.unwrap();
+    web.logout.post_logout_redirect_uris = vec!["https://app.example.com/bye".into()];
+    app.store.insert_client(&web).await.unwrap();
+    let args = |bye: &'static str| {
+        vec!["--redirect-uri", WEB_REDIRECT, "--login-user", USER, "--logout", "--post-logout-redirect-uri", bye]
+    };
+    let (ok, text) = flow(&app, &args("https://app.example.com/bye")).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("ok   logout: HTTP 302 to https://app.example.com/bye with the state sent"), "{text}");
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM sessions", &[]).await, 0);
+
+    let (ok, text) = flow(&app, &args("https://app.example.com/bye/")).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("FAIL logout: HTTP 400: refused: post_logout_redirect_uri_not_registered"), "{text}");
+    assert!(text.contains("register the post-logout redirect URI"), "{text}");
+}

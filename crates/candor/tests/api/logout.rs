@@ -344,3 +344,25 @@ async fn each_back_channel_delivery_s_outcome_is_recorded_and_shown() {
     assert_eq!(told["rp-down"]["outcome"], "failed");
     assert!(told["rp-down"]["problem"].as_str().unwrap().starts_with("cannot connect"), "{e:#}");
 }
+
+#[tokio::test]
+async fn a_code_of_the_session_not_yet_redeemed_at_logout_never_is() {
+    let mut app = spawn_app().await;
+    add_client(&mut app, RP, rp_logout(None)).await;
+    let b = browser();
+    let tokens = sign_in(&app, &b, RP, "openid").await;
+    // WEB gets a code in the same session; the user signs out before WEB redeems it.
+    let p = pkce();
+    let r = app.authorize(&b, &auth_params(WEB, WEB_REDIRECT, "openid offline_access", &p)).await;
+    let cb = app.complete(&b, r).await;
+    let r = logout(&b, &app, &[("id_token_hint", tokens["id_token"].as_str().unwrap())]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.clock.advance(5);
+    let (status, body) = app.exchange(&cb.code(), &p.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_reason(&body, "code_session_ended", "invalid_grant");
+    assert!(body["facts"]["session_ended_at"].is_string() && body["facts"]["issued_at"].is_string(), "{body:#}");
+    // The refusal did not use the code up into anything: no tokens exist for it.
+    let grants = app.sql_count("SELECT COUNT(*) FROM access_tokens WHERE client_id = $1", &[WEB]).await;
+    assert_eq!(grants, 0);
+}
