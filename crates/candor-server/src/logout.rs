@@ -354,10 +354,18 @@ async fn backchannel(state: &AppState, ended: &EndedSession) -> Vec<Delivery> {
 async fn deliver(http: &reqwest::Client, uri: &str, token: &str) -> Outcome {
     match http.post(uri).form(&[("logout_token", token)]).send().await {
         Ok(answer) if answer.status().is_success() => Outcome::Delivered { status: answer.status().as_u16() },
-        Ok(answer) => {
+        Ok(mut answer) => {
             let status = answer.status().as_u16();
             let location = answer.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
-            let text = answer.text().await.unwrap_or_default();
+            // Only the start of the answer is read: a client cannot make a logout hold its body.
+            let mut head = Vec::new();
+            while head.len() < ANSWER_EXCERPT * 4 {
+                match answer.chunk().await {
+                    Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&head);
             let mut answer: String = text.chars().filter(|c| !c.is_control()).take(ANSWER_EXCERPT).collect();
             if let Some(to) = location {
                 answer = format!("a redirect to {to}, which is not followed: the URI must answer the POST itself");
