@@ -13,7 +13,8 @@ const REDIRECT = 'http://localhost:3000/callback';
 // A store the admin commands can reach while Candor runs: the private_key_jwt client is added to it.
 const dataDir = mkdtempSync(path.join(tmpdir(), 'candor-interop-'));
 // Server nonces on (RFC 9449 §8): the library's DPoP requests must fetch and retry with one.
-const candor = await startCandor({ dataDir, args: ['--dpop-nonce'] });
+// Open registration (RFC 7591) too: the library registers a client of its own.
+const candor = await startCandor({ dataDir, args: ['--dpop-nonce', '--registration'] });
 let code = 0;
 try {
   const config = await client.discovery(
@@ -235,6 +236,35 @@ try {
       } finally {
         rpServer.close();
       }
+    }],
+    ['dynamic client registration (RFC 7591) by the library, the flow with its client, then RFC 7592 read and delete', async () => {
+      const reg = await client.dynamicClientRegistration(new URL(candor.issuer), {
+        client_name: 'Registered by openid-client', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
+        token_endpoint_auth_method: 'client_secret_basic', scope: 'openid offline_access',
+      }, client.ClientSecretBasic(), { execute: [client.allowInsecureRequests] });
+      const meta = reg.clientMetadata();
+      assert(meta.client_id && meta.client_secret?.startsWith('cds_') && meta.registration_access_token?.startsWith('cdm_')
+        && meta.registration_client_uri === `${candor.issuer}/register/${meta.client_id}`, JSON.stringify(meta));
+      const v = client.randomPKCECodeVerifier();
+      const state = client.randomState();
+      const url = client.buildAuthorizationUrl(reg, {
+        redirect_uri: REDIRECT, scope: 'openid offline_access', state,
+        code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
+      });
+      const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
+      const t = await client.authorizationCodeGrant(reg, back, { pkceCodeVerifier: v, expectedState: state });
+      assert(t.claims()?.aud === meta.client_id && t.refresh_token, JSON.stringify(t));
+      const auth = { authorization: `Bearer ${meta.registration_access_token}` };
+      const read = await fetch(meta.registration_client_uri, { headers: auth });
+      const info = await read.json();
+      assert(read.status === 200 && info.client_name === 'Registered by openid-client' && !('client_secret' in info), JSON.stringify(info));
+      const gone = await fetch(meta.registration_client_uri, { method: 'DELETE', headers: auth });
+      assert(gone.status === 204, `DELETE answered ${gone.status}`);
+      // The deleted client cannot authenticate: 401 with a Basic challenge, and Candor names why.
+      const after = await client.refreshTokenGrant(reg, t.refresh_token).then(() => null, (e) => e);
+      const body = await after?.response?.json().catch(() => null);
+      assert(after?.status === 401 && body?.error === 'invalid_client' && body?.reason === 'client_unknown_at_token',
+        `a deleted client's refresh: ${after?.message ?? 'success'} ${JSON.stringify(body)}`);
     }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })

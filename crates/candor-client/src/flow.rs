@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[derive(Clone)]
 pub struct Options {
     pub issuer: String,
     pub client_id: String,
@@ -36,6 +37,10 @@ pub struct Options {
     pub logout: bool,
     /// Where the provider is asked to send the browser after logout (registered with it).
     pub post_logout_redirect_uri: Option<String>,
+    /// Register a throwaway client first (RFC 7591) and delete it at the end (RFC 7592).
+    pub register: bool,
+    /// The initial access token the registration endpoint asks for, if any.
+    pub initial_access_token: Option<String>,
 }
 
 /// The flow's DPoP key and the latest nonce the provider handed out (RFC 9449 §8).
@@ -221,19 +226,141 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
         jwks: field("jwks_uri")?,
         basic: methods.is_empty() || methods.contains(&"client_secret_basic"),
     };
+    if !o.register {
+        return steps(&http, o, &doc, &ep, p).await;
+    }
+    // 1b. A client of the flow's own (RFC 7591), removed again at the end whatever happened.
+    let Some(registered) = register(&http, o, &doc, &ep, p).await? else { return Ok(false) };
+    let own = Options {
+        client_id: registered.client_id.clone(),
+        client_secret: registered.client_secret.clone(),
+        ..o.clone()
+    };
+    let outcome = steps(&http, &own, &doc, &ep, p).await;
+    let removed = unregister(&http, &registered, p).await;
+    Ok(outcome? && removed)
+}
+
+/// A client the flow registered: its credentials and where to remove it.
+struct Registered {
+    client_id: String,
+    client_secret: Option<String>,
+    /// RFC 7592's configuration endpoint and token, when the provider gave them.
+    configuration: Option<(String, String)>,
+}
+
+/// RFC 7591: registers a client for this flow (its redirect URI, or the loopback one, which
+/// RFC 8252 providers accept on any port; the grants the flow uses; the scope).
+async fn register(
+    http: &reqwest::Client,
+    o: &Options,
+    doc: &Value,
+    ep: &Endpoints,
+    p: &mut Printer,
+) -> Result<Option<Registered>, String> {
+    let Some(endpoint) = doc["registration_endpoint"].as_str() else {
+        p.step(false, "registration", "the discovery document has no registration_endpoint: the provider does not offer dynamic registration (or has it off)");
+        return Ok(None);
+    };
+    let mut metadata = serde_json::json!({
+        "client_name": "candor flow",
+        "token_endpoint_auth_method": if ep.basic { "client_secret_basic" } else { "client_secret_post" },
+        "scope": o.scope,
+    });
+    if o.device {
+        metadata["grant_types"] = serde_json::json!(["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]);
+        metadata["response_types"] = serde_json::json!([]);
+    } else {
+        let redirect = o.redirect_uri.clone().unwrap_or_else(|| "http://127.0.0.1/callback".into());
+        metadata["grant_types"] = serde_json::json!(["authorization_code", "refresh_token"]);
+        metadata["redirect_uris"] = serde_json::json!([redirect]);
+        if let Some(bye) = &o.post_logout_redirect_uri {
+            metadata["post_logout_redirect_uris"] = serde_json::json!([bye]);
+        }
+    }
+    let mut req = http.post(endpoint).json(&metadata);
+    if let Some(t) = &o.initial_access_token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.map_err(|e| format!("POST {endpoint}: {e}"))?;
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    let Some(client_id) = body["client_id"].as_str().filter(|_| status == 201 || status == 200) else {
+        let error = body["error"].as_str().unwrap_or("(no error code)");
+        let why = body["error_description"].as_str().unwrap_or("");
+        p.step(false, "registration", format!("HTTP {status} {error}: {why}"));
+        if let Some(field) = body["facts"]["field"].as_str() {
+            p.info(format!("the provider refused the field {field}"));
+        }
+        if status == 401 {
+            p.info("the registration endpoint wants an initial access token: give --initial-access-token");
+        }
+        return Ok(None);
+    };
+    let configuration = match (body["registration_client_uri"].as_str(), body["registration_access_token"].as_str()) {
+        (Some(uri), Some(token)) => Some((uri.to_string(), token.to_string())),
+        _ => None,
+    };
+    p.step(
+        true,
+        "registration",
+        format!(
+            "HTTP {status}: client_id {client_id}, {} (RFC 7591)",
+            if configuration.is_some() {
+                "removed at the end (RFC 7592)"
+            } else {
+                "no configuration endpoint: it stays registered"
+            }
+        ),
+    );
+    Ok(Some(Registered {
+        client_id: client_id.to_string(),
+        client_secret: body["client_secret"].as_str().map(str::to_string),
+        configuration,
+    }))
+}
+
+/// RFC 7592 §2.3: deletes the flow's client; true when it is gone (or cannot be deleted at all).
+async fn unregister(http: &reqwest::Client, registered: &Registered, p: &mut Printer) -> bool {
+    let Some((uri, token)) = &registered.configuration else { return true };
+    match http.delete(uri).bearer_auth(token).send().await {
+        Ok(r) if r.status().as_u16() == 204 => {
+            p.step(true, "unregistration", format!("client {} deleted (RFC 7592)", registered.client_id));
+            true
+        }
+        Ok(r) => {
+            p.step(false, "unregistration", format!("DELETE {uri}: HTTP {}", r.status().as_u16()));
+            false
+        }
+        Err(e) => {
+            p.step(false, "unregistration", format!("DELETE {uri}: {e}"));
+            false
+        }
+    }
+}
+
+/// Steps 2 to 9, with the client `o` names.
+async fn steps(
+    http: &reqwest::Client,
+    o: &Options,
+    doc: &Value,
+    ep: &Endpoints,
+    p: &mut Printer,
+) -> Result<bool, String> {
+    let doc_issuer = doc["issuer"].as_str().unwrap_or("");
     let mut dpop = if o.dpop { Some(DpopKey::generate()?) } else { None };
     if let Some(k) = &dpop {
         p.info(format!("DPoP: a fresh ES256 key, thumbprint (jkt) {}", k.jkt));
     }
     let obtained = if o.device {
-        device_flow(&http, o, &ep, &mut dpop, p).await?
+        device_flow(http, o, ep, &mut dpop, p).await?
     } else {
-        code_flow(&http, o, &doc, &ep, &mut dpop, p).await?
+        code_flow(http, o, doc, ep, &mut dpop, p).await?
     };
     let Some(Obtained { tokens, nonce, mut ok }) = obtained else { return Ok(false) };
     // 5. The ID token.
     let access = tokens["access_token"].as_str().unwrap_or_default().to_string();
-    let (_, jwks, _) = get_json(&http, &ep.jwks).await?;
+    let (_, jwks, _) = get_json(http, &ep.jwks).await?;
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     if let Some(id) = tokens["id_token"].as_str() {
@@ -308,7 +435,7 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
                 if let Some(r) = &o.resource {
                     form.push(("resource", r.clone()));
                 }
-                match token_request(&http, o, &ep, form, "refresh", &mut dpop, p).await? {
+                match token_request(http, o, ep, form, "refresh", &mut dpop, p).await? {
                     Some(next) => {
                         let rotated = next["refresh_token"].as_str().is_some_and(|n| n != rt);
                         p.step(true, "refresh rotation", if rotated { "a new refresh token was issued: store it, the old one is now dead on rotating providers" } else { "the same (or no) refresh token came back: this provider does not rotate" });
@@ -339,7 +466,7 @@ pub async fn run(o: &Options, p: &mut Printer) -> Result<bool, String> {
     }
     // 9. RP-initiated logout.
     if o.logout {
-        ok &= logout(&http, o, &doc, &tokens, p).await?;
+        ok &= logout(http, o, doc, &tokens, p).await?;
     }
     Ok(ok)
 }

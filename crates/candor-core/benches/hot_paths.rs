@@ -54,6 +54,7 @@ fn client(alg: SigningAlg) -> Client {
         resources: vec![],
         require_dpop: false,
         logout: Default::default(),
+        registration_token_hash: None,
     }
 }
 

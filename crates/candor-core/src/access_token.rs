@@ -231,6 +231,7 @@ mod tests {
             resources: vec!["https://api.example/".into()],
             require_dpop: false,
             logout: Default::default(),
+            registration_token_hash: None,
         }
     }
 

@@ -367,6 +367,7 @@ pub(crate) mod tests {
             resources: vec!["https://api.example/".into()],
             require_dpop: false,
             logout: Default::default(),
+            registration_token_hash: None,
         }
     }
 

@@ -33,6 +33,14 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::PostLogoutRedirectUriWithoutClient => {
             include_str!("../../../docs/reasons/post_logout_redirect_uri_without_client.md")
         }
+        Reason::RegistrationDisabled => include_str!("../../../docs/reasons/registration_disabled.md"),
+        Reason::RegistrationTokenInvalid => include_str!("../../../docs/reasons/registration_token_invalid.md"),
+        Reason::RegistrationAccessTokenInvalid => {
+            include_str!("../../../docs/reasons/registration_access_token_invalid.md")
+        }
+        Reason::ClientMetadataInvalid => include_str!("../../../docs/reasons/client_metadata_invalid.md"),
+        Reason::RedirectUriInvalid => include_str!("../../../docs/reasons/redirect_uri_invalid.md"),
+        Reason::SoftwareStatementUnsupported => include_str!("../../../docs/reasons/software_statement_unsupported.md"),
         Reason::GrantTypeUnsupported => include_str!("../../../docs/reasons/grant_type_unsupported.md"),
         Reason::GrantTypeNotAllowedForClient => {
             include_str!("../../../docs/reasons/grant_type_not_allowed_for_client.md")

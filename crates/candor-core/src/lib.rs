@@ -26,6 +26,7 @@ pub mod params;
 pub mod password;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod registration;
 pub mod rejection;
 pub mod resource;
 pub mod scope;

@@ -211,6 +211,19 @@ pub fn logout_token(
         .map_err(|e| Rejection::internal().with_internal("signing", e.to_string()))
 }
 
+/// Back-Channel Logout 1.0 §2.2: an absolute `http`/`https` URI with a host and without a
+/// fragment (a query is kept).
+pub fn validate_backchannel_uri(uri: &str) -> Result<(), String> {
+    if uri.contains('#') {
+        return Err("must not contain a fragment (Back-Channel Logout 1.0 §2.2)".into());
+    }
+    let parsed = url::Url::parse(uri).map_err(|e| format!("not an absolute URI: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err("must be an http or https URL with a host: Candor posts the logout token to it".into());
+    }
+    Ok(())
+}
+
 /// Where the browser goes after logout: the registered URI with `state` added (§3).
 pub fn redirect_after(uri: &str, state: Option<&str>) -> String {
     match state {

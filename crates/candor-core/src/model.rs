@@ -176,6 +176,10 @@ pub struct Client {
     /// How the client takes part in logout (absent from clients serialised before it existed).
     #[serde(default)]
     pub logout: ClientLogout,
+    /// Hash of the registration access token (RFC 7592) of a client registered at the
+    /// registration endpoint; `None` for clients registered by an administrator.
+    #[serde(default)]
+    pub registration_token_hash: Option<String>,
 }
 
 /// A client's logout registration (OIDC RP-Initiated Logout 1.0 §3.1, Back-Channel Logout 1.0 §2.2).

@@ -156,6 +156,7 @@ mod tests {
             resources: vec![],
             require_dpop: false,
             logout: Default::default(),
+            registration_token_hash: None,
         }
     }
 

@@ -75,6 +75,20 @@ pub enum Reason {
     /// §2: a `post_logout_redirect_uri` needs an `id_token_hint` or `client_id` naming the client.
     PostLogoutRedirectUriWithoutClient,
 
+    // --- dynamic client registration (RFC 7591, RFC 7592) ---
+    /// The registration endpoint is off (`[registration] enabled`).
+    RegistrationDisabled,
+    /// RFC 7591 §3: registration is protected by an initial access token, missing or wrong here.
+    RegistrationTokenInvalid,
+    /// RFC 7592 §2: the registration access token does not manage this client (or the client is gone).
+    RegistrationAccessTokenInvalid,
+    /// RFC 7591 §3.2.2 `invalid_client_metadata`: a field's value is wrong, unsupported or inconsistent.
+    ClientMetadataInvalid,
+    /// RFC 7591 §3.2.2 `invalid_redirect_uri`: a redirect URI offered for registration is not absolute, has a fragment, or is missing.
+    RedirectUriInvalid,
+    /// RFC 7591 §2.3: Candor trusts no software statement issuer, so it takes none.
+    SoftwareStatementUnsupported,
+
     // --- token endpoint: grant and client (RFC 6749 §5.2) ---
     /// The `grant_type` is not one Candor implements.
     GrantTypeUnsupported,
@@ -276,6 +290,12 @@ impl Reason {
         Reason::IdTokenHintClientMismatch,
         Reason::PostLogoutRedirectUriNotRegistered,
         Reason::PostLogoutRedirectUriWithoutClient,
+        Reason::RegistrationDisabled,
+        Reason::RegistrationTokenInvalid,
+        Reason::RegistrationAccessTokenInvalid,
+        Reason::ClientMetadataInvalid,
+        Reason::RedirectUriInvalid,
+        Reason::SoftwareStatementUnsupported,
         Reason::GrantTypeUnsupported,
         Reason::GrantTypeNotAllowedForClient,
         Reason::ClientAuthenticationMissing,
@@ -388,6 +408,12 @@ impl Reason {
             IdTokenHintClientMismatch => "id_token_hint_client_mismatch",
             PostLogoutRedirectUriNotRegistered => "post_logout_redirect_uri_not_registered",
             PostLogoutRedirectUriWithoutClient => "post_logout_redirect_uri_without_client",
+            RegistrationDisabled => "registration_disabled",
+            RegistrationTokenInvalid => "registration_token_invalid",
+            RegistrationAccessTokenInvalid => "registration_access_token_invalid",
+            ClientMetadataInvalid => "client_metadata_invalid",
+            RedirectUriInvalid => "redirect_uri_invalid",
+            SoftwareStatementUnsupported => "software_statement_unsupported",
             GrantTypeUnsupported => "grant_type_unsupported",
             GrantTypeNotAllowedForClient => "grant_type_not_allowed_for_client",
             ClientAuthenticationMissing => "client_authentication_missing",
@@ -495,6 +521,11 @@ impl Reason {
             | IdTokenHintClientMismatch
             | PostLogoutRedirectUriNotRegistered
             | PostLogoutRedirectUriWithoutClient => "invalid_request",
+            RegistrationDisabled => "invalid_request",
+            RegistrationTokenInvalid | RegistrationAccessTokenInvalid => "invalid_token",
+            ClientMetadataInvalid => "invalid_client_metadata",
+            RedirectUriInvalid => "invalid_redirect_uri",
+            SoftwareStatementUnsupported => "invalid_software_statement",
             // RFC 9101 §6.2 (and RFC 9126 §4): the request_uri "returns an error or contains invalid data".
             RequestUriUnknown | RequestUriUsed | RequestUriExpired | RequestUriClientMismatch => "invalid_request_uri",
             ClientUnknown | RedirectUriNotRegistered => "invalid_request",
@@ -591,6 +622,7 @@ impl Reason {
             "temporarily_unavailable" => 503,
             _ => match self {
                 AccessTokenMissing => 401,
+                RegistrationDisabled => 404,
                 BodyTooLarge => 413,
                 HeadersTooLarge => 431,
                 _ => 400,
@@ -636,6 +668,14 @@ impl Reason {
             PostLogoutRedirectUriWithoutClient => {
                 "A post_logout_redirect_uri needs an id_token_hint or a client_id to say which client registered it."
             }
+            RegistrationDisabled => "Dynamic client registration is turned off on this provider.",
+            RegistrationTokenInvalid => {
+                "Registration needs the initial access token, and this request did not carry it."
+            }
+            RegistrationAccessTokenInvalid => "The registration access token is missing, wrong, or not this client's.",
+            ClientMetadataInvalid => "A client metadata field has a value this provider cannot register.",
+            RedirectUriInvalid => "A redirect URI offered for registration cannot be registered.",
+            SoftwareStatementUnsupported => "This provider does not accept software statements.",
             GrantTypeUnsupported => "This grant_type is not supported.",
             GrantTypeNotAllowedForClient => "This client is not allowed to use this grant_type.",
             ClientAuthenticationMissing => "The client did not authenticate and sent no client_id.",

@@ -49,6 +49,21 @@ pub struct Settings {
     pub device_code_lifetime: i64,
     /// Seconds a device must wait between polls at first (RFC 8628 §3.2 `interval`).
     pub device_poll_interval: i64,
+    /// Dynamic client registration (RFC 7591, RFC 7592); off by default.
+    pub registration: RegistrationSettings,
+}
+
+/// Who may register clients at the registration endpoint, and what they may register.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationSettings {
+    /// The registration endpoint is served and advertised.
+    pub enabled: bool,
+    /// Hash of the initial access token (RFC 7591 §3) a registration must carry; `None`: open
+    /// registration.
+    pub initial_token_hash: Option<String>,
+    /// A registration may set `backchannel_logout_uri`. Off by default: Candor posts to the
+    /// host that URI names, so an open registration could make it reach internal addresses.
+    pub backchannel_logout: bool,
 }
 
 /// RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
@@ -79,6 +94,7 @@ impl Settings {
             dpop_nonce: false,
             device_code_lifetime: 600,
             device_poll_interval: 5,
+            registration: RegistrationSettings::default(),
         }
     }
 

@@ -27,6 +27,9 @@ pub trait ClientStore: Send + Sync {
     /// Inserts a new client; `Conflict` if the id is taken.
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Replaces everything about the client but its id and creation time (RFC 7592 §2.2); its
+    /// tokens stay. Returns false if it does not exist.
+    async fn update_client(&self, client: &Client) -> StoreResult<bool>;
     /// Removes the client and revokes everything issued to it. Returns false if it did not exist.
     async fn remove_client(&self, id: &str, now: UnixTime) -> StoreResult<bool>;
     /// Replaces the stored secret hash. Returns false if the client does not exist.

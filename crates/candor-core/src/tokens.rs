@@ -78,10 +78,12 @@ pub enum SecretKind {
     RequestUri,
     /// The device code of a device authorization (RFC 8628 §3.2).
     DeviceCode,
+    /// The registration access token of a dynamically registered client (RFC 7592 §1.2).
+    RegistrationAccessToken,
 }
 
 impl SecretKind {
-    pub const ALL: [SecretKind; 8] = [
+    pub const ALL: [SecretKind; 9] = [
         SecretKind::AuthorizationCode,
         SecretKind::AccessToken,
         SecretKind::RefreshToken,
@@ -90,6 +92,7 @@ impl SecretKind {
         SecretKind::Interaction,
         SecretKind::RequestUri,
         SecretKind::DeviceCode,
+        SecretKind::RegistrationAccessToken,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -102,6 +105,7 @@ impl SecretKind {
             SecretKind::Interaction => "cdi_",
             SecretKind::RequestUri => "cdq_",
             SecretKind::DeviceCode => "cdv_",
+            SecretKind::RegistrationAccessToken => "cdm_",
         }
     }
 
@@ -115,6 +119,7 @@ impl SecretKind {
             SecretKind::Interaction => "interaction id",
             SecretKind::RequestUri => "request_uri",
             SecretKind::DeviceCode => "device code",
+            SecretKind::RegistrationAccessToken => "registration access token",
         }
     }
 }

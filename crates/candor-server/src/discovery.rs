@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub fn document(state: &AppState) -> Value {
     let base = state.settings.base();
     let algs: Vec<&str> = state.keys().algorithms().iter().map(|a| a.as_str()).collect();
-    json!({
+    let mut doc = json!({
         "issuer": state.settings.issuer,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
@@ -61,7 +61,15 @@ pub fn document(state: &AppState) -> Value {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "service_documentation": format!("{base}/errors/"),
-    })
+    });
+    // RFC 8414 §2 / OIDC Discovery §3: only when registration is on.
+    if state.settings.registration.enabled
+        && let Value::Object(m) = &mut doc
+    {
+        let endpoint = format!("{base}{}", candor_core::registration::REGISTRATION_PATH);
+        m.insert("registration_endpoint".into(), Value::String(endpoint));
+    }
+    doc
 }
 
 fn json_cached(value: Value) -> Response {

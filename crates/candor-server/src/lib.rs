@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod par;
 mod passwords;
 pub mod ratelimit;
+pub mod registration;
 pub mod respond;
 pub mod state;
 pub mod throttle;
@@ -99,6 +100,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/device", get(device::page_get).post(device::page_post))
         .route(candor_core::logout::END_SESSION_PATH, get(logout::get).post(logout::post))
         .route("/logout/confirm", post(logout::confirm))
+        .route(candor_core::registration::REGISTRATION_PATH, post(registration::register))
+        .route("/register/{client_id}", get(registration::read).put(registration::update).delete(registration::delete))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/errors/", get(discovery::reason_index))
         .route("/errors/{reason}", get(discovery::reason_page))

@@ -68,6 +68,7 @@ fn client() -> Client {
         resources: vec![],
         require_dpop: false,
         logout: Default::default(),
+        registration_token_hash: None,
     }
 }
 

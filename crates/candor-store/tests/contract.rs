@@ -387,10 +387,24 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
             resources: vec![],
             require_dpop: false,
             logout: Default::default(),
+            registration_token_hash: None,
         };
         s.store.insert_client(&client).await.unwrap();
         assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
         assert_eq!(s.store.client("c1").await.unwrap().unwrap(), client, "{}: round trip", s.name);
+        // An update replaces everything but the id and the creation time, and keeps the tokens.
+        let mut changed = Client {
+            name: "Renamed".into(),
+            redirect_uris: vec!["https://b/cb".into()],
+            registration_token_hash: Some("rt-hash".into()),
+            created_at: 999,
+            ..client.clone()
+        };
+        changed.logout.post_logout_redirect_uris = vec!["https://b/bye".into()];
+        assert!(s.store.update_client(&changed).await.unwrap());
+        changed.created_at = client.created_at;
+        assert_eq!(s.store.client("c1").await.unwrap().unwrap(), changed, "{}: updated", s.name);
+        assert!(!s.store.update_client(&Client { id: "nope".into(), ..changed.clone() }).await.unwrap());
         s.store.insert_tokens(&issued("at-u", Some("rt-u"), "g3")).await.unwrap();
         s.store
             .insert_session(&SessionRecord {
@@ -454,6 +468,7 @@ async fn resources_round_trip_and_removing_one_revokes_its_tokens_and_takes_it_o
             resources: vec![api.id.clone(), other.id.clone()],
             require_dpop: false,
             logout: Default::default(),
+            registration_token_hash: None,
         };
         s.store.insert_client(&client).await.unwrap();
         assert_eq!(s.store.client("c-res").await.unwrap().unwrap(), client, "{}: round trip", s.name);
@@ -885,6 +900,7 @@ async fn device_codes_stay_as_tombstones_for_their_retention_and_go_with_their_c
             resources: vec![],
             require_dpop: false,
             logout: Default::default(),
+            registration_token_hash: None,
         };
         s.store.insert_client(&client).await.unwrap();
         assert_eq!(s.store.client("c1").await.unwrap().unwrap().grant_types, [GrantType::DeviceCode], "{}", s.name);

@@ -54,7 +54,8 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         validate_for_registration(uri).map_err(|e| format!("post-logout redirect URI {uri:?}: {e}"))?;
     }
     if let Some(uri) = &spec.logout.backchannel_uri {
-        validate_backchannel_uri(uri).map_err(|e| format!("back-channel logout URI {uri:?}: {e}"))?;
+        candor_core::logout::validate_backchannel_uri(uri)
+            .map_err(|e| format!("back-channel logout URI {uri:?}: {e}"))?;
     } else if spec.logout.backchannel_session_required {
         return Err("--backchannel-logout-session-required needs --backchannel-logout-uri".into());
     }
@@ -116,20 +117,9 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         resources: spec.resources,
         require_dpop: spec.require_dpop,
         logout: spec.logout,
+        registration_token_hash: None,
     };
     Ok((client, secret.map(|s| s.value)))
-}
-
-/// Back-Channel Logout 1.0 §2.2: an absolute `http`/`https` URI without a fragment; a query is kept.
-fn validate_backchannel_uri(uri: &str) -> Result<(), String> {
-    if uri.contains('#') {
-        return Err("must not contain a fragment (Back-Channel Logout 1.0 §2.2)".into());
-    }
-    let parsed = url::Url::parse(uri).map_err(|e| format!("not an absolute URI: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-        return Err("must be an http or https URL with a host: Candor posts the logout token to it".into());
-    }
-    Ok(())
 }
 
 pub fn default_scopes() -> Vec<String> {

@@ -38,6 +38,8 @@ pub struct Config {
     pub dpop: Dpop,
     #[serde(default)]
     pub device: Device,
+    #[serde(default)]
+    pub registration: Registration,
     /// Proxies (addresses or CIDR prefixes, e.g. the load balancer's subnet) whose
     /// `X-Forwarded-For` names the client's address; empty: the connection's peer is the client.
     #[serde(default)]
@@ -89,6 +91,18 @@ pub struct Device {
     pub code_lifetime: i64,
     /// Seconds a device waits between polls at first (RFC 8628 `interval`).
     pub poll_interval: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Registration {
+    /// Serve dynamic client registration (RFC 7591, RFC 7592) at /register.
+    pub enabled: bool,
+    /// A registration must carry this as `Authorization: Bearer` (at least 32 characters);
+    /// without it, anyone who can reach Candor can register a client.
+    pub initial_access_token: Option<String>,
+    /// A registration may set `backchannel_logout_uri` (Candor then posts to whatever host it names).
+    pub backchannel_logout: bool,
 }
 
 impl Default for Device {
@@ -232,6 +246,9 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_DPOP_NONCE", &["dpop", "nonce"], false),
     ("CANDOR_DEVICE_CODE_LIFETIME", &["device", "code_lifetime"], true),
     ("CANDOR_DEVICE_POLL_INTERVAL", &["device", "poll_interval"], true),
+    ("CANDOR_REGISTRATION_ENABLED", &["registration", "enabled"], false),
+    ("CANDOR_REGISTRATION_INITIAL_ACCESS_TOKEN", &["registration", "initial_access_token"], false),
+    ("CANDOR_REGISTRATION_BACKCHANNEL_LOGOUT", &["registration", "backchannel_logout"], false),
     ("CANDOR_LOG_FORMAT", &["log", "format"], false),
     ("CANDOR_LOG_LEVEL", &["log", "level"], false),
 ];
@@ -291,6 +308,15 @@ impl Config {
             dpop_nonce: self.dpop.nonce,
             device_code_lifetime: self.device.code_lifetime,
             device_poll_interval: self.device.poll_interval,
+            registration: candor_core::settings::RegistrationSettings {
+                enabled: self.registration.enabled,
+                initial_token_hash: self
+                    .registration
+                    .initial_access_token
+                    .as_deref()
+                    .map(candor_core::tokens::hash_secret),
+                backchannel_logout: self.registration.backchannel_logout,
+            },
         }
     }
 
@@ -328,6 +354,16 @@ impl Config {
         })?;
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 32) {
             return Err("admin_token: must be at least 32 characters".into());
+        }
+        if self.registration.initial_access_token.as_ref().is_some_and(|t| t.len() < 32) {
+            return Err("registration.initial_access_token: must be at least 32 characters".into());
+        }
+        if !self.registration.enabled
+            && (self.registration.initial_access_token.is_some() || self.registration.backchannel_logout)
+        {
+            return Err(
+                "registration: set registration.enabled = true, or the other registration settings do nothing".into()
+            );
         }
         let issuer = url::Url::parse(&self.issuer).map_err(|e| format!("issuer: {e}"))?;
         let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -404,6 +440,28 @@ mod tests {
         assert!(e.starts_with("store:") && !e.contains("pw"), "the password is not repeated: {e}");
         let c = Config::parse("issuer = \"https://id.example.com\"\nstore = \"postgres://u@h/db\"", &none).unwrap();
         assert_eq!((c.store.as_str(), c.settings().key_reload_interval), ("postgres://u@h/db", 10));
+    }
+
+    #[test]
+    fn registration_is_off_by_default_and_its_token_is_kept_as_a_hash() {
+        let base = "issuer = \"https://id.example.com\"";
+        let c = Config::parse(base, &none).unwrap();
+        assert!(!c.settings().registration.enabled);
+        let token = "t".repeat(40);
+        let env = |k: &str| match k {
+            "CANDOR_REGISTRATION_ENABLED" => Some("true".to_string()),
+            "CANDOR_REGISTRATION_INITIAL_ACCESS_TOKEN" => Some("t".repeat(40)),
+            _ => None,
+        };
+        let s = Config::parse(base, &env).unwrap().settings();
+        assert!(s.registration.enabled && !s.registration.backchannel_logout);
+        assert_eq!(s.registration.initial_token_hash, Some(candor_core::tokens::hash_secret(&token)));
+        let e =
+            Config::parse(&format!("{base}\n[registration]\nenabled = true\ninitial_access_token = \"short\""), &none)
+                .unwrap_err();
+        assert!(e.starts_with("registration.initial_access_token:"), "{e}");
+        let e = Config::parse(&format!("{base}\n[registration]\nbackchannel_logout = true"), &none).unwrap_err();
+        assert!(e.starts_with("registration:") && e.contains("enabled"), "{e}");
     }
 
     #[test]

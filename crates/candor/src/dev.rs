@@ -44,6 +44,10 @@ pub struct DevArgs {
     /// Require the server's nonce in DPoP proofs (RFC 9449 §8), as `[dpop] nonce = true` does.
     #[arg(long)]
     dpop_nonce: bool,
+    /// Serve dynamic client registration (RFC 7591, RFC 7592) at /register, open to anything
+    /// that reaches this loopback port, back-channel logout URIs included.
+    #[arg(long)]
+    registration: bool,
 }
 
 fn init_logs(json: bool, level: &str) {
@@ -96,6 +100,8 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let issuer = format!("http://127.0.0.1:{}", addr.port());
     let mut settings = Settings::new(&issuer);
     settings.dpop_nonce = args.dpop_nonce;
+    settings.registration.enabled = args.registration;
+    settings.registration.backchannel_logout = args.registration;
     // A fresh admin token each start: dev mode has the admin API on, and nothing stores the token.
     let admin_token = Secret::generate(SecretKind::Session).map_err(|e| e.to_string())?.value;
     let state = AppState::with_admin_token(

@@ -93,8 +93,17 @@ struct FlowArgs {
     /// The provider's issuer URL (discovery is read from it).
     #[arg(long)]
     issuer: String,
+    /// The registered client to run the flow with (or --register).
+    #[arg(long, required_unless_present = "register", conflicts_with = "register")]
+    client_id: Option<String>,
+    /// Register a client of the flow's own first (RFC 7591, the provider's registration_endpoint)
+    /// and delete it at the end (RFC 7592).
     #[arg(long)]
-    client_id: String,
+    register: bool,
+    /// The initial access token the registration endpoint asks for; also from
+    /// CANDOR_FLOW_INITIAL_ACCESS_TOKEN.
+    #[arg(long, requires = "register", env = "CANDOR_FLOW_INITIAL_ACCESS_TOKEN", hide_env_values = true)]
+    initial_access_token: Option<String>,
     /// For confidential clients; also from CANDOR_FLOW_CLIENT_SECRET (keeps it out of shell history).
     #[arg(long, env = "CANDOR_FLOW_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
@@ -146,7 +155,7 @@ struct FlowArgs {
 async fn flow(args: FlowArgs) -> Result<bool, String> {
     let options = candor_client::flow::Options {
         issuer: args.issuer,
-        client_id: args.client_id,
+        client_id: args.client_id.unwrap_or_default(),
         client_secret: args.client_secret,
         scope: args.scope,
         redirect_uri: args.redirect_uri,
@@ -160,6 +169,8 @@ async fn flow(args: FlowArgs) -> Result<bool, String> {
         device: args.device,
         logout: args.logout,
         post_logout_redirect_uri: args.post_logout_redirect_uri,
+        register: args.register,
+        initial_access_token: args.initial_access_token,
     };
     let mut printer = candor_client::flow::Printer { lines: Vec::new(), echo: true };
     let ok = candor_client::flow::run(&options, &mut printer).await?;

@@ -12,14 +12,17 @@ async fn flow(app: &TestApp, args: &[&str]) -> (bool, String) {
 /// `flow` as the client `client_id` (with its secret, if it has one).
 async fn flow_as(app: &TestApp, client_id: &str, args: &[&str]) -> (bool, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_candor"));
-    command
-        .args(["flow", "--issuer", &app.base, "--client-id", client_id])
-        .args(args)
-        .env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD);
+    command.args(["flow", "--issuer", &app.base, "--client-id", client_id]).args(args);
     let secret = app.secret(client_id);
     if !secret.is_empty() {
         command.env("CANDOR_FLOW_CLIENT_SECRET", secret);
     }
+    run(command).await
+}
+
+/// Runs `candor flow` with the demo user's password in the environment, off the runtime.
+async fn run(mut command: Command) -> (bool, String) {
+    command.env("CANDOR_FLOW_LOGIN_PASSWORD", PASSWORD);
     tokio::task::spawn_blocking(move || {
         let out = command.output().unwrap();
         (
@@ -246,4 +249,32 @@ async fn flow_ends_with_rp_initiated_logout_and_names_a_refused_one() {
     assert!(!ok, "{text}");
     assert!(text.contains("FAIL logout: HTTP 400: refused: post_logout_redirect_uri_not_registered"), "{text}");
     assert!(text.contains("register the post-logout redirect URI"), "{text}");
+}
+
+#[tokio::test]
+async fn flow_registers_a_client_of_its_own_and_removes_it_at_the_end() {
+    let app = spawn_app_with(|s| s.registration.enabled = true, candor_server::Disclosure::Detailed).await;
+    let flow_registering = |base: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_candor"));
+        command.args(["flow", "--issuer", base, "--register", "--redirect-uri", WEB_REDIRECT, "--login-user", USER]);
+        command.args(["--scope", "openid offline_access", "--refresh"]);
+        command
+    };
+    let (ok, text) = run(flow_registering(&app.base)).await;
+    assert!(ok, "{text}");
+    for expected in [
+        "ok   registration: HTTP 201: client_id",
+        "ok   code exchange: HTTP 200",
+        "ok   refresh rotation",
+        "ok   unregistration",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM clients", &[]).await, 8, "its client is gone again");
+    assert!(!text.contains("cds_") || text.lines().all(|l| !l.contains("cds_") || l.contains('…')), "{text}");
+
+    // A provider without registration: the step says so.
+    let off = spawn_app().await;
+    let (ok, text) = run(flow_registering(&off.base)).await;
+    assert!(!ok && text.contains("FAIL registration: the discovery document has no registration_endpoint"), "{text}");
 }

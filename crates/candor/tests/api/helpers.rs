@@ -87,6 +87,7 @@ pub fn client(
         resources: vec![],
         require_dpop: false,
         logout: Default::default(),
+        registration_token_hash: None,
     }
 }
 

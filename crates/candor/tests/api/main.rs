@@ -29,6 +29,7 @@ mod par;
 mod private_key_jwt;
 mod reasons;
 mod refresh;
+mod registration;
 mod resources;
 mod revocation;
 mod served;

@@ -68,6 +68,9 @@ mod reasons;
 #[path = "../api/refresh.rs"]
 mod refresh;
 #[cfg(candor_postgres_tests)]
+#[path = "../api/registration.rs"]
+mod registration;
+#[cfg(candor_postgres_tests)]
 #[path = "../api/resources.rs"]
 mod resources;
 #[cfg(candor_postgres_tests)]
