@@ -331,11 +331,19 @@ pub async fn show(
     }
 }
 
+/// The client as the pages name it, in HTML: its name in bold, and, for a client that
+/// registered itself (RFC 7591), a warning that nobody checked that name.
 pub(crate) async fn client_name(state: &AppState, client_id: &str) -> String {
-    match state.store.client(client_id).await {
-        Ok(Some(c)) => c.name,
-        _ => client_id.to_string(),
-    }
+    let (name, registered_itself) = match state.store.client(client_id).await {
+        Ok(Some(c)) => (c.name, c.registration_token_hash.is_some()),
+        _ => (client_id.to_string(), false),
+    };
+    let warning = if registered_itself {
+        r#" <span class="muted">(an application that registered itself: this name is not verified)</span>"#
+    } else {
+        ""
+    };
+    format!("<strong>{}</strong>{warning}", esc(&name))
 }
 
 async fn login_page(state: &AppState, l: &Loaded, error: Option<&str>, username: &str, status: StatusCode) -> Response {
@@ -347,7 +355,7 @@ async fn login_page(state: &AppState, l: &Loaded, error: Option<&str>, username:
     };
     let body = format!(
         r#"<h1>Sign in</h1>
-<p class="muted">{purpose} <strong>{name}</strong></p>
+<p class="muted">{purpose} {name}</p>
 {error}
 <form method="post" action="/interaction/{id}/login">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -357,7 +365,6 @@ async fn login_page(state: &AppState, l: &Loaded, error: Option<&str>, username:
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <div class="actions"><button type="submit">Sign in</button></div>
 </form>"#,
-        name = esc(&name),
         id = esc(&l.id),
         csrf = esc(&l.csrf),
         username = esc(username),
@@ -429,12 +436,11 @@ async fn consent_page(state: &AppState, l: &Loaded, req: &AuthorizationRequest, 
     let (items, apis) = grant_items(state, &req.scope, &req.resources).await;
     let body = format!(
         r#"<h1>Allow access?</h1>
-<p><strong>{name}</strong> asks to:</p>
+<p>{name} asks to:</p>
 <ul class="scopes">{items}</ul>
 {apis}
 <p class="muted">Signed in as <strong>{username}</strong>. You will return to <code>{redirect}</code>.</p>
 {form}"#,
-        name = esc(&name),
         items = items,
         apis = apis,
         username = esc(&username),

@@ -236,13 +236,12 @@ pub(crate) async fn confirm_page(state: &AppState, l: &Loaded, req: &DeviceReque
     let items = if items.is_empty() { "<li>Sign you in on the device</li>".to_string() } else { items };
     let body = format!(
         r#"<h1>Connect this device?</h1>
-<p>A device showing the code <strong><code>{code}</code></strong> asks, for <strong>{name}</strong>, to:</p>
+<p>A device showing the code <strong><code>{code}</code></strong> asks, for {name}, to:</p>
 <ul class="scopes">{items}</ul>
 {apis}
 <p class="muted">Signed in as <strong>{username}</strong>. Allow only if you started this on a device you have with you and it shows this code.</p>
 {form}"#,
         code = esc(&req.user_code),
-        name = esc(&name),
         username = esc(&username),
         form = authorize::decision_form(l),
     );

@@ -128,7 +128,7 @@ pub fn default_scopes() -> Vec<String> {
 
 pub fn describe_client(c: &Client) -> String {
     format!(
-        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\naccess tokens:    {}\nresources:        {}\nDPoP:             {}\npost-logout URIs: {}\nback-channel:     {}\ncreated:          {}",
+        "client_id:        {}\nname:             {}\ntype:             {}\nauth method:      {}\nredirect URIs:    {}\ngrant types:      {}\nscopes:           {}\nPKCE:             {}{}\nID token alg:     {}\nrefresh tokens:   {}\nPAR:              {}\naccess tokens:    {}\nresources:        {}\nDPoP:             {}\npost-logout URIs: {}\nback-channel:     {}\nregistered by:    {}\ncreated:          {}",
         c.id,
         c.name,
         if c.is_public() { "public" } else { "confidential" },
@@ -153,6 +153,11 @@ pub fn describe_client(c: &Client) -> String {
             None => "(none)".to_string(),
             Some(uri) if c.logout.backchannel_session_required => format!("{uri} (sid required)"),
             Some(uri) => uri.clone(),
+        },
+        if c.registration_token_hash.is_some() {
+            "itself at /register (RFC 7591); it manages its registration with its registration access token"
+        } else {
+            "an administrator"
         },
         rfc3339(c.created_at),
     )

@@ -98,6 +98,15 @@ async fn a_registered_client_signs_users_in_and_manages_its_own_registration() {
     assert!(stored.require_pkce && stored.registration_token_hash.is_some());
     assert_ne!(stored.registration_token_hash.as_deref(), Some(token.as_str()), "only the hash is stored");
 
+    // The pages say who chose its name.
+    let b = browser();
+    let r = app.authorize(&b, &auth_params(&id, WEB_REDIRECT, "openid", &pkce())).await;
+    let login = b.get(app.url(&location(&r))).send().await.unwrap().text().await.unwrap();
+    assert!(
+        login.contains("<strong>Registered app</strong>") && login.contains("this name is not verified"),
+        "{login}"
+    );
+
     // It signs a user in like any client.
     let (cb, p) = app.code_for(&id, WEB_REDIRECT, "openid offline_access").await;
     let r = reqwest::Client::new()
