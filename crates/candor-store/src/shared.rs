@@ -63,6 +63,41 @@ macro_rules! store_impl {
             crate::rows::refresh(row)
         }
 
+        /// `sql` with a client's columns bound as `$1` (id) to `$20` (registration_token_hash), in
+        /// the order of `insert_client`: everything but its creation time.
+        fn client_query<'q>(
+            sql: &'q str,
+            c: &'q Client,
+        ) -> StoreResult<
+            sqlx::query::Query<
+                'q,
+                <$Conn as sqlx::Connection>::Database,
+                <<$Conn as sqlx::Connection>::Database as sqlx::Database>::Arguments<'q>,
+            >,
+        > {
+            Ok(sqlx::query(sql)
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(&c.secret_hash)
+                .bind(to_json(&c.redirect_uris)?)
+                .bind(to_json(&c.grant_types)?)
+                .bind(c.auth_method.as_str())
+                .bind(to_json(&c.scopes)?)
+                .bind(c.require_pkce)
+                .bind(c.allow_plain_pkce)
+                .bind(c.id_token_alg.as_str())
+                .bind(c.always_issue_refresh_token)
+                .bind(c.jwks.as_ref().map(|j| j.to_string()))
+                .bind(c.require_par)
+                .bind(c.access_token_format.as_str())
+                .bind(to_json(&c.resources)?)
+                .bind(c.require_dpop)
+                .bind(to_json(&c.logout.post_logout_redirect_uris)?)
+                .bind(&c.logout.backchannel_uri)
+                .bind(c.logout.backchannel_session_required)
+                .bind(&c.registration_token_hash))
+        }
+
         #[async_trait]
         impl ClientStore for $Store {
             async fn client(&self, id: &str) -> StoreResult<Option<Client>> {
@@ -70,74 +105,23 @@ macro_rules! store_impl {
             }
 
             async fn insert_client(&self, c: &Client) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes, require_pkce,
-                                          allow_plain_pkce, id_token_alg, always_issue_refresh_token, created_at, jwks,
-                                          require_par, access_token_format, resources, require_dpop,
-                                          post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required,
-                                          registration_token_hash)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-                )
-                .bind(&c.id)
-                .bind(&c.name)
-                .bind(&c.secret_hash)
-                .bind(to_json(&c.redirect_uris)?)
-                .bind(to_json(&c.grant_types)?)
-                .bind(c.auth_method.as_str())
-                .bind(to_json(&c.scopes)?)
-                .bind(c.require_pkce)
-                .bind(c.allow_plain_pkce)
-                .bind(c.id_token_alg.as_str())
-                .bind(c.always_issue_refresh_token)
-                .bind(c.created_at)
-                .bind(c.jwks.as_ref().map(|j| j.to_string()))
-                .bind(c.require_par)
-                .bind(c.access_token_format.as_str())
-                .bind(to_json(&c.resources)?)
-                .bind(c.require_dpop)
-                .bind(to_json(&c.logout.post_logout_redirect_uris)?)
-                .bind(&c.logout.backchannel_uri)
-                .bind(c.logout.backchannel_session_required)
-                .bind(&c.registration_token_hash)
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?;
+                let sql = "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes,
+                        require_pkce, allow_plain_pkce, id_token_alg, always_issue_refresh_token, jwks, require_par,
+                        access_token_format, resources, require_dpop, post_logout_redirect_uris, backchannel_logout_uri,
+                        backchannel_logout_session_required, registration_token_hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+                client_query(sql, c)?.bind(c.created_at).execute(&self.pool).await.map_err(unavailable)?;
                 Ok(())
             }
 
             async fn update_client(&self, c: &Client) -> StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, grant_types = $5, auth_method = $6,
-                        scopes = $7, require_pkce = $8, allow_plain_pkce = $9, id_token_alg = $10,
+                let sql = "UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, grant_types = $5,
+                        auth_method = $6, scopes = $7, require_pkce = $8, allow_plain_pkce = $9, id_token_alg = $10,
                         always_issue_refresh_token = $11, jwks = $12, require_par = $13, access_token_format = $14,
                         resources = $15, require_dpop = $16, post_logout_redirect_uris = $17, backchannel_logout_uri = $18,
                         backchannel_logout_session_required = $19, registration_token_hash = $20
-                     WHERE id = $1",
-                )
-                .bind(&c.id)
-                .bind(&c.name)
-                .bind(&c.secret_hash)
-                .bind(to_json(&c.redirect_uris)?)
-                .bind(to_json(&c.grant_types)?)
-                .bind(c.auth_method.as_str())
-                .bind(to_json(&c.scopes)?)
-                .bind(c.require_pkce)
-                .bind(c.allow_plain_pkce)
-                .bind(c.id_token_alg.as_str())
-                .bind(c.always_issue_refresh_token)
-                .bind(c.jwks.as_ref().map(|j| j.to_string()))
-                .bind(c.require_par)
-                .bind(c.access_token_format.as_str())
-                .bind(to_json(&c.resources)?)
-                .bind(c.require_dpop)
-                .bind(to_json(&c.logout.post_logout_redirect_uris)?)
-                .bind(&c.logout.backchannel_uri)
-                .bind(c.logout.backchannel_session_required)
-                .bind(&c.registration_token_hash)
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?
-                .rows_affected();
+                     WHERE id = $1";
+                let n = client_query(sql, c)?.execute(&self.pool).await.map_err(unavailable)?.rows_affected();
                 Ok(n > 0)
             }
 

@@ -103,18 +103,7 @@ async fn case_04_a_json_request_with_a_mangled_code_is_told_apart_from_an_unknow
 async fn case_05_the_same_code_twice_is_code_already_redeemed_with_when_and_by_which_trace() {
     let app = spawn_app().await;
     let (cb, p) = app.code_for(WEB, WEB_REDIRECT, SCOPE).await;
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(WEB, Some(app.secret(WEB)))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &cb.code()),
-            ("redirect_uri", WEB_REDIRECT),
-            ("code_verifier", &p.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = app.exchange_as(WEB, &app.secret(WEB), &cb.code(), &p.verifier).await;
     let first_trace = r.headers()["candor-trace-id"].to_str().unwrap().to_string();
     assert_eq!(r.status(), 200);
     let (_, body) = app.exchange(&cb.code(), &p.verifier).await;

@@ -383,6 +383,22 @@ impl TestApp {
         (s, v)
     }
 
+    /// Exchanges a code as `client_id` with `secret` (HTTP Basic) at `WEB_REDIRECT`: the response.
+    pub async fn exchange_as(&self, client_id: &str, secret: &str, code: &str, verifier: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/token"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", WEB_REDIRECT),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
         reqwest::Client::new().get(self.url("/userinfo")).bearer_auth(access_token).send().await.unwrap()
     }

@@ -136,18 +136,7 @@ async fn a_client_may_be_configured_to_always_receive_refresh_tokens() {
     c.secret_hash = Some(secret.hash.clone());
     app.store.insert_client(&c).await.unwrap();
     let (cb, p) = app.code_for("always", WEB_REDIRECT, "openid").await;
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth("always", Some(&secret.value))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &cb.code()),
-            ("redirect_uri", WEB_REDIRECT),
-            ("code_verifier", &p.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = app.exchange_as("always", &secret.value, &cb.code(), &p.verifier).await;
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["refresh_token"].is_string(), "{body}");
 }

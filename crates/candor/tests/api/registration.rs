@@ -109,18 +109,7 @@ async fn a_registered_client_signs_users_in_and_manages_its_own_registration() {
 
     // It signs a user in like any client.
     let (cb, p) = app.code_for(&id, WEB_REDIRECT, "openid offline_access").await;
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &cb.code()),
-            ("redirect_uri", WEB_REDIRECT),
-            ("code_verifier", &p.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = app.exchange_as(&id, &secret, &cb.code(), &p.verifier).await;
     assert_eq!(r.status(), StatusCode::OK);
     let tokens: Value = r.json().await.unwrap();
 
