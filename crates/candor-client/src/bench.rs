@@ -33,6 +33,10 @@ pub enum Scenario {
     Refresh,
     Userinfo,
     Introspection,
+    /// The device authorization grant (RFC 8628): the device's request, the user's part in the
+    /// browser (the verification page, sign-in and confirmation, driven as forms), and the poll
+    /// that collects the tokens.
+    Device,
 }
 
 impl Scenario {
@@ -44,6 +48,7 @@ impl Scenario {
             "refresh" | "refresh-token" | "refresh_token" => Scenario::Refresh,
             "userinfo" => Scenario::Userinfo,
             "introspection" | "introspect" => Scenario::Introspection,
+            "device" | "device-code" | "device_code" => Scenario::Device,
             _ => return None,
         })
     }
@@ -56,6 +61,7 @@ impl Scenario {
             Scenario::Refresh => "refresh",
             Scenario::Userinfo => "userinfo",
             Scenario::Introspection => "introspection",
+            Scenario::Device => "device",
         }
     }
 
@@ -68,6 +74,7 @@ impl Scenario {
             Scenario::Refresh => "refresh rotation",
             Scenario::Userinfo => "userinfo request",
             Scenario::Introspection => "introspection request",
+            Scenario::Device => "device authorization round trip",
         }
     }
 }
@@ -173,6 +180,7 @@ impl Report {
 #[derive(Debug, Clone)]
 struct Endpoints {
     authorization: Option<String>,
+    device_authorization: Option<String>,
     token: String,
     userinfo: Option<String>,
     introspection: Option<String>,
@@ -451,8 +459,9 @@ fn fill_form(page: &str, username: Option<&str>, password: Option<&str>) -> Opti
             _ => {
                 let n = name.to_ascii_lowercase();
                 let user_field = ["user", "login", "email", "name"].iter().any(|k| n.contains(k));
+                // A field that already has a value (a prefilled user code) keeps it.
                 match username {
-                    Some(u) if user_field => f.fields.push((name, u.to_string())),
+                    Some(u) if user_field && value.is_empty() => f.fields.push((name, u.to_string())),
                     _ => f.fields.push((name, value)),
                 }
             }
@@ -503,46 +512,9 @@ async fn code_flow_in(
     for (k, v) in &o.extra_authorize {
         url.push_str(&format!("&{}={}", encode(k), encode(v)));
     }
-    let mut method = http::Method::GET;
-    let mut body: Option<String> = None;
-    let callback = 'steps: {
-        for _ in 0..12 {
-            let cookie = jar.header();
-            let mut headers = vec![("accept", "text/html")];
-            if !cookie.is_empty() {
-                headers.push(("cookie", cookie.as_str()));
-            }
-            let a = http.send(method.clone(), &url, &headers, body.take()).await?;
-            jar.take(&a);
-            if (300..400).contains(&a.status) {
-                let location =
-                    a.header("location").ok_or_else(|| format!("authorize: HTTP {} without Location", a.status))?;
-                let next = resolve(&url, location)?;
-                if next.starts_with(&o.redirect_uri) {
-                    break 'steps next;
-                }
-                url = next;
-                method = http::Method::GET;
-                continue;
-            }
-            if a.status != 200 {
-                return Err(format!("authorize: {} on {}", a.describe(), url.split('?').next().unwrap_or("")));
-            }
-            let page = String::from_utf8_lossy(&a.body);
-            let f = fill_form(&page, o.username.as_deref(), o.password.as_deref())
-                .ok_or_else(|| "authorize: HTTP 200 with no form to submit".to_string())?;
-            let target = resolve(&url, f.action.as_deref().unwrap_or(""))?;
-            let pairs: Vec<(&str, &str)> = f.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            if f.method == "post" {
-                method = http::Method::POST;
-                body = Some(form(&pairs));
-                url = target;
-            } else {
-                method = http::Method::GET;
-                url = format!("{}?{}", target.split('?').next().unwrap_or(&target), form(&pairs));
-            }
-        }
-        return Err("authorize: more than 12 steps without reaching the redirect URI".into());
+    let callback = match drive(http, o, jar, url, Some(&o.redirect_uri), "authorize").await? {
+        Driven::Redirected(to) => to,
+        Driven::Finished => return Err("authorize: a page with no form, before the redirect URI".into()),
     };
     let cb = UrlParts::parse(&callback)?;
     if let Some(e) = cb.get("error") {
@@ -565,6 +537,92 @@ async fn code_flow_in(
         )
         .await?;
     tokens_from(&a, "code exchange")
+}
+
+/// Where driving a browser through the provider's pages ended.
+enum Driven {
+    /// A redirect to the URL that was waited for.
+    Redirected(String),
+    /// A page with no form, after at least one form was submitted (the user's part is done).
+    Finished,
+}
+
+/// Drives a browser from `url` through the provider's pages: follows redirects, fills and
+/// submits each page's form (sign-in, consent, a device code), sending and keeping the cookies
+/// of `jar`, until a redirect to `stop` or, without `stop`, a page with no form.
+async fn drive(
+    http: &mut Http,
+    o: &Options,
+    jar: &mut Jar,
+    mut url: String,
+    stop: Option<&str>,
+    what: &str,
+) -> Result<Driven, String> {
+    let mut method = http::Method::GET;
+    let mut body: Option<String> = None;
+    let mut submitted = false;
+    for _ in 0..12 {
+        let cookie = jar.header();
+        let mut headers = vec![("accept", "text/html")];
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie.as_str()));
+        }
+        let a = http.send(method.clone(), &url, &headers, body.take()).await?;
+        jar.take(&a);
+        if (300..400).contains(&a.status) {
+            let location = a.header("location").ok_or_else(|| format!("{what}: HTTP {} without Location", a.status))?;
+            let next = resolve(&url, location)?;
+            if stop.is_some_and(|s| next.starts_with(s)) {
+                return Ok(Driven::Redirected(next));
+            }
+            url = next;
+            method = http::Method::GET;
+            continue;
+        }
+        if a.status != 200 {
+            return Err(format!("{what}: {} on {}", a.describe(), url.split('?').next().unwrap_or("")));
+        }
+        let page = String::from_utf8_lossy(&a.body);
+        let Some(f) = fill_form(&page, o.username.as_deref(), o.password.as_deref()) else {
+            if submitted && stop.is_none() {
+                return Ok(Driven::Finished);
+            }
+            return Err(format!("{what}: HTTP 200 with no form to submit"));
+        };
+        submitted = true;
+        let target = resolve(&url, f.action.as_deref().unwrap_or(""))?;
+        let pairs: Vec<(&str, &str)> = f.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if f.method == "post" {
+            method = http::Method::POST;
+            body = Some(form(&pairs));
+            url = target;
+        } else {
+            method = http::Method::GET;
+            url = format!("{}?{}", target.split('?').next().unwrap_or(&target), form(&pairs));
+        }
+    }
+    Err(format!("{what}: more than 12 steps without reaching the end"))
+}
+
+/// One device authorization (RFC 8628): the device's request, the user's part through the
+/// verification URI with the code filled in, then one poll, which the approval lets through.
+async fn device_flow(http: &mut Http, o: &Options, ep: &Endpoints, creds: &Credentials) -> Result<Tokens, String> {
+    let endpoint =
+        ep.device_authorization.as_deref().ok_or("the provider advertises no device_authorization_endpoint")?;
+    let a = creds.post(http, endpoint, &[("scope", &o.flow_scope)]).await?;
+    if a.status != 200 {
+        return Err(format!("device authorization: {}", a.describe()));
+    }
+    let v = a.json().ok_or("device authorization: HTTP 200 but not JSON")?;
+    let device_code = v["device_code"].as_str().ok_or("device authorization: no device_code")?.to_string();
+    let complete = v["verification_uri_complete"]
+        .as_str()
+        .ok_or("device authorization: no verification_uri_complete to open with the code filled in")?
+        .to_string();
+    drive(http, o, &mut Jar::default(), complete, None, "verification").await?;
+    let grant = [("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", device_code.as_str())];
+    let a = creds.post(http, &ep.token, &grant).await?;
+    tokens_from(&a, "device poll")
 }
 
 fn tokens_from(a: &Answer, what: &str) -> Result<Tokens, String> {
@@ -601,6 +659,7 @@ async fn operation(
             tokens_from(&a, "token").map(|_| ())
         }
         Scenario::Code => code_flow(http, o, ep, creds).await.map(|_| ()),
+        Scenario::Device => device_flow(http, o, ep, creds).await.map(|_| ()),
         Scenario::CodeSso => {
             let result = code_flow_in(http, o, ep, creds, &mut carry.jar).await.map(|_| ());
             if result.is_err() {
@@ -722,6 +781,7 @@ async fn discover(issuer: &str) -> Result<Endpoints, String> {
     let get = |k: &str| doc[k].as_str().map(str::to_string);
     Ok(Endpoints {
         authorization: get("authorization_endpoint"),
+        device_authorization: get("device_authorization_endpoint"),
         token: get("token_endpoint").ok_or("discovery: no token_endpoint")?,
         userinfo: get("userinfo_endpoint"),
         introspection: get("introspection_endpoint"),

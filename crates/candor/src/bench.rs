@@ -80,7 +80,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     let scenario = Scenario::parse(&args.scenario).ok_or_else(|| {
         format!(
-            "unknown scenario {:?}: client-credentials, code, code-sso, refresh, userinfo, introspection or startup",
+            "unknown scenario {:?}: client-credentials, code, code-sso, refresh, userinfo, introspection, device or startup",
             args.scenario
         )
     })?;

@@ -88,3 +88,22 @@ async fn a_misconfigured_run_stops_at_once_with_the_providers_answer() {
     assert!(!ok);
     assert!(err.contains("invalid_client") || err.contains("introspection_client_not_confidential"), "{err}");
 }
+
+#[tokio::test]
+async fn the_device_scenario_drives_the_verification_page_and_collects_the_tokens() {
+    use candor_core::model::{AuthMethod, GrantType};
+    use candor_core::tokens::{Secret, SecretKind};
+    let mut app = spawn_app().await;
+    let secret = Secret::generate(SecretKind::ClientSecret).unwrap();
+    let tv = client("tv", AuthMethod::ClientSecretBasic, &[], &[GrantType::DeviceCode], Some(&secret));
+    app.store.insert_client(&tv).await.unwrap();
+    app.secrets.insert("tv", secret.value);
+    // The device request, the verification page (code filled in), sign-in, confirmation, the
+    // result page, and the poll.
+    let (ok, r, err) = bench(&app, "tv", &["-s", "device", "--flow-scope", "openid"]).await;
+    assert!(ok, "{err}");
+    assert_clean(&r, "device", 6.0);
+    // Every round trip approved exactly one device, and each was redeemed once.
+    let approved = app.sql_count("SELECT COUNT(*) FROM device_codes WHERE redeemed_at IS NOT NULL", &[]).await;
+    assert!(approved >= r["ok"].as_i64().unwrap(), "{approved} redeemed for {r}");
+}
