@@ -19,6 +19,10 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 
 /// Longest `jti` kept for replay detection.
 const MAX_JTI_LEN: usize = 256;
+/// How far ahead of the server's time (beyond the leeway) an assertion's `exp` may lie. Its
+/// `jti` is remembered until then, so an assertion valid for a year would be a year of storage;
+/// libraries sign assertions for a minute or a few.
+pub const MAX_LIFETIME: i64 = 3600;
 
 /// A verified assertion: whose it is, and what to remember against its replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,12 @@ pub fn verify(parsed: &Parsed, client_id: &str, e: &Expect<'_>) -> Result<Verifi
         return Err(clock(Reason::ClientAssertionExpired, "exp", exp, e)
             .with("expired_seconds_ago", e.now - exp)
             .with("problem", "the assertion expired; or the client's clock is behind the server's"));
+    }
+    if exp > e.now + e.leeway + MAX_LIFETIME {
+        return Err(clock(Reason::ClientAssertionLifetimeTooLong, "exp", exp, e)
+            .with("expires_in_seconds", exp - e.now)
+            .with("max_seconds", MAX_LIFETIME)
+            .with("problem", "an assertion authenticates one request: give it an exp a few minutes ahead"));
     }
     for claim in ["iat", "nbf"] {
         if let Some(t) = claims[claim].as_i64()

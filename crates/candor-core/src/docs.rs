@@ -104,6 +104,9 @@ pub fn page(reason: Reason) -> &'static str {
             include_str!("../../../docs/reasons/client_assertion_audience_wrong.md")
         }
         Reason::ClientAssertionExpired => include_str!("../../../docs/reasons/client_assertion_expired.md"),
+        Reason::ClientAssertionLifetimeTooLong => {
+            include_str!("../../../docs/reasons/client_assertion_lifetime_too_long.md")
+        }
         Reason::ClientAssertionNotYetValid => include_str!("../../../docs/reasons/client_assertion_not_yet_valid.md"),
         Reason::ClientAssertionReplayed => include_str!("../../../docs/reasons/client_assertion_replayed.md"),
         Reason::RequestUriUnknown => include_str!("../../../docs/reasons/request_uri_unknown.md"),

@@ -121,6 +121,8 @@ pub enum Reason {
     ClientAssertionAudienceWrong,
     /// The assertion's `exp` has passed, beyond the configured clock leeway.
     ClientAssertionExpired,
+    /// The assertion's `exp` is further ahead than Candor remembers a `jti` for.
+    ClientAssertionLifetimeTooLong,
     /// The assertion's `iat` or `nbf` lies in the future, beyond the configured clock leeway.
     ClientAssertionNotYetValid,
     /// The assertion's `jti` was already used: each assertion authenticates one request.
@@ -311,6 +313,7 @@ impl Reason {
         Reason::ClientAssertionIssuerMismatch,
         Reason::ClientAssertionAudienceWrong,
         Reason::ClientAssertionExpired,
+        Reason::ClientAssertionLifetimeTooLong,
         Reason::ClientAssertionNotYetValid,
         Reason::ClientAssertionReplayed,
         Reason::CodeMalformed,
@@ -429,6 +432,7 @@ impl Reason {
             ClientAssertionIssuerMismatch => "client_assertion_issuer_mismatch",
             ClientAssertionAudienceWrong => "client_assertion_audience_wrong",
             ClientAssertionExpired => "client_assertion_expired",
+            ClientAssertionLifetimeTooLong => "client_assertion_lifetime_too_long",
             ClientAssertionNotYetValid => "client_assertion_not_yet_valid",
             ClientAssertionReplayed => "client_assertion_replayed",
             CodeMalformed => "code_malformed",
@@ -562,6 +566,7 @@ impl Reason {
             | ClientAssertionIssuerMismatch
             | ClientAssertionAudienceWrong
             | ClientAssertionExpired
+            | ClientAssertionLifetimeTooLong
             | ClientAssertionNotYetValid
             | ClientAssertionReplayed => "invalid_client",
             CodeMalformed
@@ -693,6 +698,9 @@ impl Reason {
             ClientAssertionIssuerMismatch => "The client assertion's iss and sub must both be the client_id.",
             ClientAssertionAudienceWrong => "The client assertion's aud is not this provider's issuer or endpoint URL.",
             ClientAssertionExpired => "The client assertion has expired (or the client's clock is behind).",
+            ClientAssertionLifetimeTooLong => {
+                "The client assertion expires too far in the future; sign short-lived assertions."
+            }
             ClientAssertionNotYetValid => "The client assertion is dated in the future: the client's clock is ahead.",
             ClientAssertionReplayed => "The client assertion was already used; sign a new one for each request.",
             CodeMalformed => "The authorization code was altered on its way back: it is not the value that was issued.",

@@ -106,6 +106,17 @@ async fn a_skewed_clock_is_reported_in_seconds_against_the_leeway() {
     let slight =
         json!({"iss": JWT_CLIENT, "sub": JWT_CLIENT, "aud": aud, "iat": now - 90, "exp": now - 30, "jti": "c"});
     assert_eq!(client_credentials(&app, &es.assertion(slight)).await.0, StatusCode::OK);
+    // Valid for a year: its jti would have to be kept a year. Milliseconds for seconds alike.
+    for (exp, jti) in [(now + 365 * 86_400, "d"), (now * 1000, "e")] {
+        let long = json!({"iss": JWT_CLIENT, "sub": JWT_CLIENT, "aud": aud, "iat": now, "exp": exp, "jti": jti});
+        let (status, body) = client_credentials(&app, &es.assertion(long)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_reason(&body, "client_assertion_lifetime_too_long", "invalid_client");
+        assert_eq!(body["facts"]["max_seconds"], 3600, "{body:#}");
+    }
+    // An hour ahead is still accepted.
+    let hour = json!({"iss": JWT_CLIENT, "sub": JWT_CLIENT, "aud": aud, "iat": now, "exp": now + 3600, "jti": "f"});
+    assert_eq!(client_credentials(&app, &es.assertion(hour)).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
