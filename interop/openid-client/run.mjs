@@ -266,6 +266,22 @@ try {
       assert(after?.status === 401 && body?.error === 'invalid_client' && body?.reason === 'client_unknown_at_token',
         `a deleted client's refresh: ${after?.message ?? 'success'} ${JSON.stringify(body)}`);
     }],
+    ['client_secret_jwt (RFC 7523): a client the library registers signs HS256 assertions with its secret, at /token and /introspect', async () => {
+      const reg = await client.dynamicClientRegistration(new URL(candor.issuer), {
+        client_name: 'HMAC client', grant_types: ['client_credentials'], response_types: [],
+        token_endpoint_auth_method: 'client_secret_jwt', scope: 'openid',
+      }, client.ClientSecretJwt(), { execute: [client.allowInsecureRequests] });
+      const cc = await client.clientCredentialsGrant(reg);
+      assert(cc.access_token, JSON.stringify(cc));
+      const r = await client.tokenIntrospection(reg, cc.access_token);
+      assert(r.active === true && r.client_id === reg.clientMetadata().client_id, JSON.stringify(r));
+      // A wrong secret is refused, and Candor names the defect.
+      const wrong = new client.Configuration(reg.serverMetadata(), reg.clientMetadata().client_id, {}, client.ClientSecretJwt('cds_not-the-secret'));
+      client.allowInsecureRequests(wrong);
+      const e = await client.clientCredentialsGrant(wrong).then(() => null, (err) => err);
+      const body = await e?.response?.json().catch(() => null);
+      assert(e?.status === 401 && body?.reason === 'client_assertion_signature_invalid', `wrong secret: ${e?.message ?? 'success'} ${JSON.stringify(body)}`);
+    }],
     ['a replayed code is refused with invalid_grant (code_already_redeemed)', async () => {
       const reply = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: callback.searchParams.get('state'), idTokenExpected: true })
         .then(() => null, (e) => e);

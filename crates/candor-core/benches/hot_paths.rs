@@ -55,6 +55,7 @@ fn client(alg: SigningAlg) -> Client {
         require_dpop: false,
         logout: Default::default(),
         registration_token_hash: None,
+        secret_sealed: None,
     }
 }
 

@@ -232,6 +232,7 @@ mod tests {
             require_dpop: false,
             logout: Default::default(),
             registration_token_hash: None,
+            secret_sealed: None,
         }
     }
 

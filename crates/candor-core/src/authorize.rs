@@ -368,6 +368,7 @@ pub(crate) mod tests {
             require_dpop: false,
             logout: Default::default(),
             registration_token_hash: None,
+            secret_sealed: None,
         }
     }
 

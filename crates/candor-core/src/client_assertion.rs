@@ -1,9 +1,7 @@
-//! Client authentication with a signed JWT: `private_key_jwt` (OIDC Core §9, RFC 7523 §2.2 and
-//! §3). The client signs a short-lived assertion with its private key; Candor verifies it with
-//! the public keys registered for the client.
-//!
-//! `client_secret_jwt` (an HMAC over the client secret) is not offered: Candor stores client
-//! secrets only as hashes, so it could not verify one.
+//! Client authentication with a signed JWT (OIDC Core §9, RFC 7523 §2.2 and §3): `private_key_jwt`
+//! (the client signs a short-lived assertion with its private key; Candor verifies it with the
+//! public keys registered for the client) and `client_secret_jwt` (an HMAC keyed by the client's
+//! secret, which Candor keeps sealed, `sealed.rs`).
 //!
 //! Every rule that fails is named, with the facts: a clock difference is reported in seconds
 //! against the configured leeway, so "invalid_client" never hides a skewed clock.
@@ -62,10 +60,19 @@ pub fn read(assertion_type: Option<&str>, assertion: &str) -> Result<(Parsed, St
     Ok((parsed, client_id))
 }
 
+/// What verifies a client's assertions.
+#[derive(Clone, Copy)]
+pub enum Keys<'a> {
+    /// `private_key_jwt`: the client's public keys, a JWK Set.
+    Public(&'a Value),
+    /// `client_secret_jwt`: the client's secret, the HMAC key.
+    Secret(&'a [u8]),
+}
+
 /// What an assertion is checked against.
 pub struct Expect<'a> {
-    /// The keys registered for the client.
-    pub jwks: &'a Value,
+    /// The client's keys.
+    pub keys: Keys<'a>,
     /// The audiences that identify Candor: the issuer, the token endpoint's URL and the URL of
     /// the endpoint called (RFC 7523 §3: "the token endpoint URL of the authorization server"
     /// may be used; OIDC Core §9 names the token endpoint; the issuer is what newer clients send).
@@ -79,7 +86,11 @@ pub struct Expect<'a> {
 /// `nbf` and the presence of `jti` (its replay is the store's to detect). The signature comes
 /// first: nothing else in the assertion is reported before it is known to be the client's.
 pub fn verify(parsed: &Parsed, client_id: &str, e: &Expect<'_>) -> Result<Verified, Rejection> {
-    jws::verify(parsed, e.jwks).map_err(|err| signature_rejection(&err, parsed))?;
+    match e.keys {
+        Keys::Public(jwks) => jws::verify(parsed, jwks),
+        Keys::Secret(secret) => jws::verify_hmac(parsed, secret),
+    }
+    .map_err(|err| signature_rejection(&err, parsed))?;
     let claims = &parsed.claims;
     let aud_ok = match &claims["aud"] {
         Value::String(a) => e.audiences.iter().any(|x| x == a),
@@ -181,7 +192,7 @@ mod tests {
         let (parsed, client) = read(Some(ASSERTION_TYPE), token)?;
         let jwks = json!({"keys": [k.public_jwk()]});
         let audiences = vec!["https://id.example.com".to_string(), AUD.to_string()];
-        verify(&parsed, &client, &Expect { jwks: &jwks, audiences: &audiences, now, leeway: 30 })
+        verify(&parsed, &client, &Expect { keys: Keys::Public(&jwks), audiences: &audiences, now, leeway: 30 })
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct AssertionContext<'a> {
     pub now: UnixTime,
     /// Seconds of clock difference tolerated.
     pub leeway: i64,
+    /// Opens `client_secret_jwt` clients' secrets; `None`: the method is not offered.
+    pub sealing: Option<&'a crate::sealed::SealingKey>,
 }
 
 impl AssertionContext<'_> {
@@ -157,21 +159,47 @@ async fn authenticate_assertion(
             .with("problem", "the client_id sent beside the assertion is not the one it names"));
     }
     let client = find_client(store, &claimed).await?;
-    if client.auth_method != AuthMethod::PrivateKeyJwt {
-        return Err(Rejection::new(Reason::AuthMethodNotAllowed)
-            .with("client_id", client.id.clone())
-            .with("used", AuthMethod::PrivateKeyJwt.as_str())
-            .with("registered", client.auth_method.as_str()));
-    }
     let no_keys = serde_json::json!({ "keys": [] });
-    let jwks = client.jwks.as_ref().unwrap_or(&no_keys);
+    let secret;
+    let keys = match client.auth_method {
+        AuthMethod::PrivateKeyJwt => client_assertion::Keys::Public(client.jwks.as_ref().unwrap_or(&no_keys)),
+        AuthMethod::ClientSecretJwt => {
+            secret = open_secret(&client, context.sealing)?;
+            client_assertion::Keys::Secret(secret.as_bytes())
+        }
+        registered => {
+            let used =
+                if parsed.alg().is_some_and(|a| a.starts_with("HS")) { "client_secret_jwt" } else { "private_key_jwt" };
+            return Err(Rejection::new(Reason::AuthMethodNotAllowed)
+                .with("client_id", client.id.clone())
+                .with("used", used)
+                .with("registered", registered.as_str()));
+        }
+    };
     let audiences = context.audiences();
-    let expect = client_assertion::Expect { jwks, audiences: &audiences, now: context.now, leeway: context.leeway };
+    let expect = client_assertion::Expect { keys, audiences: &audiences, now: context.now, leeway: context.leeway };
     let verified = client_assertion::verify(&parsed, &client.id, &expect)?;
     if !store.use_client_assertion(&client.id, &verified.jti, verified.expires_at).await.map_err(Rejection::store)? {
         return Err(client_assertion::replayed(&verified).with("client_id", client.id.clone()));
     }
-    Ok((client, AuthMethod::PrivateKeyJwt))
+    let method = client.auth_method;
+    Ok((client, method))
+}
+
+/// A `client_secret_jwt` client's secret, unsealed with this server's key.
+fn open_secret(client: &Client, sealing: Option<&crate::sealed::SealingKey>) -> Result<String, Rejection> {
+    let unreadable = |problem: String| {
+        Rejection::new(Reason::ClientSecretUnreadable).with("client_id", client.id.clone()).with("problem", problem)
+    };
+    let Some(key) = sealing else {
+        return Err(unreadable("this server has no [client_assertion] secret_key to open it with".into()));
+    };
+    let Some(sealed) = &client.secret_sealed else {
+        return Err(unreadable(
+            "no sealed secret is registered for the client (registered without a secret_key?)".into(),
+        ));
+    };
+    key.open(&client.id, sealed).map_err(unreadable)
 }
 
 #[cfg(test)]

@@ -107,6 +107,7 @@ pub fn page(reason: Reason) -> &'static str {
         Reason::ClientAssertionLifetimeTooLong => {
             include_str!("../../../docs/reasons/client_assertion_lifetime_too_long.md")
         }
+        Reason::ClientSecretUnreadable => include_str!("../../../docs/reasons/client_secret_unreadable.md"),
         Reason::ClientAssertionNotYetValid => include_str!("../../../docs/reasons/client_assertion_not_yet_valid.md"),
         Reason::ClientAssertionReplayed => include_str!("../../../docs/reasons/client_assertion_replayed.md"),
         Reason::RequestUriUnknown => include_str!("../../../docs/reasons/request_uri_unknown.md"),

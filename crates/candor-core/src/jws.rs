@@ -9,8 +9,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-/// The algorithms a JWS may be verified with.
+/// The algorithms a JWS may be verified with against a JWK Set of public keys.
 pub const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+/// The HMAC algorithms (RFC 7518 §3.2) of `client_secret_jwt`, verified only by `verify_hmac`
+/// with a client's secret, never against a JWK Set: a public key is never taken for an HMAC key.
+pub const HMAC_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
 
 /// Longest token parsed, in bytes: a JWS Candor verifies is a few kilobytes at most.
 const MAX_LEN: usize = 16 * 1024;
@@ -24,6 +27,8 @@ pub enum JwsError {
     Unsigned,
     /// `alg` is an HMAC algorithm (a shared-secret signature) or unknown.
     AlgUnsupported { alg: String },
+    /// A shared-secret signature was expected (`client_secret_jwt`) and `alg` is another.
+    NotHmac { alg: String },
     /// No key in the JWK Set fits the `kid` and `alg` of the header.
     KeyNotFound { kid: Option<String>, alg: String },
     /// The signature does not verify with any fitting key.
@@ -36,6 +41,7 @@ impl JwsError {
             JwsError::Malformed { .. } => "malformed",
             JwsError::Unsigned => "unsigned",
             JwsError::AlgUnsupported { .. } => "alg_unsupported",
+            JwsError::NotHmac { .. } => "alg_not_hmac",
             JwsError::KeyNotFound { .. } => "key_not_found",
             JwsError::SignatureMismatch { .. } => "signature_mismatch",
         }
@@ -50,6 +56,10 @@ impl JwsError {
                 ALGORITHMS.join(", ")
             ),
             JwsError::AlgUnsupported { alg } => format!("alg {alg} is not one of {}", ALGORITHMS.join(", ")),
+            JwsError::NotHmac { alg } => format!(
+                "alg {alg} is not an HMAC: a client_secret_jwt client signs with its client secret ({})",
+                HMAC_ALGORITHMS.join(", ")
+            ),
             JwsError::KeyNotFound { kid: Some(kid), alg } => {
                 format!("no {alg} key with kid {kid:?} is registered (a rotated key not registered yet?)")
             }
@@ -163,6 +173,24 @@ pub fn verify<'p>(jws: &'p Parsed, jwks: &Value) -> Result<&'p str, JwsError> {
     }
 }
 
+/// Verifies `jws` as an HMAC (HS256, HS384, HS512) keyed with `secret`, in constant time;
+/// returns the algorithm.
+pub fn verify_hmac<'p>(jws: &'p Parsed, secret: &[u8]) -> Result<&'p str, JwsError> {
+    use aws_lc_rs::hmac;
+    let alg = jws.alg().unwrap_or_default();
+    let algorithm = match alg {
+        "none" => return Err(JwsError::Unsigned),
+        "HS256" => hmac::HMAC_SHA256,
+        "HS384" => hmac::HMAC_SHA384,
+        "HS512" => hmac::HMAC_SHA512,
+        other => return Err(JwsError::NotHmac { alg: other.to_string() }),
+    };
+    let key = hmac::Key::new(algorithm, secret);
+    hmac::verify(&key, jws.signing_input.as_bytes(), &jws.signature)
+        .map(|()| alg)
+        .map_err(|_| JwsError::SignatureMismatch { kid: jws.kid().map(str::to_string), alg: alg.to_string() })
+}
+
 fn verifies(alg: &str, key: &Value, input: &[u8], sig: &[u8]) -> bool {
     let field = |n: &str| key[n].as_str().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
     match alg {
@@ -265,5 +293,31 @@ mod tests {
         assert!(check_public_jwks(&json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})).unwrap_err().contains("oct"));
         let private = json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}]});
         assert!(check_public_jwks(&private).unwrap_err().contains("private"));
+    }
+
+    #[test]
+    fn an_hmac_verifies_only_with_its_secret_and_never_against_public_keys() {
+        use aws_lc_rs::hmac;
+        let sign = |alg: &str, algorithm: hmac::Algorithm, secret: &[u8]| {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}"}}"#)),
+                URL_SAFE_NO_PAD.encode(r#"{"sub":"app"}"#)
+            );
+            let tag = hmac::sign(&hmac::Key::new(algorithm, secret), input.as_bytes());
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        };
+        for (alg, algorithm) in
+            [("HS256", hmac::HMAC_SHA256), ("HS384", hmac::HMAC_SHA384), ("HS512", hmac::HMAC_SHA512)]
+        {
+            let token = parse(&sign(alg, algorithm, b"cds_secret")).unwrap();
+            assert_eq!(verify_hmac(&token, b"cds_secret").unwrap(), alg);
+            assert_eq!(verify_hmac(&token, b"cds_other").unwrap_err().code(), "signature_mismatch");
+            // The same token is no signature against a JWK Set, whatever keys it holds.
+            let jwks = serde_json::json!({"keys": [{"kty": "oct", "k": URL_SAFE_NO_PAD.encode("cds_secret")}]});
+            assert_eq!(verify(&token, &jwks).unwrap_err().code(), "alg_unsupported");
+        }
+        let signed = key(SigningAlg::ES256).sign_jwt(&serde_json::json!({"sub": "app"})).unwrap();
+        assert_eq!(verify_hmac(&parse(&signed).unwrap(), b"cds_secret").unwrap_err().code(), "alg_not_hmac");
     }
 }

@@ -30,6 +30,7 @@ pub mod registration;
 pub mod rejection;
 pub mod resource;
 pub mod scope;
+pub mod sealed;
 pub mod settings;
 pub mod store;
 pub mod tokens;

@@ -52,20 +52,34 @@ pub enum AuthMethod {
     /// A JWT signed with the client's private key (OIDC Core §9, RFC 7523); the client's public
     /// keys are registered with it (`Client::jwks`).
     PrivateKeyJwt,
+    /// A JWT signed with an HMAC keyed by the client's secret (OIDC Core §9, RFC 7523); the
+    /// secret is kept sealed (`Client::secret_sealed`), available only with a sealing key.
+    ClientSecretJwt,
     None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 4] =
-        [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost, AuthMethod::PrivateKeyJwt, AuthMethod::None];
+    pub const ALL: [AuthMethod; 5] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::ClientSecretJwt,
+        AuthMethod::None,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
             AuthMethod::None => "none",
         }
+    }
+
+    /// The method authenticates with a client secret Candor generates.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost | AuthMethod::ClientSecretJwt)
     }
 
     pub fn parse(s: &str) -> Option<AuthMethod> {
@@ -180,6 +194,9 @@ pub struct Client {
     /// registration endpoint; `None` for clients registered by an administrator.
     #[serde(default)]
     pub registration_token_hash: Option<String>,
+    /// A `client_secret_jwt` client's secret, sealed (`sealed::SealingKey`); `None` for others.
+    #[serde(default)]
+    pub secret_sealed: Option<String>,
 }
 
 /// A client's logout registration (OIDC RP-Initiated Logout 1.0 §3.1, Back-Channel Logout 1.0 §2.2).

@@ -157,6 +157,7 @@ mod tests {
             require_dpop: false,
             logout: Default::default(),
             registration_token_hash: None,
+            secret_sealed: None,
         }
     }
 

@@ -247,6 +247,7 @@ pub fn read(body: &Value, id: &str, now: UnixTime, policy: &RegistrationSettings
         require_dpop: m.flag("dpop_bound_access_tokens")?,
         logout: ClientLogout { post_logout_redirect_uris, backchannel_uri, backchannel_session_required },
         registration_token_hash: None,
+        secret_sealed: None,
     })
 }
 
@@ -355,7 +356,7 @@ mod tests {
         assert_eq!(field, "grant_types");
         let (_, field, _) = refused(json!({"redirect_uris": cb, "token_endpoint_auth_method": "private_key_jwt"}));
         assert_eq!(field, "jwks");
-        let (_, field, _) = refused(json!({"redirect_uris": cb, "token_endpoint_auth_method": "client_secret_jwt"}));
+        let (_, field, _) = refused(json!({"redirect_uris": cb, "token_endpoint_auth_method": "tls_client_auth"}));
         assert_eq!(field, "token_endpoint_auth_method");
         let (_, field, _) = refused(json!({"redirect_uris": cb, "jwks_uri": "https://app.example/jwks"}));
         assert_eq!(field, "jwks_uri");

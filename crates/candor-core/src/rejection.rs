@@ -123,6 +123,8 @@ pub enum Reason {
     ClientAssertionExpired,
     /// The assertion's `exp` is further ahead than Candor remembers a `jti` for.
     ClientAssertionLifetimeTooLong,
+    /// A `client_secret_jwt` client's sealed secret does not open here (no or another sealing key).
+    ClientSecretUnreadable,
     /// The assertion's `iat` or `nbf` lies in the future, beyond the configured clock leeway.
     ClientAssertionNotYetValid,
     /// The assertion's `jti` was already used: each assertion authenticates one request.
@@ -314,6 +316,7 @@ impl Reason {
         Reason::ClientAssertionAudienceWrong,
         Reason::ClientAssertionExpired,
         Reason::ClientAssertionLifetimeTooLong,
+        Reason::ClientSecretUnreadable,
         Reason::ClientAssertionNotYetValid,
         Reason::ClientAssertionReplayed,
         Reason::CodeMalformed,
@@ -433,6 +436,7 @@ impl Reason {
             ClientAssertionAudienceWrong => "client_assertion_audience_wrong",
             ClientAssertionExpired => "client_assertion_expired",
             ClientAssertionLifetimeTooLong => "client_assertion_lifetime_too_long",
+            ClientSecretUnreadable => "client_secret_unreadable",
             ClientAssertionNotYetValid => "client_assertion_not_yet_valid",
             ClientAssertionReplayed => "client_assertion_replayed",
             CodeMalformed => "code_malformed",
@@ -604,7 +608,7 @@ impl Reason {
             // this token (Keycloak and Hydra answer the same).
             TokenIssuedToOtherClient => "unauthorized_client",
             IntrospectionClientNotConfidential => "invalid_client",
-            InternalError => "server_error",
+            InternalError | ClientSecretUnreadable => "server_error",
             // RFC 6749 §4.1.2.1 defines it for the authorization endpoint, as the redirect's
             // stand-in for a 503; the token and userinfo endpoints send it with the 503 itself.
             StoreUnavailable => "temporarily_unavailable",
@@ -700,6 +704,9 @@ impl Reason {
             ClientAssertionExpired => "The client assertion has expired (or the client's clock is behind).",
             ClientAssertionLifetimeTooLong => {
                 "The client assertion expires too far in the future; sign short-lived assertions."
+            }
+            ClientSecretUnreadable => {
+                "The client's sealed secret cannot be opened on this server, so its client_secret_jwt assertion cannot be checked."
             }
             ClientAssertionNotYetValid => "The client assertion is dated in the future: the client's clock is ahead.",
             ClientAssertionReplayed => "The client assertion was already used; sign a new one for each request.",

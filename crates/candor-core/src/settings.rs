@@ -41,6 +41,9 @@ pub struct Settings {
     /// Seconds of clock difference tolerated on a client assertion's `exp`, `iat` and `nbf`
     /// (private_key_jwt); a larger difference is refused and reported in seconds.
     pub client_assertion_leeway: i64,
+    /// The key (32 bytes, base64) that seals `client_secret_jwt` clients' secrets in the store
+    /// (`sealed.rs`); without it that method is not offered.
+    pub client_secret_key: Option<String>,
     /// Seconds a DPoP proof's `iat` may lie from the server's time, either way (RFC 9449 §4.3).
     pub dpop_leeway: i64,
     /// DPoP proofs must carry the server's nonce (RFC 9449 §8).
@@ -90,6 +93,7 @@ impl Settings {
             token_rate: 0,
             token_burst: 0,
             client_assertion_leeway: 60,
+            client_secret_key: None,
             dpop_leeway: 60,
             dpop_nonce: false,
             device_code_lifetime: 600,
@@ -132,6 +136,9 @@ impl Settings {
             if v > 1_000_000 {
                 return Err(format!("{name}: {v} is above 1000000"));
             }
+        }
+        if let Some(key) = &self.client_secret_key {
+            crate::sealed::SealingKey::parse(key).map_err(|e| format!("client_secret_key: {e}"))?;
         }
         if !(0..=600).contains(&self.client_assertion_leeway) {
             return Err(format!(

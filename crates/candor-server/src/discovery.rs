@@ -15,6 +15,17 @@ use std::sync::Arc;
 pub fn document(state: &AppState) -> Value {
     let base = state.settings.base();
     let algs: Vec<&str> = state.keys().algorithms().iter().map(|a| a.as_str()).collect();
+    // client_secret_jwt only with a key to seal its secrets; HMAC assertions only for it.
+    let methods: Vec<&str> = AuthMethod::ALL
+        .iter()
+        .filter(|m| **m != AuthMethod::ClientSecretJwt || state.sealing.is_some())
+        .map(|m| m.as_str())
+        .collect();
+    let confidential: Vec<&str> = methods.iter().copied().filter(|m| *m != "none").collect();
+    let mut assertion_algs = candor_core::jws::ALGORITHMS.to_vec();
+    if state.sealing.is_some() {
+        assertion_algs.extend(candor_core::jws::HMAC_ALGORITHMS);
+    }
     let mut doc = json!({
         "issuer": state.settings.issuer,
         "authorization_endpoint": format!("{base}/authorize"),
@@ -34,16 +45,16 @@ pub fn document(state: &AppState) -> Value {
         "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "token_endpoint_auth_methods_supported": methods,
         // private_key_jwt assertions (OIDC Discovery §3: required when private_key_jwt is listed).
-        "token_endpoint_auth_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         // RFC 7662 §2.1: introspection needs an authenticated client; RFC 7009 lets a public
         // client revoke its own tokens with its client_id.
         "introspection_endpoint_auth_methods_supported":
-            AuthMethod::ALL.iter().filter(|m| **m != AuthMethod::None).map(|m| m.as_str()).collect::<Vec<_>>(),
-        "introspection_endpoint_auth_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
-        "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-        "revocation_endpoint_auth_signing_alg_values_supported": candor_core::jws::ALGORITHMS,
+            confidential,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
         // RFC 9449 §5.1.
         "dpop_signing_alg_values_supported": candor_core::jws::ALGORITHMS,

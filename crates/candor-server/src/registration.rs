@@ -89,12 +89,27 @@ fn information(state: &AppState, client: &Client, access_token: &str, secret: Op
     body
 }
 
-fn needs_secret(method: AuthMethod) -> bool {
-    matches!(method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
+/// A new secret for `client` (and, for client_secret_jwt, its sealed copy), set on it.
+fn new_secret(state: &AppState, client: &mut Client) -> Result<Secret, Rejection> {
+    let secret = Secret::generate(SecretKind::ClientSecret).map_err(|_| Rejection::internal())?;
+    client.secret_hash = Some(secret.hash.clone());
+    client.secret_sealed = match (client.auth_method, &state.sealing) {
+        (AuthMethod::ClientSecretJwt, Some(key)) => {
+            Some(key.seal(&client.id, &secret.value).map_err(|e| Rejection::internal().with_internal("sealing", e))?)
+        }
+        _ => None,
+    };
+    Ok(secret)
 }
 
-fn secret() -> Result<Secret, Rejection> {
-    Secret::generate(SecretKind::ClientSecret).map_err(|_| Rejection::internal())
+/// client_secret_jwt is offered only by a server with a key to seal its secrets.
+fn check_method(state: &AppState, client: &Client) -> Result<(), Rejection> {
+    if client.auth_method == AuthMethod::ClientSecretJwt && state.sealing.is_none() {
+        return Err(Rejection::new(Reason::ClientMetadataInvalid)
+            .with("field", "token_endpoint_auth_method")
+            .with("problem", "client_secret_jwt is not offered here (the server has no [client_assertion] secret_key); use private_key_jwt"));
+    }
+    Ok(())
 }
 
 /// POST /register.
@@ -117,8 +132,8 @@ pub async fn register(
         let metadata = read_json(&headers, body)?;
         let id = random_id().map_err(|_| Rejection::internal())?[..20].to_string();
         let mut client = registration::read(&metadata, &id, now, &state.settings.registration)?;
-        let secret = if needs_secret(client.auth_method) { Some(secret()?) } else { None };
-        client.secret_hash = secret.as_ref().map(|s| s.hash.clone());
+        check_method(&state, &client)?;
+        let secret = if client.auth_method.uses_secret() { Some(new_secret(&state, &mut client)?) } else { None };
         let access = Secret::generate(SecretKind::RegistrationAccessToken).map_err(|_| Rejection::internal())?;
         client.registration_token_hash = Some(access.hash.clone());
         // Committed before the answer: the credentials the client receives exist.
@@ -186,24 +201,29 @@ pub async fn update(
         let matches = |s: &str| current.secret_hash.as_deref().is_some_and(|h| hashes_equal(&hash_secret(s), h));
         registration::check_update(&metadata, &current.id, matches)?;
         let mut client = registration::read(&metadata, &current.id, current.created_at, &state.settings.registration)?;
+        check_method(&state, &client)?;
         client.registration_token_hash = current.registration_token_hash.clone();
-        let mut new_secret = None;
-        if needs_secret(client.auth_method) {
-            client.secret_hash = match current.secret_hash {
-                Some(h) => Some(h),
-                None => {
-                    let s = secret()?;
-                    let hash = s.hash.clone();
-                    new_secret = Some(s);
-                    Some(hash)
-                }
-            };
+        let mut made = None;
+        if client.auth_method.uses_secret() {
+            // The secret stays, unless the new method needs one the client lacks (a sealed copy
+            // for client_secret_jwt, which cannot be made from the hash): then a new one is made.
+            let sealed_needed = client.auth_method == AuthMethod::ClientSecretJwt && current.secret_sealed.is_none();
+            if current.secret_hash.is_none() || sealed_needed {
+                made = Some(new_secret(&state, &mut client)?);
+            } else {
+                client.secret_hash = current.secret_hash.clone();
+                client.secret_sealed = if client.auth_method == AuthMethod::ClientSecretJwt {
+                    current.secret_sealed.clone()
+                } else {
+                    None
+                };
+            }
         }
         if !state.store.update_client(&client).await.map_err(Rejection::store)? {
             // Removed between the read and the write.
             return Err(Rejection::new(Reason::RegistrationAccessTokenInvalid).with("presented", "other"));
         }
-        Ok::<_, Rejection>((client, token, new_secret))
+        Ok::<_, Rejection>((client, token, made))
     }
     .await;
     match updated {

@@ -51,6 +51,8 @@ pub struct AppState {
     pub rate_limits: crate::ratelimit::RateLimits,
     /// The HTTP client of back-channel logout (`logout.rs`): no redirects, a bounded wait.
     pub outbound: reqwest::Client,
+    /// `settings.client_secret_key`, parsed: `client_secret_jwt` is offered only with it.
+    pub sealing: Option<candor_core::sealed::SealingKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,13 @@ impl AppState {
         ensure_keys(store.as_ref(), clock.now()).await?;
         let ring = KeyRing::from_records(&store.keys().await?)?;
         let secure_cookies = settings.issuer.starts_with("https://");
+        let sealing = match &settings.client_secret_key {
+            Some(k) => Some(
+                candor_core::sealed::SealingKey::parse(k)
+                    .map_err(|e| StartError::Settings(format!("client_secret_key: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Arc::new(AppState {
             store,
             settings,
@@ -108,6 +117,7 @@ impl AppState {
             rate_limits: crate::ratelimit::RateLimits::default(),
             outbound: crate::logout::http_client()
                 .map_err(|e| StartError::Settings(format!("outbound HTTP client: {e}")))?,
+            sealing,
         }))
     }
 

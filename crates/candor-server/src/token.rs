@@ -110,6 +110,7 @@ pub(crate) fn assertion_context<'a>(state: &'a AppState, path: &'a str) -> clien
         path,
         now: state.now(),
         leeway: state.settings.client_assertion_leeway,
+        sealing: state.sealing.as_ref(),
     }
 }
 

@@ -69,6 +69,7 @@ fn client() -> Client {
         require_dpop: false,
         logout: Default::default(),
         registration_token_hash: None,
+        secret_sealed: None,
     }
 }
 

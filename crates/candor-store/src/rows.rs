@@ -92,6 +92,7 @@ pub(crate) fn client(row: &(impl Col + ?Sized)) -> StoreResult<Client> {
             backchannel_session_required: row.flag("backchannel_logout_session_required")?,
         },
         registration_token_hash: row.opt_text("registration_token_hash")?,
+        secret_sealed: row.opt_text("secret_sealed")?,
         jwks: match row.opt_text("jwks")? {
             None => None,
             Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt("jwks", e))?),

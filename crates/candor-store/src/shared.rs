@@ -63,7 +63,7 @@ macro_rules! store_impl {
             crate::rows::refresh(row)
         }
 
-        /// `sql` with a client's columns bound as `$1` (id) to `$20` (registration_token_hash), in
+        /// `sql` with a client's columns bound as `$1` (id) to `$21` (secret_sealed), in
         /// the order of `insert_client`: everything but its creation time.
         fn client_query<'q>(
             sql: &'q str,
@@ -95,7 +95,8 @@ macro_rules! store_impl {
                 .bind(to_json(&c.logout.post_logout_redirect_uris)?)
                 .bind(&c.logout.backchannel_uri)
                 .bind(c.logout.backchannel_session_required)
-                .bind(&c.registration_token_hash))
+                .bind(&c.registration_token_hash)
+                .bind(&c.secret_sealed))
         }
 
         #[async_trait]
@@ -108,8 +109,8 @@ macro_rules! store_impl {
                 let sql = "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, auth_method, scopes,
                         require_pkce, allow_plain_pkce, id_token_alg, always_issue_refresh_token, jwks, require_par,
                         access_token_format, resources, require_dpop, post_logout_redirect_uris, backchannel_logout_uri,
-                        backchannel_logout_session_required, registration_token_hash, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+                        backchannel_logout_session_required, registration_token_hash, secret_sealed, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
                 client_query(sql, c)?.bind(c.created_at).execute(&self.pool).await.map_err(unavailable)?;
                 Ok(())
             }
@@ -119,7 +120,7 @@ macro_rules! store_impl {
                         auth_method = $6, scopes = $7, require_pkce = $8, allow_plain_pkce = $9, id_token_alg = $10,
                         always_issue_refresh_token = $11, jwks = $12, require_par = $13, access_token_format = $14,
                         resources = $15, require_dpop = $16, post_logout_redirect_uris = $17, backchannel_logout_uri = $18,
-                        backchannel_logout_session_required = $19, registration_token_hash = $20
+                        backchannel_logout_session_required = $19, registration_token_hash = $20, secret_sealed = $21
                      WHERE id = $1";
                 let n = client_query(sql, c)?.execute(&self.pool).await.map_err(unavailable)?.rows_affected();
                 Ok(n > 0)

@@ -388,6 +388,7 @@ async fn users_and_clients_are_unique_and_removal_revokes_their_tokens() {
             require_dpop: false,
             logout: Default::default(),
             registration_token_hash: None,
+            secret_sealed: None,
         };
         s.store.insert_client(&client).await.unwrap();
         assert!(matches!(s.store.insert_client(&client).await, Err(StoreError::Conflict(_))));
@@ -469,6 +470,7 @@ async fn resources_round_trip_and_removing_one_revokes_its_tokens_and_takes_it_o
             require_dpop: false,
             logout: Default::default(),
             registration_token_hash: None,
+            secret_sealed: None,
         };
         s.store.insert_client(&client).await.unwrap();
         assert_eq!(s.store.client("c-res").await.unwrap().unwrap(), client, "{}: round trip", s.name);
@@ -901,6 +903,7 @@ async fn device_codes_stay_as_tombstones_for_their_retention_and_go_with_their_c
             require_dpop: false,
             logout: Default::default(),
             registration_token_hash: None,
+            secret_sealed: None,
         };
         s.store.insert_client(&client).await.unwrap();
         assert_eq!(s.store.client("c1").await.unwrap().unwrap().grant_types, [GrantType::DeviceCode], "{}", s.name);

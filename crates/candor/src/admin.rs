@@ -93,10 +93,15 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         (None, _) => {}
     }
     // A private_key_jwt client proves itself with its key: it gets no secret.
-    let secret = if matches!(auth_method, AuthMethod::None | AuthMethod::PrivateKeyJwt) {
-        None
-    } else {
+    let secret = if auth_method.uses_secret() {
         Some(Secret::generate(SecretKind::ClientSecret).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    // A client_secret_jwt client's secret is the key of its assertions: kept sealed too.
+    let secret_sealed = match (&secret, auth_method) {
+        (Some(s), AuthMethod::ClientSecretJwt) => Some(sealing_key()?.seal(&id, &s.value)?),
+        _ => None,
     };
     let client = Client {
         id,
@@ -118,8 +123,19 @@ pub fn build_client(spec: ClientSpec, now: i64) -> Result<(Client, Option<String
         require_dpop: spec.require_dpop,
         logout: spec.logout,
         registration_token_hash: None,
+        secret_sealed,
     };
     Ok((client, secret.map(|s| s.value)))
+}
+
+/// The key that seals client_secret_jwt secrets, from the environment (as `candor serve` reads
+/// `[client_assertion] secret_key`): the command line must seal with the server's key.
+fn sealing_key() -> Result<candor_core::sealed::SealingKey, String> {
+    const VAR: &str = "CANDOR_CLIENT_ASSERTION_SECRET_KEY";
+    let text = std::env::var(VAR).map_err(|_| {
+        format!("client_secret_jwt seals the client's secret with the server's key: set {VAR} to the server's [client_assertion] secret_key")
+    })?;
+    candor_core::sealed::SealingKey::parse(&text).map_err(|e| format!("{VAR}: {e}"))
 }
 
 pub fn default_scopes() -> Vec<String> {
@@ -216,7 +232,13 @@ pub async fn client_rotate_secret(store: &dyn Store, id: &str) -> CliResult {
         return Err(format!("{id} is a public client: it has no secret"));
     }
     let secret = Secret::generate(SecretKind::ClientSecret).map_err(|e| e.to_string())?;
-    store.set_client_secret(id, &secret.hash).await.map_err(store_err)?;
+    if c.auth_method == AuthMethod::ClientSecretJwt {
+        let sealed = sealing_key()?.seal(id, &secret.value)?;
+        let rotated = Client { secret_hash: Some(secret.hash.clone()), secret_sealed: Some(sealed), ..c };
+        store.update_client(&rotated).await.map_err(store_err)?;
+    } else {
+        store.set_client_secret(id, &secret.hash).await.map_err(store_err)?;
+    }
     println!("client_secret: {}\n\nThe old secret no longer works. The new one is shown once.", secret.value);
     Ok(())
 }

@@ -73,6 +73,9 @@ pub struct Limits {
 pub struct ClientAssertion {
     /// Seconds of clock difference tolerated on a private_key_jwt assertion's exp, iat and nbf.
     pub leeway: i64,
+    /// 32 bytes, base64: seals the secrets of client_secret_jwt clients, which are offered only
+    /// with it. Keep it outside the store (CANDOR_CLIENT_ASSERTION_SECRET_KEY).
+    pub secret_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,7 +124,7 @@ impl Default for Dpop {
 
 impl Default for ClientAssertion {
     fn default() -> Self {
-        ClientAssertion { leeway: Settings::new("http://x").client_assertion_leeway }
+        ClientAssertion { leeway: Settings::new("http://x").client_assertion_leeway, secret_key: None }
     }
 }
 
@@ -242,6 +245,7 @@ const KEYS: &[(&str, &[&str], bool)] = &[
     ("CANDOR_LIMITS_TOKEN_RATE", &["limits", "token_rate"], true),
     ("CANDOR_LIMITS_TOKEN_BURST", &["limits", "token_burst"], true),
     ("CANDOR_CLIENT_ASSERTION_LEEWAY", &["client_assertion", "leeway"], true),
+    ("CANDOR_CLIENT_ASSERTION_SECRET_KEY", &["client_assertion", "secret_key"], false),
     ("CANDOR_DPOP_LEEWAY", &["dpop", "leeway"], true),
     ("CANDOR_DPOP_NONCE", &["dpop", "nonce"], false),
     ("CANDOR_DEVICE_CODE_LIFETIME", &["device", "code_lifetime"], true),
@@ -304,6 +308,7 @@ impl Config {
             token_rate: self.limits.token_rate,
             token_burst: self.limits.token_burst,
             client_assertion_leeway: self.client_assertion.leeway,
+            client_secret_key: self.client_assertion.secret_key.clone(),
             dpop_leeway: self.dpop.leeway,
             dpop_nonce: self.dpop.nonce,
             device_code_lifetime: self.device.code_lifetime,
@@ -326,7 +331,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         // Name the key as written in candor.toml, not the internal setting.
-        const KEYS: [(&str, &str); 19] = [
+        const KEYS: [(&str, &str); 20] = [
             ("code_lifetime", "lifetimes.code"),
             ("access_token_lifetime", "lifetimes.access_token"),
             ("refresh_token_lifetime", "lifetimes.refresh_token"),
@@ -343,6 +348,7 @@ impl Config {
             ("token_rate", "limits.token_rate"),
             ("token_burst", "limits.token_burst"),
             ("client_assertion_leeway", "client_assertion.leeway"),
+            ("client_secret_key", "client_assertion.secret_key"),
             ("dpop_leeway", "dpop.leeway"),
             ("device_code_lifetime", "device.code_lifetime"),
             ("device_poll_interval", "device.poll_interval"),

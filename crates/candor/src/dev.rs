@@ -102,6 +102,13 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     settings.dpop_nonce = args.dpop_nonce;
     settings.registration.enabled = args.registration;
     settings.registration.backchannel_logout = args.registration;
+    // client_secret_jwt works in dev too: its sealing key lives beside the dev store (and, for
+    // an ephemeral store, in memory), or comes from the environment like in production.
+    settings.client_secret_key = Some(match std::env::var("CANDOR_CLIENT_ASSERTION_SECRET_KEY") {
+        Ok(key) => key,
+        Err(_) if args.ephemeral => random_key()?,
+        Err(_) => dev_sealing_key(&args.data_dir)?,
+    });
     // A fresh admin token each start: dev mode has the admin API on, and nothing stores the token.
     let admin_token = Secret::generate(SecretKind::Session).map_err(|e| e.to_string())?.value;
     let state = AppState::with_admin_token(
@@ -116,6 +123,31 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let seeded = seed(store.as_ref()).await?;
     print_banner(&issuer, &url, args.ephemeral, &seeded, &admin_token);
     candor_server::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+fn random_key() -> Result<String, String> {
+    let bytes = candor_core::tokens::random_bytes::<32>().map_err(|e| e.to_string())?;
+    Ok(candor_core::tokens::b64url(&bytes))
+}
+
+/// The dev store's sealing key for client_secret_jwt secrets: `DIR/client-secret.key`, made on
+/// first start, readable by its owner only.
+fn dev_sealing_key(dir: &str) -> Result<String, String> {
+    let path = std::path::Path::new(dir).join("client-secret.key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) => Ok(key.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = random_key()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::Write::write_all(&mut file, key.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// What seeding created this time (secrets only exist on first start).

@@ -306,7 +306,9 @@ fn parse_grant(s: &str) -> Result<GrantType, String> {
 }
 fn parse_method(s: &str) -> Result<AuthMethod, String> {
     AuthMethod::parse(s).ok_or_else(|| {
-        format!("unknown method {s:?}: client_secret_basic, client_secret_post, private_key_jwt or none")
+        format!(
+            "unknown method {s:?}: client_secret_basic, client_secret_post, private_key_jwt, client_secret_jwt or none"
+        )
     })
 }
 fn parse_format(s: &str) -> Result<TokenFormat, String> {
@@ -335,7 +337,7 @@ struct ClientAdd {
     #[arg(long = "grant", value_parser = parse_grant)]
     grants: Vec<GrantType>,
     /// Token endpoint auth method (default client_secret_basic; none for public clients;
-    /// private_key_jwt with --jwks).
+    /// private_key_jwt with --jwks; client_secret_jwt with CANDOR_CLIENT_ASSERTION_SECRET_KEY set).
     #[arg(long = "auth-method", value_parser = parse_method)]
     auth_method: Option<AuthMethod>,
     /// A file holding the client's public keys as a JWK Set, for private_key_jwt.

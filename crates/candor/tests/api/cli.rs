@@ -120,6 +120,42 @@ fn a_private_key_jwt_client_is_registered_with_its_public_keys_and_gets_no_secre
     assert!(!ok && err.contains("private key material"), "{err}");
     let (ok, _, err) = add(&["--id", "c", "--jwks", public.to_str().unwrap()]);
     assert!(!ok && err.contains("--jwks is for private_key_jwt"), "{err}");
+    // client_secret_jwt: the secret is sealed with the server's key, which the command needs.
+    const VAR: &str = "CANDOR_CLIENT_ASSERTION_SECRET_KEY";
+    let hmac = |key: Option<&str>, args: &[&str]| {
+        let mut c = candor();
+        c.args(args).arg("--store").arg(&store).env_remove(VAR);
+        if let Some(k) = key {
+            c.env(VAR, k);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let add_hmac = [
+        "client",
+        "add",
+        "--name",
+        "HMAC",
+        "--id",
+        "hmac",
+        "--grant",
+        "client_credentials",
+        "--auth-method",
+        "client_secret_jwt",
+    ];
+    let (ok, _, err) = hmac(None, &add_hmac);
+    assert!(!ok && err.contains(VAR), "{err}");
+    let key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+    let (ok, out, err) = hmac(Some(key), &add_hmac);
+    assert!(ok && out.contains("client_secret_jwt") && out.contains("client_secret:"), "{out}{err}");
+    let (ok, out, err) = hmac(Some(key), &["client", "rotate-secret", "hmac"]);
+    assert!(ok && out.contains("client_secret:"), "{out}{err}");
+    let (ok, _, err) = hmac(None, &["client", "rotate-secret", "hmac"]);
+    assert!(!ok && err.contains(VAR), "{err}");
 }
 
 #[test]

@@ -88,6 +88,7 @@ pub fn client(
         require_dpop: false,
         logout: Default::default(),
         registration_token_hash: None,
+        secret_sealed: None,
     }
 }
 
@@ -438,6 +439,21 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
     let dec = |s: &str| serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap();
     (dec(parts.next().unwrap()), dec(parts.next().unwrap()))
+}
+
+/// A compact JWS of `claims` with an HMAC (`HS256`, `HS384` or `HS512`) keyed by `secret`: a
+/// client_secret_jwt assertion.
+pub fn hmac_jwt(alg: &str, secret: &str, claims: &Value) -> String {
+    use aws_lc_rs::hmac;
+    let algorithm = match alg {
+        "HS256" => hmac::HMAC_SHA256,
+        "HS384" => hmac::HMAC_SHA384,
+        _ => hmac::HMAC_SHA512,
+    };
+    let header = serde_json::json!({"alg": alg, "typ": "JWT"}).to_string();
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let tag = hmac::sign(&hmac::Key::new(algorithm, secret.as_bytes()), input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
 /// Verifies a JWT's signature against the server's JWKS; returns the claims.

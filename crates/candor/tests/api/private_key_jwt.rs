@@ -184,3 +184,74 @@ async fn discovery_lists_private_key_jwt_and_its_algorithms() {
     assert!(d["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("private_key_jwt")));
     assert_eq!(d["token_endpoint_auth_signing_alg_values_supported"], json!(["RS256", "ES256", "EdDSA"]));
 }
+
+/// 32 bytes, base64url: the sealing key of the client_secret_jwt tests.
+const SEALING_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
+const HMAC_CLIENT: &str = "hmac-app";
+
+fn hmac_claims(app: &TestApp, jti: &str) -> Value {
+    let now = app.clock.now();
+    json!({"iss": HMAC_CLIENT, "sub": HMAC_CLIENT, "aud": app.url("/token"), "iat": now, "exp": now + 60, "jti": jti})
+}
+
+/// Registers `HMAC_CLIENT` for client_secret_jwt with a secret sealed under `SEALING_KEY`.
+async fn register_hmac(app: &TestApp) -> String {
+    let secret = candor_core::tokens::Secret::generate(candor_core::tokens::SecretKind::ClientSecret).unwrap();
+    let mut c = client(HMAC_CLIENT, AuthMethod::ClientSecretJwt, &[], &[GrantType::ClientCredentials], Some(&secret));
+    c.scopes = vec!["api.read".into()];
+    let key = candor_core::sealed::SealingKey::parse(SEALING_KEY).unwrap();
+    c.secret_sealed = Some(key.seal(HMAC_CLIENT, &secret.value).unwrap());
+    app.store.insert_client(&c).await.unwrap();
+    secret.value
+}
+
+#[tokio::test]
+async fn client_secret_jwt_is_an_hmac_with_the_sealed_secret_offered_only_with_a_sealing_key() {
+    let app =
+        spawn_app_with(|s| s.client_secret_key = Some(SEALING_KEY.into()), candor_server::Disclosure::Detailed).await;
+    let secret = register_hmac(&app).await;
+    let doc: Value = reqwest::get(app.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert!(doc["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("client_secret_jwt")));
+    assert!(doc["token_endpoint_auth_signing_alg_values_supported"].as_array().unwrap().contains(&json!("HS256")));
+    for (i, alg) in ["HS256", "HS384", "HS512"].iter().enumerate() {
+        let (status, body) =
+            client_credentials(&app, &hmac_jwt(alg, &secret, &hmac_claims(&app, &format!("h{i}")))).await;
+        assert_eq!(status, StatusCode::OK, "{alg}: {body:#}");
+    }
+    // Replayed, keyed with another secret, signed with a private key, or the secret sent as such.
+    let (_, body) = client_credentials(&app, &hmac_jwt("HS256", &secret, &hmac_claims(&app, "h0"))).await;
+    assert_reason(&body, "client_assertion_replayed", "invalid_client");
+    let (_, body) = client_credentials(&app, &hmac_jwt("HS256", "cds_guess", &hmac_claims(&app, "h9"))).await;
+    assert_reason(&body, "client_assertion_signature_invalid", "invalid_client");
+    assert_eq!(body["facts"]["defect"], "signature_mismatch");
+    let es = Signer::new(SigningAlg::ES256);
+    let (_, body) = client_credentials(&app, &es.assertion(hmac_claims(&app, "h10"))).await;
+    assert_eq!(body["facts"]["defect"], "alg_not_hmac", "{body:#}");
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(HMAC_CLIENT, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_reason(&r.json().await.unwrap(), "auth_method_not_allowed", "invalid_client");
+    // An HMAC from a private_key_jwt client is no signature at all.
+    let rs = Signer::new(SigningAlg::RS256);
+    register(&app, &[&rs]).await;
+    let mut claims = claims(&app, &app.url("/token"), "h11");
+    claims["iss"] = json!(JWT_CLIENT);
+    let (_, body) = client_credentials(&app, &hmac_jwt("HS256", &rs.key.public_jwk()["n"].to_string(), &claims)).await;
+    assert_reason(&body, "client_assertion_signature_invalid", "invalid_client");
+    assert_eq!(body["facts"]["defect"], "alg_unsupported");
+
+    // The same store on a server without the key: not offered, and the client's assertion
+    // cannot be checked, which is said.
+    let keyless = spawn_app().await;
+    let doc: Value =
+        reqwest::get(keyless.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert!(!doc["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("client_secret_jwt")));
+    register_hmac(&keyless).await;
+    let (status, body) = client_credentials(&keyless, &hmac_jwt("HS256", &secret, &hmac_claims(&keyless, "k1"))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_reason(&body, "client_secret_unreadable", "server_error");
+}

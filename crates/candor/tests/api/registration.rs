@@ -274,3 +274,38 @@ async fn refused_registrations_name_the_field_and_register_nothing() {
     assert_reason(&r.json().await.unwrap(), "body_malformed", "invalid_request");
     assert_eq!(app.sql_count("SELECT COUNT(*) FROM clients", &[]).await, 8, "nothing registered");
 }
+
+#[tokio::test]
+async fn a_client_secret_jwt_client_registers_only_where_its_secret_can_be_sealed() {
+    let metadata = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt", "scope": "openid"});
+    let keyless = open_registration().await;
+    let (status, body) = register(&keyless, None, &metadata).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_reason(&body, "client_metadata_invalid", "invalid_client_metadata");
+    assert_eq!(body["facts"]["field"], "token_endpoint_auth_method");
+
+    let app = spawn_app_with(
+        |s: &mut Settings| {
+            s.registration.enabled = true;
+            s.client_secret_key = Some("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA".into());
+        },
+        Disclosure::Detailed,
+    )
+    .await;
+    let (status, reg) = register(&app, None, &metadata).await;
+    assert_eq!(status, StatusCode::CREATED, "{reg:#}");
+    let (id, secret) = (reg["client_id"].as_str().unwrap(), reg["client_secret"].as_str().unwrap());
+    let stored = app.store.client(id).await.unwrap().unwrap();
+    assert!(stored.secret_sealed.as_deref().is_some_and(|s| !s.contains(secret)), "sealed, never in clear");
+    // Its HS256 assertion, keyed with the secret it was given, authenticates it.
+    let now = candor_core::clock::Clock::now(&app.clock);
+    let claims = json!({"iss": id, "sub": id, "aud": app.base, "iat": now, "exp": now + 60, "jti": "r1"});
+    let assertion = hmac_jwt("HS256", secret, &claims);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let (status, body, _) = app.post_form("/token", &form, None).await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+}

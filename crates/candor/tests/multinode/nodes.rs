@@ -293,7 +293,7 @@ async fn serve_refuses_a_postgres_schema_it_does_not_match_and_migrate_fixes_it(
 
     let out = candor().args(["migrate", "--config"]).arg(config.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema at migration 20261124000008 (12 applied)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("schema at migration 20261124000009 (13 applied)"));
 
     // A migration this build does not know (a newer Candor ran): refuse, and say to upgrade.
     let pool = candor_store::PgStore::open_with(&scratch.url, candor_store::Schema::Require).await.unwrap();
