@@ -18,6 +18,10 @@ use std::sync::Arc;
 
 type AppStateRef = State<Arc<AppState>>;
 
+/// Open registrations one address may make before each next one waits (1 s, then doubling up
+/// to `login_max_delay`); the count is forgotten an hour after the last (throttle.rs).
+pub const OPEN_REGISTRATIONS_FREE: u32 = 20;
+
 /// A refusal as RFC 7591 §3.2.2 JSON (with Candor's reason and trace id); a token refusal
 /// challenges with `WWW-Authenticate: Bearer` (RFC 6750 §3).
 fn fail(state: &AppState, trace: &Trace, r: &Rejection) -> Response {
@@ -116,19 +120,39 @@ fn check_method(state: &AppState, client: &Client) -> Result<(), Rejection> {
 pub async fn register(
     State(state): AppStateRef,
     Extension(trace): Extension<Trace>,
+    peer: Option<Extension<crate::authorize::ConnectInfo>>,
     headers: HeaderMap,
     body: crate::respond::Body,
 ) -> Response {
     let now = state.now();
     let registered = async {
         enabled(&state)?;
-        if let Some(expected) = &state.settings.registration.initial_token_hash {
-            let presented = bearer(&headers);
-            if !presented.as_deref().is_some_and(|t| hashes_equal(&hash_secret(t), expected)) {
-                let what = if presented.is_some() { "other" } else { "none" };
-                return Err(Rejection::new(Reason::RegistrationTokenInvalid).with("presented", what));
+        let _attempt = match &state.settings.registration.initial_token_hash {
+            Some(expected) => {
+                let presented = bearer(&headers);
+                if !presented.as_deref().is_some_and(|t| hashes_equal(&hash_secret(t), expected)) {
+                    let what = if presented.is_some() { "other" } else { "none" };
+                    return Err(Rejection::new(Reason::RegistrationTokenInvalid).with("presented", what));
+                }
+                None
             }
-        }
+            // Open registration: every attempt from an address counts (the guard counts it when dropped).
+            None => {
+                let address = crate::authorize::client_address(&state, peer, &headers);
+                let keys = [crate::throttle::Key::registration_address(address, OPEN_REGISTRATIONS_FREE)];
+                match state.throttle.begin(&keys, state.settings.login_max_delay, now).await {
+                    Ok(attempt) => Some(attempt),
+                    Err(wait) => {
+                        return Err(Rejection::new(Reason::RateLimited).with("retry_after", wait).with(
+                            "problem",
+                            format!(
+                                "more than {OPEN_REGISTRATIONS_FREE} registrations from this address within the hour"
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
         let metadata = read_json(&headers, body)?;
         let id = random_id().map_err(|_| Rejection::internal())?[..20].to_string();
         let mut client = registration::read(&metadata, &id, now, &state.settings.registration)?;

@@ -73,6 +73,12 @@ impl Key {
     pub fn user_code_address(ip: std::net::IpAddr, free: u32) -> Key {
         Key { name: format!("d:{ip}"), free, cleared_by_success: false }
     }
+
+    /// Open registrations (no initial access token) from one address: every one counts, so a
+    /// stranger cannot fill the store with clients at full speed.
+    pub fn registration_address(ip: std::net::IpAddr, free: u32) -> Key {
+        Key { name: format!("r:{ip}"), free, cleared_by_success: false }
+    }
 }
 
 #[derive(Debug, Default)]

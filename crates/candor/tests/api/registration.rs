@@ -309,3 +309,27 @@ async fn a_client_secret_jwt_client_registers_only_where_its_secret_can_be_seale
     let (status, body, _) = app.post_form("/token", &form, None).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
 }
+
+#[tokio::test]
+async fn open_registration_is_throttled_per_address() {
+    let app = open_registration().await;
+    let metadata = json!({"grant_types": ["client_credentials"], "scope": "openid"});
+    for i in 0..candor_server::registration::OPEN_REGISTRATIONS_FREE {
+        let (status, body) = register(&app, None, &metadata).await;
+        assert_eq!(status, StatusCode::CREATED, "registration {i}: {body:#}");
+    }
+    let r = reqwest::Client::new().post(app.url("/register")).json(&metadata).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let first_wait: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&first_wait), "1 s, rounded up to whole seconds: {first_wait}");
+    let body: Value = r.json().await.unwrap();
+    assert_reason(&body, "rate_limited", "temporarily_unavailable");
+    assert!(body["facts"]["problem"].as_str().unwrap().contains("registrations from this address"), "{body:#}");
+    // After the wait the next one is let through, and the wait after it is longer.
+    app.clock.advance(first_wait);
+    assert_eq!(register(&app, None, &metadata).await.0, StatusCode::CREATED);
+    let r = reqwest::Client::new().post(app.url("/register")).json(&metadata).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let next_wait: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(next_wait > first_wait, "{next_wait} after {first_wait}");
+}
