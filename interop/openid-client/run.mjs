@@ -36,6 +36,18 @@ try {
     callback = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
     return { state, nonce };
   };
+  // One code flow through the login form with PKCE S256 and state, both checked by the library:
+  // `params` go to the authorization request, `grantParams`/`grantOptions` to the exchange.
+  const signIn = async (cfg, scope, { jar, params = {}, grantParams, grantOptions } = {}) => {
+    const v = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const url = client.buildAuthorizationUrl(cfg, {
+      redirect_uri: REDIRECT, scope, state, ...params,
+      code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
+    });
+    const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password, 'allow', jar));
+    return client.authorizationCodeGrant(cfg, back, { pkceCodeVerifier: v, expectedState: state }, grantParams, grantOptions);
+  };
   code = await checks('openid-client', [
     ['discovery', async () => assert(config.serverMetadata().issuer === candor.issuer, 'issuer differs')],
     ['authorization with PKCE S256, state and nonce through the login form', async () => {
@@ -111,14 +123,7 @@ try {
       const apiConfig = await client.discovery(
         new URL(candor.issuer), 'api-app', secret, client.ClientSecretBasic(secret), { execute: [client.allowInsecureRequests] },
       );
-      const v = client.randomPKCECodeVerifier();
-      const state = client.randomState();
-      const url = client.buildAuthorizationUrl(apiConfig, {
-        redirect_uri: REDIRECT, scope: 'openid offline_access api:read', state, resource: API,
-        code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
-      });
-      const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
-      const t = await client.authorizationCodeGrant(apiConfig, back, { pkceCodeVerifier: v, expectedState: state }, { resource: API });
+      const t = await signIn(apiConfig, 'openid offline_access api:read', { params: { resource: API }, grantParams: { resource: API } });
       assert(t.scope === 'api:read' && t.claims()?.aud === 'api-app', JSON.stringify(t));
       const asMeta = apiConfig.serverMetadata();
       const bearer = (token) => new Request(API, { headers: { authorization: `Bearer ${token}` } });
@@ -144,14 +149,7 @@ try {
     }],
     ['DPoP (RFC 9449) with server nonces: tokens bound to a key the library generates, proofs at /token and /userinfo', async () => {
       const dpop = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
-      const v = client.randomPKCECodeVerifier();
-      const state = client.randomState();
-      const url = client.buildAuthorizationUrl(config, {
-        redirect_uri: REDIRECT, scope: 'openid offline_access', state,
-        code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
-      });
-      const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
-      const t = await client.authorizationCodeGrant(config, back, { pkceCodeVerifier: v, expectedState: state }, undefined, { DPoP: dpop });
+      const t = await signIn(config, 'openid offline_access', { grantOptions: { DPoP: dpop } });
       assert(t.token_type?.toLowerCase() === 'dpop', `token_type ${t.token_type}`);
       const info = await client.fetchUserInfo(config, t.access_token, t.claims().sub, { DPoP: dpop });
       assert(info.sub === t.claims().sub, JSON.stringify(info));
@@ -210,14 +208,7 @@ try {
         const meta = rp.serverMetadata();
         assert(meta.end_session_endpoint === `${candor.issuer}/logout` && meta.backchannel_logout_session_supported === true, JSON.stringify(meta));
         const jar = new Map();
-        const v = client.randomPKCECodeVerifier();
-        const state = client.randomState();
-        const url = client.buildAuthorizationUrl(rp, {
-          redirect_uri: REDIRECT, scope: 'openid', state,
-          code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
-        });
-        const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password, 'allow', jar));
-        const t = await client.authorizationCodeGrant(rp, back, { pkceCodeVerifier: v, expectedState: state });
+        const t = await signIn(rp, 'openid', { jar });
         const sid = t.claims()?.sid;
         assert(typeof sid === 'string' && sid.length > 0, `no sid in the ID token: ${JSON.stringify(t.claims())}`);
         const logoutState = client.randomState();
@@ -245,14 +236,7 @@ try {
       const meta = reg.clientMetadata();
       assert(meta.client_id && meta.client_secret?.startsWith('cds_') && meta.registration_access_token?.startsWith('cdm_')
         && meta.registration_client_uri === `${candor.issuer}/register/${meta.client_id}`, JSON.stringify(meta));
-      const v = client.randomPKCECodeVerifier();
-      const state = client.randomState();
-      const url = client.buildAuthorizationUrl(reg, {
-        redirect_uri: REDIRECT, scope: 'openid offline_access', state,
-        code_challenge: await client.calculatePKCECodeChallenge(v), code_challenge_method: 'S256',
-      });
-      const back = new URL(await browse(url.href, REDIRECT, 'demo', candor.password));
-      const t = await client.authorizationCodeGrant(reg, back, { pkceCodeVerifier: v, expectedState: state });
+      const t = await signIn(reg, 'openid offline_access');
       assert(t.claims()?.aud === meta.client_id && t.refresh_token, JSON.stringify(t));
       const auth = { authorization: `Bearer ${meta.registration_access_token}` };
       const read = await fetch(meta.registration_client_uri, { headers: auth });

@@ -9,10 +9,9 @@
 //! `code-sso` (the same round trip by a signed-in user: one cookie jar per worker), `refresh`
 //! (rotation chains), `userinfo`, `introspection`, and `startup` (process start to first answer).
 
-use crate::request::UrlParts;
+use crate::request::{UrlParts, encode, random};
 use bytes::Bytes;
 use candor_core::pkce::s256;
-use candor_core::tokens::{b64url, random_bytes};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
@@ -277,15 +276,6 @@ impl Http {
         self.conns.insert(origin, sender);
         Ok(Answer { status: parts.status.as_u16(), headers: parts.headers, body })
     }
-}
-
-fn random(n: usize) -> Result<String, String> {
-    let bytes = random_bytes::<32>().map_err(|e| e.to_string())?;
-    Ok(b64url(&bytes).chars().take(n).collect())
-}
-
-fn encode(v: &str) -> String {
-    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {

@@ -4,9 +4,9 @@
 //! as RFC 8628 says), the ID token validated, userinfo, and optionally one refresh rotation.
 
 use crate::jwt;
-use crate::request::UrlParts;
+use crate::request::{UrlParts, encode, random};
 use candor_core::pkce::s256;
-use candor_core::tokens::{b64url, random_bytes};
+use candor_core::tokens::b64url;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,11 +128,6 @@ impl Printer {
 pub fn mask(v: &str) -> String {
     let head: String = v.chars().take(6).collect();
     format!("{head}… ({} chars)", v.chars().count())
-}
-
-fn random(n: usize) -> Result<String, String> {
-    let bytes = random_bytes::<32>().map_err(|e| e.to_string())?;
-    Ok(b64url(&bytes).chars().take(n).collect())
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<(u16, Value, Duration), String> {
@@ -494,16 +489,15 @@ async fn logout(
         p.step(false, "logout", "there is no ID token to send as id_token_hint (the scope needs openid)");
         return Ok(false);
     };
-    let q = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let state = random(22)?;
     let mut url = format!(
         "{end}{}id_token_hint={}&client_id={}&state={state}",
         if end.contains('?') { "&" } else { "?" },
-        q(hint),
-        q(&o.client_id)
+        encode(hint),
+        encode(&o.client_id)
     );
     if let Some(u) = &o.post_logout_redirect_uri {
-        url.push_str(&format!("&post_logout_redirect_uri={}", q(u)));
+        url.push_str(&format!("&post_logout_redirect_uri={}", encode(u)));
     }
     if o.login.is_none() {
         p.step(true, "logout URL", "id_token_hint, client_id and state: open it in the browser that signed in");
@@ -594,7 +588,6 @@ async fn code_flow(
             (format!("http://127.0.0.1:{port}/callback"), Some(l))
         }
     };
-    let q = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let Some(authorize) = &ep.authorize else {
         p.step(false, "discovery", "the discovery document has no authorization_endpoint");
         return Ok(None);
@@ -603,12 +596,12 @@ async fn code_flow(
         "{}{}response_type=code&client_id={}&redirect_uri={}&scope={}&state={state}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256",
         authorize,
         if authorize.contains('?') { "&" } else { "?" },
-        q(&o.client_id),
-        q(&redirect_uri),
-        q(&o.scope)
+        encode(&o.client_id),
+        encode(&redirect_uri),
+        encode(&o.scope)
     );
     if let Some(r) = &o.resource {
-        authorize_url.push_str(&format!("&resource={}", q(r)));
+        authorize_url.push_str(&format!("&resource={}", encode(r)));
     }
     p.step(
         true,

@@ -305,6 +305,17 @@ impl UrlParts {
     }
 }
 
+/// A value form-encoded, for a query string or a form body.
+pub fn encode(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// `n` random base64url characters (at most 43): states, nonces, verifiers, jtis.
+pub fn random(n: usize) -> Result<String, String> {
+    let bytes = candor_core::tokens::random_bytes::<32>().map_err(|e| e.to_string())?;
+    Ok(candor_core::tokens::b64url(&bytes).chars().take(n).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,11 +48,15 @@ pub async fn post(
 
 /// The parameters of a form a browser posted (`application/x-www-form-urlencoded` only).
 pub fn read_form(headers: &HeaderMap, body: crate::respond::Body) -> Result<Params, Rejection> {
-    let body = crate::respond::read_body(body)?;
+    parse_form(headers, &crate::respond::read_body(body)?)
+}
+
+/// A form body already read: its parameters, if its content type says it is a form.
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, Rejection> {
     if !is_form(headers) {
         return Err(Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(headers)));
     }
-    Params::from_urlencoded(&body, Encoding::Form)
+    Params::from_urlencoded(body, Encoding::Form)
 }
 
 pub fn content_type(headers: &HeaderMap) -> String {
@@ -333,7 +337,7 @@ pub async fn show(
 
 /// The client as the pages name it, in HTML: its name in bold, and, for a client that
 /// registered itself (RFC 7591), a warning that nobody checked that name.
-pub(crate) async fn client_name(state: &AppState, client_id: &str) -> String {
+pub(crate) async fn client_label(state: &AppState, client_id: &str) -> String {
     let (name, registered_itself) = match state.store.client(client_id).await {
         Ok(Some(c)) => (c.name, c.registration_token_hash.is_some()),
         _ => (client_id.to_string(), false),
@@ -347,7 +351,7 @@ pub(crate) async fn client_name(state: &AppState, client_id: &str) -> String {
 }
 
 async fn login_page(state: &AppState, l: &Loaded, error: Option<&str>, username: &str, status: StatusCode) -> Response {
-    let name = client_name(state, l.pending.client_id()).await;
+    let name = client_label(state, l.pending.client_id()).await;
     let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, esc(e))).unwrap_or_default();
     let purpose = match &l.pending {
         Pending::Authorize(_) => "to continue to",
@@ -431,7 +435,7 @@ pub(crate) async fn username(state: &AppState, user_id: &str) -> String {
 }
 
 async fn consent_page(state: &AppState, l: &Loaded, req: &AuthorizationRequest, user_id: &str) -> Response {
-    let name = client_name(state, &req.client_id).await;
+    let name = client_label(state, &req.client_id).await;
     let username = username(state, user_id).await;
     let (items, apis) = grant_items(state, &req.scope, &req.resources).await;
     let body = format!(
@@ -459,10 +463,7 @@ pub(crate) async fn load_form(
     body: &Bytes,
 ) -> Result<(Loaded, Params), Rejection> {
     let loaded = load(state, headers, id).await?;
-    if !is_form(headers) {
-        return Err(Rejection::new(Reason::ContentTypeUnsupported).with("content_type", content_type(headers)));
-    }
-    let form = Params::from_urlencoded(body, Encoding::Form)?;
+    let form = parse_form(headers, body)?;
     check_csrf(&loaded, &form)?;
     Ok((loaded, form))
 }

@@ -158,15 +158,7 @@ pub async fn page_post(
     body: crate::respond::Body,
 ) -> Response {
     let browser = cookies::get(&headers, cookies::BROWSER).unwrap_or_default();
-    let form = crate::respond::read_body(body).and_then(|b| {
-        if !authorize::is_form(&headers) {
-            return Err(
-                Rejection::new(Reason::ContentTypeUnsupported).with("content_type", authorize::content_type(&headers))
-            );
-        }
-        Params::from_urlencoded(&b, Encoding::Form)
-    });
-    let form = match form {
+    let form = match authorize::read_form(&headers, body) {
         Ok(f) => f,
         Err(r) => return error_page(&state, &r, &trace),
     };
@@ -230,7 +222,7 @@ pub async fn page_post(
 /// The confirmation page (RFC 8628 §5.4: the user confirms the device, the client and the code,
 /// even if they consented to the client before, since a code can be phished).
 pub(crate) async fn confirm_page(state: &AppState, l: &Loaded, req: &DeviceRequest, user_id: &str) -> Response {
-    let name = authorize::client_name(state, &req.client_id).await;
+    let name = authorize::client_label(state, &req.client_id).await;
     let username = authorize::username(state, user_id).await;
     let (items, apis) = authorize::grant_items(state, &req.scope, &req.resources).await;
     let items = if items.is_empty() { "<li>Sign you in on the device</li>".to_string() } else { items };

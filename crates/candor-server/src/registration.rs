@@ -39,6 +39,14 @@ fn fail(state: &AppState, trace: &Trace, r: &Rejection) -> Response {
     refused((status, headers, axum::Json(error_json(state, r, trace))).into_response(), r, false)
 }
 
+/// Records a registration request that succeeded under its trace id, and logs it.
+async fn recorded(state: &AppState, trace: &Trace, endpoint: &str, client_id: &str, what: &str) {
+    let mut audit = AuditRecord::success(&trace.0, state.now(), endpoint);
+    audit.client_id = Some(client_id.to_string());
+    crate::token::record(state, &audit).await;
+    tracing::info!(trace = %trace.0, client = %client_id, "{what}");
+}
+
 fn answer(status: StatusCode, body: Value) -> Response {
     let mut headers = HeaderMap::new();
     no_store(&mut headers);
@@ -167,10 +175,7 @@ pub async fn register(
     .await;
     match registered {
         Ok((client, secret, access)) => {
-            let mut audit = AuditRecord::success(&trace.0, now, "register");
-            audit.client_id = Some(client.id.clone());
-            crate::token::record(&state, &audit).await;
-            tracing::info!(trace = %trace.0, client = %client.id, "client registered");
+            recorded(&state, &trace, "register", &client.id, "client registered").await;
             let body = information(&state, &client, &access.value, secret.as_ref().map(|s| s.value.as_str()));
             answer(StatusCode::CREATED, body)
         }
@@ -218,7 +223,6 @@ pub async fn update(
     Path(client_id): Path<String>,
     body: crate::respond::Body,
 ) -> Response {
-    let now = state.now();
     let updated = async {
         let (current, token) = managed(&state, &headers, &client_id).await?;
         let metadata = read_json(&headers, body)?;
@@ -252,10 +256,7 @@ pub async fn update(
     .await;
     match updated {
         Ok((client, token, secret)) => {
-            let mut audit = AuditRecord::success(&trace.0, now, "register");
-            audit.client_id = Some(client.id.clone());
-            crate::token::record(&state, &audit).await;
-            tracing::info!(trace = %trace.0, client = %client.id, "client registration updated");
+            recorded(&state, &trace, "register/{client_id}", &client.id, "client registration updated").await;
             answer(StatusCode::OK, information(&state, &client, &token, secret.as_ref().map(|s| s.value.as_str())))
         }
         Err(r) => fail(&state, &trace, &r),
@@ -279,10 +280,7 @@ pub async fn delete(
     .await;
     match removed {
         Ok(client) => {
-            let mut audit = AuditRecord::success(&trace.0, now, "register");
-            audit.client_id = Some(client.id.clone());
-            crate::token::record(&state, &audit).await;
-            tracing::info!(trace = %trace.0, client = %client.id, "client registration deleted");
+            recorded(&state, &trace, "register/{client_id}", &client.id, "client registration deleted").await;
             let mut headers = HeaderMap::new();
             no_store(&mut headers);
             (StatusCode::NO_CONTENT, headers).into_response()
